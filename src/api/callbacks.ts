@@ -1,0 +1,117 @@
+// Seed API 1: the account callback (Conga Sign style). PUT registers it and answers with the
+// documented echo of the request; GET (ours) shows the current setting with secrets masked.
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { checkTargetUrl } from '../domain/target-url.js';
+import { toIsoSeconds } from '../domain/time.js';
+import { invalidField } from '../errors.js';
+import type { AppContext } from './context.js';
+import { errors } from './schemas.js';
+
+const AuthType = Type.String({ enum: ['Basic', 'Bearer', 'None'] });
+const Credential = Type.String({ maxLength: 1024 });
+
+const RegisterBody = Type.Object(
+  {
+    callbackUrl: Type.String({ maxLength: 2048, description: 'https URL; an empty string disables the callback' }),
+    authType: AuthType,
+    username: Type.Optional(Credential),
+    password: Type.Optional(Credential),
+    bearerToken: Type.Optional(Credential),
+  },
+  { additionalProperties: false },
+);
+type RegisterBody = Static<typeof RegisterBody>;
+
+const RegisterEcho = Type.Object({
+  callbackUrl: Type.String(),
+  authType: AuthType,
+  username: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String()),
+  bearerToken: Type.Optional(Type.String()),
+});
+
+const CurrentCallback = Type.Object({
+  callbackUrl: Type.String(),
+  authType: AuthType,
+  username: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String({ description: 'always masked' })),
+  bearerToken: Type.Optional(Type.String({ description: 'always masked' })),
+  enabled: Type.Boolean(),
+  updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+
+const MASK = '********';
+
+/** The fields each authType requires; any other credential field is refused. */
+const FIELDS_FOR: Record<string, (keyof RegisterBody)[]> = {
+  Basic: ['username', 'password'],
+  Bearer: ['bearerToken'],
+  None: [],
+};
+
+export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
+  return async (app) => {
+    app.put<{ Body: RegisterBody }>(
+      '/api/sign/v1/callback/register',
+      {
+        config: { scope: 'write' },
+        schema: {
+          tags: ['callback'],
+          summary: 'Register, update or disable the account callback',
+          body: RegisterBody,
+          response: { 200: RegisterEcho, ...errors(400, 401, 403) },
+        },
+      },
+      async (request) => {
+        const body = request.body;
+        const required = FIELDS_FOR[body.authType] as (keyof RegisterBody)[];
+        for (const field of required) {
+          if (body[field] === undefined) throw invalidField(field, `is required when authType is ${body.authType}`);
+          if (body[field] === '') throw invalidField(field, 'must not be empty');
+        }
+        for (const field of ['username', 'password', 'bearerToken'] as const) {
+          if (body[field] !== undefined && !required.includes(field)) {
+            throw invalidField(field, `is not used when authType is ${body.authType}`);
+          }
+        }
+        const url = body.callbackUrl === '' ? '' : checkTargetUrl(body.callbackUrl, 'callbackUrl', ctx.targetPolicy);
+        await ctx.store.putCallback({
+          account_id: request.principal.accountId,
+          url,
+          auth_type: body.authType as 'Basic' | 'Bearer' | 'None',
+          username: body.username ?? null,
+          password_sealed: body.password === undefined ? null : ctx.secrets.seal(body.password),
+          bearer_token_sealed: body.bearerToken === undefined ? null : ctx.secrets.seal(body.bearerToken),
+          updated_at: Date.now(),
+        });
+        // The seed documents the response as the request echoed back, credentials included.
+        return body;
+      },
+    );
+
+    app.get(
+      '/api/sign/v1/callback',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['callback'],
+          summary: 'The current account callback, with credentials masked',
+          response: { 200: CurrentCallback, ...errors(401, 403) },
+        },
+      },
+      async (request) => {
+        const cb = await ctx.store.getCallback(request.principal.accountId);
+        if (!cb) return { callbackUrl: '', authType: 'None', enabled: false, updatedAt: null };
+        return {
+          callbackUrl: cb.url,
+          authType: cb.auth_type,
+          ...(cb.auth_type === 'Basic' ? { username: cb.username ?? '', password: MASK } : {}),
+          ...(cb.auth_type === 'Bearer' ? { bearerToken: MASK } : {}),
+          enabled: cb.url !== '',
+          updatedAt: toIsoSeconds(cb.updated_at),
+        };
+      },
+    );
+  };
+}

@@ -1,0 +1,95 @@
+// The one place errors become HTTP answers: `{"error":{"code","message","details"?}}` with a code
+// from the catalogue. Validation errors name the offending field. Nothing a client sends produces a
+// 5xx; a 5xx here is a bug, logged with its stack and answered without internals.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CountersignError, ERROR_CATALOGUE, type ErrorCode, type ErrorDetail } from '../errors.js';
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+export function errorBody(code: ErrorCode, message: string, details?: ErrorDetail[]) {
+  return { error: details ? { code, message, details } : { code, message } };
+}
+
+export function sendError(reply: FastifyReply, err: CountersignError): FastifyReply {
+  return reply
+    .code(err.statusCode)
+    .type('application/json')
+    .send(errorBody(err.code, err.message, err.details));
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
+    sendError(
+      reply,
+      new CountersignError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+    ),
+  );
+
+  app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request, reply) => {
+    if (err instanceof CountersignError) return sendError(reply, err);
+    if (err.validation) return sendError(reply, fromValidation(err.validation, err.validationContext));
+    const mapped = fromFastify(err);
+    if (mapped) return sendError(reply, mapped);
+    request.log.error({ err }, 'unhandled error');
+    return sendError(reply, new CountersignError('internal_error', 'internal error'));
+  });
+}
+
+function fromValidation(errors: AjvError[], context: string | undefined): CountersignError {
+  const details = errors.map((e) => describeAjvError(e, context));
+  const first = details[0] ?? { message: 'invalid request' };
+  const message = first.field ? `${first.field}: ${first.message}` : first.message;
+  return new CountersignError('validation_failed', message, details);
+}
+
+function describeAjvError(e: AjvError, context: string | undefined): ErrorDetail {
+  const path = e.instancePath.split('/').filter(Boolean).join('.');
+  const join = (name: string) => (path ? `${path}.${name}` : name);
+  switch (e.keyword) {
+    case 'required':
+      return { field: join(String(e.params.missingProperty)), message: 'is required' };
+    case 'additionalProperties':
+      return { field: join(String(e.params.additionalProperty)), message: 'is not a known field' };
+    case 'enum':
+      return {
+        field: path || (context ?? 'body'),
+        message: `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`,
+      };
+    default:
+      return { field: path || (context ?? 'body'), message: e.message ?? 'is invalid' };
+  }
+}
+
+/** Fastify's own 4xx errors (bad JSON, size, media type) in our shape. */
+function fromFastify(err: FastifyError): CountersignError | undefined {
+  const status = err.statusCode ?? 500;
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new CountersignError('payload_too_large', 'request body is larger than 1 MiB');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new CountersignError('unsupported_media_type', 'send the body as application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new CountersignError('malformed_json', 'the request body is empty; send a JSON object');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new CountersignError('malformed_json', 'the request body is not valid JSON');
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || err.name === 'SyntaxError') {
+    return new CountersignError('malformed_json', 'the request body is not valid JSON');
+  }
+  if (status === 413) return new CountersignError('payload_too_large', 'request body is larger than 1 MiB');
+  if (status === 415) return new CountersignError('unsupported_media_type', 'send the body as application/json');
+  if (status === 405) return new CountersignError('method_not_allowed', err.message);
+  if (status >= 400 && status < 500) {
+    const code = (Object.keys(ERROR_CATALOGUE) as ErrorCode[]).find((c) => ERROR_CATALOGUE[c] === status);
+    return new CountersignError(code ?? 'validation_failed', err.message);
+  }
+  return undefined;
+}

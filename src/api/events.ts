@@ -1,0 +1,168 @@
+// Publishing and reading events. POST /v1/events commits the event and its deliveries (grouped
+// with concurrent publishes into one transaction) and answers 202 without waiting for any receiver.
+import { createHash } from 'node:crypto';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { type EventType, validateEventData } from '../domain/events.js';
+import { parseTimestamp, toIsoSeconds } from '../domain/time.js';
+import { CountersignError, invalidField, notFound } from '../errors.js';
+import type { EventRecord } from '../store/store.js';
+import type { AppContext } from './context.js';
+import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+import { parseWindow } from './window.js';
+
+const PublishBody = Type.Object(
+  {
+    event: EventTypeSchema,
+    data: Type.Object(
+      {},
+      { additionalProperties: true, description: 'document_id, signer_email, audit_url, plus any fields of yours' },
+    ),
+    timestamp: Type.Optional(Type.String({ description: 'RFC 3339; defaults to now' })),
+  },
+  { additionalProperties: false },
+);
+
+const PublishHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+});
+
+const Accepted = Type.Object({
+  id: Type.String(),
+  event: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+  deliveries: Type.Integer({ description: 'deliveries queued: one per matching subscription, plus the callback' }),
+});
+
+const EventView = Type.Object({
+  id: Type.String(),
+  event: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+  data: Type.Object({}, { additionalProperties: true }),
+  created_at: Type.String({ format: 'date-time' }),
+  deliveries: Type.Integer(),
+});
+
+const ListQuery = Type.Object(
+  {
+    ...PageQuery,
+    event_type: Type.Optional(EventTypeSchema),
+    since: Type.Optional(Type.String({ description: 'RFC 3339; created at or after' })),
+    until: Type.Optional(Type.String({ description: 'RFC 3339; created before' })),
+  },
+  { additionalProperties: false },
+);
+
+function presentEvent(e: EventRecord): Static<typeof EventView> {
+  return {
+    id: e.id,
+    event: e.type,
+    timestamp: toIsoSeconds(e.occurredAt),
+    data: JSON.parse(e.dataJson) as Record<string, unknown>,
+    created_at: toIsoSeconds(e.createdAt),
+    deliveries: e.deliveryCount,
+  };
+}
+
+export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
+  return async (app) => {
+    app.post<{ Body: Static<typeof PublishBody>; Headers: Static<typeof PublishHeaders> }>(
+      '/v1/events',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['events'],
+          summary: 'Publish an event to every matching subscription and the account callback',
+          body: PublishBody,
+          headers: PublishHeaders,
+          response: { 202: Accepted, ...errors(400, 401, 403, 413, 422) },
+        },
+      },
+      async (request, reply) => {
+        const { event, data, timestamp } = request.body;
+        validateEventData(event as EventType, data);
+        let occurredAt = Date.now();
+        if (timestamp !== undefined) {
+          const parsed = parseTimestamp(timestamp);
+          if (parsed === undefined)
+            throw invalidField('timestamp', 'must be an RFC 3339 date-time such as 2025-12-18T14:30:05Z');
+          occurredAt = parsed;
+        }
+        const dataJson = JSON.stringify(data);
+        const key = request.headers['idempotency-key'];
+        const result = await ctx.publisher.add({
+          accountId: request.principal.accountId,
+          type: event,
+          dataJson,
+          occurredAt,
+          ...(key === undefined
+            ? {}
+            : {
+                idempotencyKey: key,
+                requestHash: createHash('sha256')
+                  .update(`${event}\n${timestamp ?? ''}\n${dataJson}`)
+                  .digest('hex'),
+              }),
+        });
+        if (!result.ok) {
+          throw new CountersignError(
+            'idempotency_key_reused',
+            'this Idempotency-Key was used in the last 24 hours with a different request',
+          );
+        }
+        if (result.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(202).send({
+          id: result.event.id,
+          event: result.event.type,
+          timestamp: toIsoSeconds(result.event.occurredAt),
+          deliveries: result.event.deliveryCount,
+        });
+      },
+    );
+
+    app.get<{ Querystring: Static<typeof ListQuery> }>(
+      '/v1/events',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['events'],
+          summary: 'List events, newest first',
+          querystring: ListQuery,
+          response: {
+            200: Type.Object({ events: Type.Array(EventView), next_cursor: NextCursor }),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const window = parseWindow(q.since, q.until);
+        const page = await ctx.store.listEvents(request.principal.accountId, {
+          limit: q.limit ?? 20,
+          cursor: q.cursor,
+          eventType: q.event_type,
+          ...window,
+        });
+        return { events: page.items.map(presentEvent), next_cursor: page.nextCursor };
+      },
+    );
+
+    app.get<{ Params: Static<typeof IdParams> }>(
+      '/v1/events/:id',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['events'],
+          summary: 'One event',
+          params: IdParams,
+          response: { 200: EventView, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const event = await ctx.store.getEvent(request.principal.accountId, request.params.id);
+        if (!event) throw notFound('event');
+        return presentEvent(event);
+      },
+    );
+  };
+}

@@ -1,0 +1,220 @@
+// Seed API 2: webhook subscriptions. POST answers exactly as the seed documents (200, a
+// `subscriptions` array) and adds event_type and the Standard Webhooks signing secret, which is
+// shown in this one response only. secret_token is stored sealed and never echoed.
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { newId } from '../domain/ids.js';
+import { generateSigningSecret } from '../domain/signing.js';
+import { checkTargetUrl } from '../domain/target-url.js';
+import { toIsoSeconds } from '../domain/time.js';
+import { notFound } from '../errors.js';
+import type { Subscription } from '../store/store.js';
+import type { AppContext } from './context.js';
+import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+
+const SecretToken = Type.String({
+  minLength: 1,
+  maxLength: 512,
+  description: 'echoed in every payload as `secret_token`',
+});
+const Status = Type.String({ enum: ['active', 'paused', 'disabled'] });
+
+const CreateBody = Type.Object(
+  {
+    target_url: Type.String({ maxLength: 2048, description: 'absolute https URL' }),
+    event_type: EventTypeSchema,
+    secret_token: Type.Optional(SecretToken),
+  },
+  { additionalProperties: false },
+);
+
+const PatchBody = Type.Object(
+  {
+    target_url: Type.Optional(Type.String({ maxLength: 2048 })),
+    status: Type.Optional(Type.String({ enum: ['active', 'paused'] })),
+    secret_token: Type.Optional(Type.Union([SecretToken, Type.Null()], { description: 'null removes it' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const SubscriptionView = Type.Object({
+  id: Type.String(),
+  target_url: Type.String(),
+  event_type: Type.String(),
+  status: Status,
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  has_secret_token: Type.Boolean(),
+  disabled_reason: Type.Union([Type.String(), Type.Null()]),
+});
+
+const CreatedView = Type.Composite([
+  SubscriptionView,
+  Type.Object({
+    signing_secret: Type.String({ description: 'whsec_… Standard Webhooks secret; shown only in this response' }),
+  }),
+]);
+
+const ListQuery = Type.Object(
+  { ...PageQuery, event_type: Type.Optional(EventTypeSchema), status: Type.Optional(Status) },
+  { additionalProperties: false },
+);
+
+export function presentSubscription(s: Subscription): Static<typeof SubscriptionView> {
+  return {
+    id: s.id,
+    target_url: s.target_url,
+    event_type: s.event_type,
+    status: s.status,
+    created_at: toIsoSeconds(s.created_at),
+    updated_at: toIsoSeconds(s.updated_at),
+    has_secret_token: s.secret_token_sealed !== null,
+    disabled_reason: s.disabled_reason,
+  };
+}
+
+export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
+  return async (app) => {
+    app.post<{ Body: Static<typeof CreateBody> }>(
+      '/v1/webhooks/subscriptions',
+      {
+        config: { scope: 'write' },
+        schema: {
+          tags: ['subscriptions'],
+          summary: 'Create a subscription',
+          body: CreateBody,
+          response: { 200: Type.Object({ subscriptions: Type.Array(CreatedView) }), ...errors(400, 401, 403, 409) },
+        },
+      },
+      async (request) => {
+        const { target_url, event_type, secret_token } = request.body;
+        const now = Date.now();
+        const signingSecret = generateSigningSecret();
+        const subscription: Subscription = {
+          id: newId('sub'),
+          account_id: request.principal.accountId,
+          target_url: checkTargetUrl(target_url, 'target_url', ctx.targetPolicy),
+          event_type,
+          status: 'active',
+          secret_token_sealed: secret_token === undefined ? null : ctx.secrets.seal(secret_token),
+          signing_secret_sealed: ctx.secrets.seal(signingSecret),
+          previous_secret_sealed: null,
+          previous_secret_expires_at: null,
+          disabled_reason: null,
+          failing_since: null,
+          created_at: now,
+          updated_at: now,
+          deleted_at: null,
+        };
+        await ctx.store.createSubscription(subscription);
+        return { subscriptions: [{ ...presentSubscription(subscription), signing_secret: signingSecret }] };
+      },
+    );
+
+    app.get<{ Querystring: Static<typeof ListQuery> }>(
+      '/v1/webhooks/subscriptions',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['subscriptions'],
+          summary: 'List subscriptions, newest first',
+          querystring: ListQuery,
+          response: {
+            200: Type.Object({ subscriptions: Type.Array(SubscriptionView), next_cursor: NextCursor }),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const page = await ctx.store.listSubscriptions(request.principal.accountId, {
+          limit: q.limit ?? 20,
+          cursor: q.cursor,
+          eventType: q.event_type,
+          status: q.status as Subscription['status'] | undefined,
+        });
+        return { subscriptions: page.items.map(presentSubscription), next_cursor: page.nextCursor };
+      },
+    );
+
+    const One = Type.Object({ subscriptions: Type.Array(SubscriptionView) });
+
+    app.get<{ Params: Static<typeof IdParams> }>(
+      '/v1/webhooks/subscriptions/:id',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['subscriptions'],
+          summary: 'One subscription',
+          params: IdParams,
+          response: { 200: One, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const sub = await ctx.store.getSubscription(request.principal.accountId, request.params.id);
+        if (!sub) throw notFound('subscription');
+        return { subscriptions: [presentSubscription(sub)] };
+      },
+    );
+
+    app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof PatchBody> }>(
+      '/v1/webhooks/subscriptions/:id',
+      {
+        config: { scope: 'write' },
+        schema: {
+          tags: ['subscriptions'],
+          summary: 'Change target_url, status (active | paused) or secret_token',
+          params: IdParams,
+          body: PatchBody,
+          response: { 200: One, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => {
+        const body = request.body;
+        const sub = await ctx.store.updateSubscription(
+          request.principal.accountId,
+          request.params.id,
+          {
+            targetUrl:
+              body.target_url === undefined
+                ? undefined
+                : checkTargetUrl(body.target_url, 'target_url', ctx.targetPolicy),
+            status: body.status as 'active' | 'paused' | undefined,
+            secretTokenSealed:
+              body.secret_token === undefined
+                ? undefined
+                : body.secret_token === null
+                  ? null
+                  : ctx.secrets.seal(body.secret_token),
+          },
+          Date.now(),
+        );
+        if (!sub) throw notFound('subscription');
+        return { subscriptions: [presentSubscription(sub)] };
+      },
+    );
+
+    app.delete<{ Params: Static<typeof IdParams> }>(
+      '/v1/webhooks/subscriptions/:id',
+      {
+        config: { scope: 'write' },
+        schema: {
+          tags: ['subscriptions'],
+          summary: 'Delete a subscription; deliveries not yet made are cancelled',
+          params: IdParams,
+          response: { 204: Type.Null(), ...errors(401, 403, 404) },
+        },
+      },
+      async (request, reply) => {
+        const deleted = await ctx.store.deleteSubscription(request.principal.accountId, request.params.id, Date.now());
+        if (!deleted) throw notFound('subscription');
+        return reply.code(204).send();
+      },
+    );
+  };
+}
+
+export function requireSubscription(sub: Subscription | undefined): Subscription {
+  if (!sub) throw notFound('subscription');
+  return sub;
+}

@@ -1,0 +1,124 @@
+// buildApp(): the Fastify instance with every plugin and route, without listen(), so tests use
+// inject() or listen on an ephemeral port themselves. server.ts owns the process lifecycle.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Type } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { authenticate } from './api/auth.js';
+import { callbackRoutes } from './api/callbacks.js';
+import type { AppContext } from './api/context.js';
+import { deliveryRoutes } from './api/deliveries.js';
+import { registerErrorHandling } from './api/error-handler.js';
+import { eventRoutes } from './api/events.js';
+import { ErrorResponse } from './api/schemas.js';
+import { subscriptionRoutes } from './api/subscriptions.js';
+import type { SecretBox } from './domain/secret-box.js';
+import type { TargetPolicy } from './domain/target-url.js';
+import { GroupCommit } from './store/group-commit.js';
+import type { PublishRequest, PublishResult, Store } from './store/store.js';
+import { VERSION } from './version.js';
+
+export interface AppOptions {
+  store: Store;
+  secrets: SecretBox;
+  targetPolicy: TargetPolicy;
+  logger?: FastifyBaseLogger | false;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger || undefined,
+    logger: options.logger ? undefined : false,
+    bodyLimit: BODY_LIMIT,
+    // A log line per request would cost more than the request at publish rates; errors still log.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    ajv: { customOptions: {} },
+  }) as unknown as FastifyInstance;
+
+  // Bodies are validated strictly (no type coercion, unknown fields refused); query strings and
+  // params are coerced, since they arrive as text.
+  const bodyAjv = addFormats.default(
+    new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false }),
+  );
+  const textAjv = addFormats.default(
+    new Ajv({ allErrors: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true, strict: false }),
+  );
+  app.setValidatorCompiler(
+    ({ schema, httpPart }) =>
+      (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object) as ReturnType<typeof bodyAjv.compile>,
+  );
+
+  const ctx: AppContext = {
+    store: options.store,
+    secrets: options.secrets,
+    targetPolicy: options.targetPolicy,
+    publisher: new GroupCommit<PublishRequest, PublishResult>(
+      (items) => options.store.publishEvents(items, Date.now()),
+      500,
+    ),
+  };
+
+  registerErrorHandling(app);
+  app.addSchema(ErrorResponse);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'countersign',
+        version: VERSION,
+        description: 'Webhook delivery for e-signature lifecycle events.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+
+  const publicRoute = { schema: { hide: true } };
+  app.get('/openapi.json', publicRoute, async () => app.swagger());
+  app.get(
+    '/healthz',
+    { schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.String() }) } } },
+    async () => ({
+      status: 'ok',
+    }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        security: [],
+        response: { 200: Type.Object({ status: Type.String() }), 503: Type.Ref('ErrorResponse') },
+      },
+    },
+    async (_request, reply) => {
+      try {
+        await options.store.ping();
+        return { status: 'ready' };
+      } catch {
+        return reply.code(503).send({ error: { code: 'unavailable', message: 'the database does not answer' } });
+      }
+    },
+  );
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', authenticate(options.store));
+    await api.register(callbackRoutes(ctx));
+    await api.register(subscriptionRoutes(ctx));
+    await api.register(eventRoutes(ctx));
+    await api.register(deliveryRoutes(ctx));
+  });
+
+  app.addHook('onClose', async () => {
+    await ctx.publisher.drain();
+  });
+  return app;
+}

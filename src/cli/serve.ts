@@ -1,0 +1,25 @@
+// `countersign serve` (API + dispatcher) and `countersign worker` (dispatcher only). Runs until
+// SIGTERM or SIGINT, then shuts down gracefully.
+import { type Flags, loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { start } from '../server.js';
+
+/** Resolves -1: the process lives on until a signal ends it. */
+export async function serveCommand(flags: Flags, options: { api: boolean }): Promise<number> {
+  const config = loadConfig(flags);
+  const log = createLogger(config.logLevel);
+  const running = await start(config, log, { api: options.api });
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return -1;
+}

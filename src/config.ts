@@ -1,0 +1,120 @@
+// One typed configuration, read once: command-line flags win over environment variables, which
+// win over defaults. Every knob is listed here with its variable, so the README can point here.
+import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './domain/retry-policy.js';
+import { parseDuration } from './domain/time.js';
+import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
+
+export interface Config {
+  port: number;
+  host: string;
+  database: DatabaseLocation;
+  databaseUrl: string;
+  allowInsecureTargets: boolean;
+  masterKey: string | undefined;
+  masterKeyFile: string;
+  logLevel: string;
+  dispatcher: DispatcherConfig;
+}
+
+export interface DispatcherConfig {
+  enabled: boolean;
+  retrySchedule: number[];
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConcurrency: number;
+  perOriginConcurrency: number;
+  claimBatchSize: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  disableAfterFailingMs: number;
+  shutdownGraceMs: number;
+}
+
+export type Flags = Record<string, string | boolean | undefined>;
+type Env = Record<string, string | undefined>;
+
+export const DEFAULT_DATABASE = './data/countersign.db';
+
+export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
+  const pick = (flag: string, variable: string): string | undefined => {
+    const fromFlag = flags[flag];
+    if (typeof fromFlag === 'string') return fromFlag;
+    if (fromFlag === true) return 'true';
+    return env[variable] === '' ? undefined : env[variable];
+  };
+  const databaseUrl = pick('database', 'DATABASE_URL') ?? DEFAULT_DATABASE;
+  const retry = pick('retry-schedule', 'COUNTERSIGN_RETRY_SCHEDULE');
+  return {
+    port: integer('PORT', pick('port', 'PORT') ?? '8080', 0, 65535),
+    host: pick('host', 'HOST') ?? '0.0.0.0',
+    database: parseDatabaseUrl(databaseUrl),
+    databaseUrl,
+    allowInsecureTargets: bool(
+      'COUNTERSIGN_ALLOW_INSECURE_TARGETS',
+      pick('allow-insecure-targets', 'COUNTERSIGN_ALLOW_INSECURE_TARGETS'),
+    ),
+    masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
+    masterKeyFile: pick('master-key-file', 'COUNTERSIGN_MASTER_KEY_FILE') ?? './data/master.key',
+    logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
+    dispatcher: {
+      enabled: flags['no-dispatcher'] !== true && !bool('COUNTERSIGN_NO_DISPATCHER', env.COUNTERSIGN_NO_DISPATCHER),
+      retrySchedule: retry === undefined ? [...DEFAULT_RETRY_SCHEDULE] : parseRetrySchedule(retry),
+      connectTimeoutMs: duration(
+        'COUNTERSIGN_CONNECT_TIMEOUT',
+        pick('connect-timeout', 'COUNTERSIGN_CONNECT_TIMEOUT') ?? '5s',
+      ),
+      requestTimeoutMs: duration(
+        'COUNTERSIGN_REQUEST_TIMEOUT',
+        pick('request-timeout', 'COUNTERSIGN_REQUEST_TIMEOUT') ?? '15s',
+      ),
+      maxConcurrency: integer(
+        'COUNTERSIGN_MAX_CONCURRENCY',
+        pick('max-concurrency', 'COUNTERSIGN_MAX_CONCURRENCY') ?? '512',
+        1,
+        100_000,
+      ),
+      perOriginConcurrency: integer(
+        'COUNTERSIGN_ORIGIN_CONCURRENCY',
+        pick('origin-concurrency', 'COUNTERSIGN_ORIGIN_CONCURRENCY') ?? '128',
+        1,
+        10_000,
+      ),
+      claimBatchSize: integer(
+        'COUNTERSIGN_CLAIM_BATCH',
+        pick('claim-batch', 'COUNTERSIGN_CLAIM_BATCH') ?? '500',
+        1,
+        5_000,
+      ),
+      leaseMs: duration('COUNTERSIGN_LEASE', pick('lease', 'COUNTERSIGN_LEASE') ?? '60s'),
+      pollIntervalMs: duration('COUNTERSIGN_POLL_INTERVAL', pick('poll-interval', 'COUNTERSIGN_POLL_INTERVAL') ?? '1s'),
+      disableAfterFailingMs: duration(
+        'COUNTERSIGN_DISABLE_AFTER',
+        pick('disable-after', 'COUNTERSIGN_DISABLE_AFTER') ?? '5d',
+      ),
+      shutdownGraceMs: duration(
+        'COUNTERSIGN_SHUTDOWN_GRACE',
+        pick('shutdown-grace', 'COUNTERSIGN_SHUTDOWN_GRACE') ?? '10s',
+      ),
+    },
+  };
+}
+
+function integer(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function duration(name: string, value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new Error(`${name} must be a duration such as 500ms, 5s, 10m, 2h or 5d, got "${value}"`);
+  return ms;
+}
+
+function bool(name: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new Error(`${name} must be true or false, got "${value}"`);
+}

@@ -1,0 +1,319 @@
+// The dispatcher: claims due deliveries in batches under a lease, sends them with bounded
+// concurrency (globally and per target origin), and hands results to a batched writer. It wakes at
+// once when a publish commits (in-process, or over LISTEN/NOTIFY), when the next retry falls due,
+// and on a slow poll as a safety net for leases that ran out.
+
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { DispatcherConfig } from '../config.js';
+import { classifyStatus, describeSendError, honoursRetryAfter } from '../domain/classify.js';
+import { buildPayload } from '../domain/events.js';
+import { nextRetryDelay, parseRetryAfter } from '../domain/retry-policy.js';
+import type { SecretBox } from '../domain/secret-box.js';
+import { signingKey, signPayload } from '../domain/signing.js';
+import { GroupCommit } from '../store/group-commit.js';
+import type { AttemptOutcome, AttemptResult, ClaimedDelivery, Store } from '../store/store.js';
+import { VERSION } from '../version.js';
+import { Sender } from './sender.js';
+
+interface Queued {
+  delivery: ClaimedDelivery;
+  claimedAt: number;
+}
+
+interface OriginLane {
+  active: number;
+  waiting: Queued[];
+}
+
+export class Dispatcher {
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly sender: Sender;
+  private readonly results: GroupCommit<AttemptResult, void>;
+  private readonly lanes = new Map<string, OriginLane>();
+  private readonly keys = new Map<string, Buffer>();
+  private running = false;
+  private claiming = false;
+  private wakeAgain = false;
+  private mayHaveMore = false;
+  private inFlight = 0;
+  private queued = 0;
+  private dueTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private readonly userAgent = `countersign/${VERSION}`;
+
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: SecretBox,
+    private readonly config: DispatcherConfig,
+    private readonly log: Logger,
+  ) {
+    this.sender = new Sender({
+      connectTimeoutMs: config.connectTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      perOriginConnections: config.perOriginConcurrency,
+    });
+    this.results = new GroupCommit<AttemptResult, void>(async (items) => {
+      await this.store.recordAttempts(this.owner, items, Date.now(), {
+        disableAfterFailingMs: config.disableAfterFailingMs,
+      });
+      return items.map(() => undefined);
+    }, 2000);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.unsubscribe = this.store.onDue(() => this.wake());
+    this.pollTimer = setInterval(() => this.wake(), this.config.pollIntervalMs);
+    this.pollTimer.unref();
+    this.wake();
+  }
+
+  /** Claims what is due now, as long as there is room. Safe to call at any time, any number of times. */
+  wake(): void {
+    if (!this.running) return;
+    if (this.claiming) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.claiming = true;
+    this.claimLoop()
+      .catch((err) => this.log.error({ err }, 'claiming deliveries failed; retrying on the next wake'))
+      .finally(() => {
+        this.claiming = false;
+      });
+  }
+
+  /** In-flight and queued sends, for shutdown and tests. */
+  get busy(): number {
+    return this.inFlight + this.queued;
+  }
+
+  private capacity(): number {
+    // Keep a claimed buffer of up to one batch beyond the concurrency limit, so a finished send
+    // can start the next one without waiting for a claim round trip.
+    return this.config.maxConcurrency + this.config.claimBatchSize - this.busy;
+  }
+
+  private async claimLoop(): Promise<void> {
+    do {
+      this.wakeAgain = false;
+      let room = this.capacity();
+      while (this.running && room > 0) {
+        const want = Math.min(room, this.config.claimBatchSize);
+        const now = Date.now();
+        const batch = await this.store.claimDueDeliveries(this.owner, want, now, this.config.leaseMs);
+        if (!this.running) {
+          await this.store.releaseClaims(
+            this.owner,
+            batch.map((d) => d.id),
+            Date.now(),
+          );
+          return;
+        }
+        for (const delivery of batch) this.enqueue({ delivery, claimedAt: now });
+        this.mayHaveMore = batch.length === want;
+        if (!this.mayHaveMore) break;
+        room = this.capacity();
+      }
+    } while (this.wakeAgain && this.running);
+    if (this.running && !this.mayHaveMore) await this.scheduleNextDue();
+  }
+
+  private async scheduleNextDue(): Promise<void> {
+    const due = await this.store.nextDueAt();
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueTimer = undefined;
+    if (due === undefined || !this.running) return;
+    const delay = Math.max(0, due - Date.now());
+    if (delay >= this.config.pollIntervalMs) return; // the poll will get there first
+    this.dueTimer = setTimeout(() => this.wake(), delay + 1);
+    this.dueTimer.unref();
+  }
+
+  private enqueue(item: Queued): void {
+    const origin = originOf(item.delivery.target.url);
+    let lane = this.lanes.get(origin);
+    if (!lane) {
+      lane = { active: 0, waiting: [] };
+      this.lanes.set(origin, lane);
+    }
+    if (lane.active < this.config.perOriginConcurrency && this.inFlight < this.config.maxConcurrency) {
+      this.startSend(origin, lane, item);
+    } else {
+      lane.waiting.push(item);
+      this.queued++;
+    }
+  }
+
+  private startSend(origin: string, lane: OriginLane, item: Queued): void {
+    lane.active++;
+    this.inFlight++;
+    this.deliver(item.delivery)
+      .then((result) => this.results.add(result))
+      .catch((err) =>
+        this.log.error(
+          { err, delivery: item.delivery.id },
+          'recording an attempt failed; the lease will bring it back',
+        ),
+      )
+      .finally(() => {
+        lane.active--;
+        this.inFlight--;
+        this.pump(origin, lane);
+      });
+  }
+
+  /** After a send ends: start waiting sends (this origin first), then top up the claimed buffer. */
+  private pump(origin: string, lane: OriginLane): void {
+    const stale = Date.now() - this.config.leaseMs / 2;
+    const release: string[] = [];
+    const lanes = [[origin, lane] as const, ...this.lanes.entries()];
+    for (const [o, l] of lanes) {
+      while (
+        l.waiting.length > 0 &&
+        l.active < this.config.perOriginConcurrency &&
+        this.inFlight < this.config.maxConcurrency
+      ) {
+        const next = l.waiting.shift() as Queued;
+        this.queued--;
+        if (!this.running || next.claimedAt < stale) release.push(next.delivery.id);
+        else this.startSend(o, l, next);
+      }
+      if (this.inFlight >= this.config.maxConcurrency) break;
+    }
+    if (lane.active === 0 && lane.waiting.length === 0) this.lanes.delete(origin);
+    if (release.length > 0) {
+      this.store
+        .releaseClaims(this.owner, release, Date.now())
+        .catch((err) => this.log.warn({ err }, 'release failed'));
+    }
+    if (this.mayHaveMore && this.capacity() >= this.config.claimBatchSize / 2) this.wake();
+    if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private async deliver(d: ClaimedDelivery): Promise<AttemptResult> {
+    const startedAt = Date.now();
+    const timestamp = Math.floor(startedAt / 1000);
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': this.userAgent,
+      'webhook-id': d.eventId,
+      'webhook-timestamp': String(timestamp),
+    };
+    let body: string;
+    if (d.target.kind === 'subscription') {
+      const secretToken =
+        d.target.secretTokenSealed === null ? undefined : this.secrets.open(d.target.secretTokenSealed);
+      body = buildPayload(d.event, secretToken);
+      headers['webhook-signature'] = d.target.signingSecretsSealed
+        .map((sealed) => signPayload(this.keyFor(sealed), d.eventId, timestamp, body))
+        .join(' ');
+    } else {
+      body = buildPayload(d.event, undefined);
+      if (d.target.authType === 'Basic' && d.target.passwordSealed !== null) {
+        const password = this.secrets.open(d.target.passwordSealed);
+        headers.authorization = `Basic ${Buffer.from(`${d.target.username ?? ''}:${password}`).toString('base64')}`;
+      } else if (d.target.authType === 'Bearer' && d.target.bearerTokenSealed !== null) {
+        headers.authorization = `Bearer ${this.secrets.open(d.target.bearerTokenSealed)}`;
+      }
+    }
+
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    let excerpt: string | null = null;
+    let retryAfterMs: number | undefined;
+    let outcome: AttemptOutcome;
+    try {
+      const answer = await this.sender.post(d.target.url, headers, body);
+      statusCode = answer.statusCode;
+      excerpt = answer.excerpt === '' ? null : answer.excerpt;
+      const kind = classifyStatus(answer.statusCode);
+      if (kind === 'delivered') outcome = 'delivered';
+      else if (kind === 'gone') outcome = d.target.kind === 'subscription' ? 'gone' : 'failed';
+      else {
+        outcome = 'retry';
+        if (answer.statusCode >= 300 && answer.statusCode < 400) error = 'redirects are not followed';
+        if (honoursRetryAfter(answer.statusCode)) retryAfterMs = parseRetryAfter(answer.retryAfter, Date.now());
+      }
+    } catch (err) {
+      error = describeSendError(err);
+      outcome = 'retry';
+    }
+    const finishedAt = Date.now();
+    let nextAttemptAt: number | undefined;
+    if (outcome === 'retry') {
+      const delay = d.oneOff
+        ? undefined
+        : nextRetryDelay(this.config.retrySchedule, d.attemptsBefore + 1, retryAfterMs);
+      if (delay === undefined) outcome = 'failed';
+      else nextAttemptAt = finishedAt + delay;
+    }
+    return {
+      deliveryId: d.id,
+      subscriptionId: d.subscriptionId,
+      attempt: d.attempt,
+      trigger: d.trigger,
+      startedAt,
+      durationMs: finishedAt - startedAt,
+      statusCode,
+      error,
+      responseExcerpt: excerpt,
+      outcome,
+      nextAttemptAt,
+    };
+  }
+
+  private keyFor(sealed: string): Buffer {
+    let key = this.keys.get(sealed);
+    if (!key) {
+      key = signingKey(this.secrets.open(sealed));
+      if (this.keys.size > 10_000) this.keys.clear();
+      this.keys.set(sealed, key);
+    }
+    return key;
+  }
+
+  /**
+   * Stops claiming, gives back claims not yet started, waits for in-flight sends up to the grace
+   * period, writes their results, and gives back whatever is still unfinished.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.unsubscribe?.();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
+    const waiting: string[] = [];
+    for (const lane of this.lanes.values()) waiting.push(...lane.waiting.splice(0).map((q) => q.delivery.id));
+    this.queued = 0;
+    await this.store.releaseClaims(this.owner, waiting, Date.now());
+    if (this.inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownGraceMs).unref()),
+      ]);
+    }
+    await this.results.drain();
+    const released = await this.store.releaseClaims(this.owner, 'all', Date.now());
+    if (released > 0) this.log.warn({ released }, 'sends still running at the deadline were handed back to the queue');
+    await this.sender.close();
+  }
+
+  /** Resolves when nothing is in flight or queued (tests). */
+  idle(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}
+
+function originOf(url: string): string {
+  const schemeEnd = url.indexOf('//');
+  const pathStart = url.indexOf('/', schemeEnd + 2);
+  return pathStart === -1 ? url : url.slice(0, pathStart);
+}

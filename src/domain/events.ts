@@ -1,0 +1,63 @@
+// The event catalogue and the payload a receiver gets. Pure: validation and serialisation only.
+import { invalidField } from '../errors.js';
+import { toIsoSeconds } from './time.js';
+
+export const EVENT_TYPES = ['document.sent', 'document.signed', 'document.declined'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export function isEventType(value: string): value is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(value);
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * Checks `data` for an event type and returns it unchanged. The three document events carry
+ * document_id, signer_email and audit_url; further fields are allowed and delivered as given, so a
+ * platform can add its own context (a decline reason, a document name) without a schema change.
+ */
+export function validateEventData(type: EventType, data: Record<string, unknown>): Record<string, unknown> {
+  requireString(data, 'document_id', 256);
+  const email = requireString(data, 'signer_email', 320);
+  if (!EMAIL.test(email)) throw invalidField('data.signer_email', 'must be an email address');
+  const auditUrl = requireString(data, 'audit_url', 2048);
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(auditUrl);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
+    throw invalidField('data.audit_url', 'must be an absolute http(s) URL');
+  }
+  if (type === 'document.declined' && data.reason !== undefined && typeof data.reason !== 'string') {
+    throw invalidField('data.reason', 'must be a string');
+  }
+  return data;
+}
+
+function requireString(data: Record<string, unknown>, key: string, maxLength: number): string {
+  const value = data[key];
+  if (value === undefined) throw invalidField(`data.${key}`, 'is required');
+  if (typeof value !== 'string' || value.length === 0) throw invalidField(`data.${key}`, 'must be a non-empty string');
+  if (value.length > maxLength) throw invalidField(`data.${key}`, `must be at most ${maxLength} characters`);
+  return value;
+}
+
+export interface PayloadSource {
+  id: string;
+  type: string;
+  occurredAt: number;
+  /** The event's data exactly as stored (JSON text), spliced in without a re-parse. */
+  dataJson: string;
+}
+
+/**
+ * The seed's payload `{"event","timestamp","data"}`, then `id`, then `secret_token` when the
+ * subscription has one (the seed's own verification scheme). Built by concatenation so the hot path
+ * never re-serialises `data`.
+ */
+export function buildPayload(event: PayloadSource, secretToken: string | undefined): string {
+  const head = `{"event":${JSON.stringify(event.type)},"timestamp":"${toIsoSeconds(event.occurredAt)}","data":${event.dataJson},"id":"${event.id}"`;
+  return secretToken === undefined ? `${head}}` : `${head},"secret_token":${JSON.stringify(secretToken)}}`;
+}

@@ -1,0 +1,34 @@
+// API tokens: `cst_` + base64url of 32 random bytes. Only a SHA-256 hash is stored (the token has
+// 256 bits of entropy, so a slow KDF adds nothing). Rows are found by a short public prefix and
+// the hash is then compared in constant time.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const TOKEN_PREFIX = 'cst_';
+const LOOKUP_LENGTH = 12;
+
+export interface IssuedToken {
+  token: string;
+  lookup: string;
+  hash: string;
+}
+
+export function issueToken(): IssuedToken {
+  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  return { token, lookup: tokenLookup(token) as string, hash: hashToken(token) };
+}
+
+/** The indexed prefix used to find a token's row; undefined when the string cannot be a token. */
+export function tokenLookup(token: string): string | undefined {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length !== TOKEN_PREFIX.length + 43) return undefined;
+  return token.slice(0, TOKEN_PREFIX.length + LOOKUP_LENGTH);
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function tokenMatches(token: string, storedHash: string): boolean {
+  const a = Buffer.from(hashToken(token), 'hex');
+  const b = Buffer.from(storedHash, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}

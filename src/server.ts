@@ -1,0 +1,88 @@
+// The process lifecycle of `countersign serve` and `countersign worker`: open the store (running
+// migrations), start the dispatcher and/or the HTTP API, and shut down gracefully on SIGTERM/SIGINT:
+// stop accepting, finish in-flight sends up to the grace period, hand back unfinished claims.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ALL_SCOPES } from './api/auth.js';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { Dispatcher } from './delivery/dispatcher.js';
+import { SecretBox } from './domain/secret-box.js';
+import { issueToken } from './domain/tokens.js';
+import { loadMasterKey } from './master-key.js';
+import { openStore } from './store/kysely-store.js';
+import { describeLocation, openDialect } from './store/open.js';
+import type { Store } from './store/store.js';
+
+export interface Running {
+  app: FastifyInstance | undefined;
+  dispatcher: Dispatcher | undefined;
+  store: Store;
+  url: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function openConfiguredStore(
+  config: Config,
+): Promise<{ store: Store; secrets: SecretBox; keyCreated: boolean }> {
+  const master = loadMasterKey(config.masterKey, config.masterKeyFile);
+  const store = await openStore(openDialect(config.database));
+  return { store, secrets: new SecretBox(master.key), keyCreated: master.origin === 'created' };
+}
+
+export async function start(
+  config: Config,
+  log: Logger,
+  options: { api: boolean; out?: NodeJS.WritableStream },
+): Promise<Running> {
+  const { store, secrets, keyCreated } = await openConfiguredStore(config);
+  log.info({ database: describeLocation(config.database) }, 'store ready');
+  if (keyCreated)
+    log.warn({ file: config.masterKeyFile }, 'created a new master key file; back it up, secrets at rest need it');
+
+  if (options.api) await bootstrapFirstAccount(store, options.out ?? process.stdout);
+
+  const dispatcher = config.dispatcher.enabled ? new Dispatcher(store, secrets, config.dispatcher, log) : undefined;
+  dispatcher?.start();
+
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+  if (options.api) {
+    app = await buildApp({ store, secrets, targetPolicy: { allowInsecure: config.allowInsecureTargets }, logger: log });
+    url = await app.listen({ port: config.port, host: config.host });
+    log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('shutting down');
+      await app?.close();
+      await dispatcher?.stop();
+      await store.close();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  return { app, dispatcher, store, url, stop };
+}
+
+/** On first start with an empty database, make an account and print a token once. */
+async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream): Promise<void> {
+  if ((await store.countAccounts()) > 0) return;
+  const now = Date.now();
+  const account = await store.ensureAccount('default', now);
+  const issued = issueToken();
+  await store.createToken({
+    accountId: account.id,
+    lookup: issued.lookup,
+    hash: issued.hash,
+    scopes: ALL_SCOPES,
+    expiresAt: null,
+    now,
+  });
+  out.write(
+    `\nFirst start: created account "default" and an API token. It is shown only this once:\n\n  ${issued.token}\n\n` +
+      'Use it as "Authorization: Bearer <token>". Make more with: npx countersign token create --account NAME\n\n',
+  );
+}

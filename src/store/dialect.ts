@@ -1,0 +1,20 @@
+// The seam between the store and a database engine: everything SQLite and PostgreSQL do
+// differently sits behind this small interface, one folder per dialect.
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from './schema.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface StoreDialect {
+  readonly name: DialectName;
+  readonly db: Kysely<Database>;
+  /** Runs `work` in a write transaction (SQLite: BEGIN IMMEDIATE, so a second process waits, not fails). */
+  writeTransaction<T>(work: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T>;
+  /** Tells other processes that new deliveries are due (PostgreSQL NOTIFY; a no-op on SQLite). */
+  notifyDue(trx: Kysely<Database>): Promise<void>;
+  /** Calls `onDue` when another process announced due deliveries. Returns a stop function. */
+  listenDue(onDue: () => void): Promise<() => Promise<void>>;
+  /** Whether an error is a unique-constraint violation. */
+  isUniqueViolation(err: unknown): boolean;
+  close(): Promise<void>;
+}

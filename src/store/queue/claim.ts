@@ -1,0 +1,177 @@
+// Claim: take up to `limit` due deliveries under a lease, in one statement. A delivery is due when
+// it is pending and its time has come, or when it is `sending` and its lease (kept in
+// next_attempt_at) has run out because the process holding it died. PostgreSQL skips rows another
+// node is claiming (FOR UPDATE SKIP LOCKED); SQLite has a single writer and needs no such care.
+import { type Kysely, sql } from 'kysely';
+import type { StoreDialect } from '../dialect.js';
+import type { CallbacksTable, Database, SubscriptionsTable } from '../schema.js';
+import type { ClaimedDelivery, DeliveryTarget, EventRecord } from '../store.js';
+import { unique } from './chunk.js';
+import { eventRecordFromRow } from './publish.js';
+
+/** deliveries.manual: 0 = scheduled; ONE_OFF = a single manual attempt on a finished delivery;
+ * NUDGE = a manual attempt now on a delivery still in its retry schedule. */
+export const MANUAL_NONE = 0;
+export const MANUAL_ONE_OFF = 1;
+export const MANUAL_NUDGE = 2;
+
+export interface EventCache {
+  get(id: string): EventRecord | undefined;
+  set(event: EventRecord): void;
+}
+
+export async function claimDueDeliveries(
+  dialect: StoreDialect,
+  events: EventCache,
+  owner: string,
+  limit: number,
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedDelivery[]> {
+  const { db } = dialect;
+  const due = db
+    .selectFrom('deliveries')
+    .select('id')
+    .where('status', 'in', ['pending', 'sending'])
+    .where('next_attempt_at', '<=', now)
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .$if(dialect.name === 'postgres', (q) => q.forUpdate().skipLocked());
+  const rows = await db
+    .updateTable('deliveries')
+    .set({
+      status: 'sending',
+      lease_owner: owner,
+      next_attempt_at: now + leaseMs,
+      attempt_count: sql`attempt_count + 1`,
+      updated_at: now,
+    })
+    .where('id', 'in', due)
+    .returning(['id', 'event_id', 'account_id', 'subscription_id', 'attempt_count', 'round_start', 'manual'])
+    .execute();
+  if (rows.length === 0) return [];
+
+  const [eventsById, subscriptions, callbacks] = await Promise.all([
+    loadEvents(db, events, unique(rows.map((r) => r.event_id))),
+    loadSubscriptions(db, unique(rows.flatMap((r) => (r.subscription_id ? [r.subscription_id] : [])))),
+    loadCallbacks(db, unique(rows.filter((r) => r.subscription_id === null).map((r) => r.account_id))),
+  ]);
+
+  const claimed: ClaimedDelivery[] = [];
+  const toHold: string[] = [];
+  const toCancel: string[] = [];
+  for (const row of rows) {
+    const event = eventsById.get(row.event_id);
+    const trigger = row.manual === MANUAL_NONE ? 'scheduled' : 'manual';
+    let target: DeliveryTarget | undefined;
+    if (row.subscription_id !== null) {
+      const sub = subscriptions.get(row.subscription_id);
+      if (!sub || sub.deleted_at !== null) {
+        toCancel.push(row.id);
+        continue;
+      }
+      // Paused or disabled since the delivery was queued: hold it (an operator's manual attempt still goes).
+      if (sub.status !== 'active' && trigger === 'scheduled') {
+        toHold.push(row.id);
+        continue;
+      }
+      const secrets = [sub.signing_secret_sealed];
+      if (sub.previous_secret_sealed && (sub.previous_secret_expires_at ?? 0) > now)
+        secrets.push(sub.previous_secret_sealed);
+      target = {
+        kind: 'subscription',
+        url: sub.target_url,
+        secretTokenSealed: sub.secret_token_sealed,
+        signingSecretsSealed: secrets,
+      };
+    } else {
+      const cb = callbacks.get(row.account_id);
+      if (!cb || cb.url === '') {
+        toCancel.push(row.id);
+        continue;
+      }
+      target = {
+        kind: 'callback',
+        url: cb.url,
+        authType: cb.auth_type,
+        username: cb.username,
+        passwordSealed: cb.password_sealed,
+        bearerTokenSealed: cb.bearer_token_sealed,
+      };
+    }
+    if (!event) {
+      toCancel.push(row.id);
+      continue;
+    }
+    claimed.push({
+      id: row.id,
+      eventId: row.event_id,
+      accountId: row.account_id,
+      subscriptionId: row.subscription_id,
+      attempt: row.attempt_count,
+      attemptsBefore: row.attempt_count - 1 - row.round_start,
+      trigger,
+      oneOff: row.manual === MANUAL_ONE_OFF,
+      event,
+      target,
+    });
+  }
+  if (toHold.length > 0 || toCancel.length > 0) {
+    await settleUnsendable(db, owner, toHold, toCancel, now);
+  }
+  return claimed;
+}
+
+/** Gives back claims that must not be sent: the attempt they counted never happened. */
+async function settleUnsendable(
+  db: Kysely<Database>,
+  owner: string,
+  toHold: string[],
+  toCancel: string[],
+  now: number,
+): Promise<void> {
+  for (const [ids, status] of [
+    [toHold, 'held'],
+    [toCancel, 'cancelled'],
+  ] as const) {
+    if (ids.length === 0) continue;
+    await db
+      .updateTable('deliveries')
+      .set({ status, lease_owner: null, attempt_count: sql`attempt_count - 1`, next_attempt_at: now, updated_at: now })
+      .where('id', 'in', ids)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'sending')
+      .execute();
+  }
+}
+
+async function loadEvents(db: Kysely<Database>, cache: EventCache, ids: string[]): Promise<Map<string, EventRecord>> {
+  const found = new Map<string, EventRecord>();
+  const missing: string[] = [];
+  for (const id of ids) {
+    const hit = cache.get(id);
+    if (hit) found.set(id, hit);
+    else missing.push(id);
+  }
+  if (missing.length > 0) {
+    const rows = await db.selectFrom('events').selectAll().where('id', 'in', missing).execute();
+    for (const row of rows) {
+      const record = eventRecordFromRow(row);
+      cache.set(record);
+      found.set(row.id, record);
+    }
+  }
+  return found;
+}
+
+async function loadSubscriptions(db: Kysely<Database>, ids: string[]): Promise<Map<string, SubscriptionsTable>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('subscriptions').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+async function loadCallbacks(db: Kysely<Database>, accountIds: string[]): Promise<Map<string, CallbacksTable>> {
+  if (accountIds.length === 0) return new Map();
+  const rows = await db.selectFrom('callbacks').selectAll().where('account_id', 'in', accountIds).execute();
+  return new Map(rows.map((r) => [r.account_id, r]));
+}

@@ -1,0 +1,131 @@
+// Record: write a batch of attempt results in one transaction. Every attempt is logged; a
+// delivery's state only moves if this process still holds its lease (otherwise another node has
+// taken it over and its own result will count). Successes move together in one UPDATE; retries
+// carry their own due time each.
+import { type Kysely, sql } from 'kysely';
+import { newId } from '../../domain/ids.js';
+import type { StoreDialect } from '../dialect.js';
+import type { AttemptsTable, Database } from '../schema.js';
+import type { AttemptResult, QueueSettings } from '../store.js';
+import { chunk, unique } from './chunk.js';
+import { MANUAL_NONE } from './claim.js';
+
+export async function recordAttempts(
+  dialect: StoreDialect,
+  owner: string,
+  results: AttemptResult[],
+  now: number,
+  settings: QueueSettings,
+): Promise<void> {
+  if (results.length === 0) return;
+  await dialect.writeTransaction(async (trx) => {
+    const attemptRows: AttemptsTable[] = results.map((r) => ({
+      id: newId('att'),
+      delivery_id: r.deliveryId,
+      number: r.attempt,
+      trigger: r.trigger,
+      started_at: r.startedAt,
+      duration_ms: r.durationMs,
+      status_code: r.statusCode,
+      error: r.error,
+      response_excerpt: r.responseExcerpt,
+    }));
+    for (const rows of chunk(attemptRows, 500)) await trx.insertInto('attempts').values(rows).execute();
+
+    const delivered = results.filter((r) => r.outcome === 'delivered').map((r) => r.deliveryId);
+    const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'gone').map((r) => r.deliveryId);
+    for (const ids of chunk(delivered, 500)) {
+      await leased(trx, owner, ids)
+        .set({ status: 'delivered', delivered_at: now, lease_owner: null, manual: MANUAL_NONE, updated_at: now })
+        .execute();
+    }
+    for (const ids of chunk(failed, 500)) {
+      await leased(trx, owner, ids)
+        .set({ status: 'failed', lease_owner: null, manual: MANUAL_NONE, updated_at: now })
+        .execute();
+    }
+    for (const r of results) {
+      if (r.outcome !== 'retry') continue;
+      await leased(trx, owner, [r.deliveryId])
+        .set({
+          status: 'pending',
+          next_attempt_at: r.nextAttemptAt ?? now,
+          lease_owner: null,
+          manual: MANUAL_NONE,
+          updated_at: now,
+        })
+        .execute();
+    }
+    await updateSubscriptionHealth(trx, results, now, settings);
+  });
+}
+
+function leased(trx: Kysely<Database>, owner: string, ids: string[]) {
+  return trx
+    .updateTable('deliveries')
+    .where('id', 'in', ids)
+    .where('status', '=', 'sending')
+    .where('lease_owner', '=', owner);
+}
+
+/**
+ * A 410 disables the subscription at once; an unbroken run of failures that has lasted
+ * `disableAfterFailingMs` disables it too; any success ends the run. A disabled or paused
+ * subscription's queued deliveries are held until it is active again.
+ */
+async function updateSubscriptionHealth(
+  trx: Kysely<Database>,
+  results: AttemptResult[],
+  now: number,
+  settings: QueueSettings,
+): Promise<void> {
+  const forSubs = results.filter((r) => r.subscriptionId !== null);
+  if (forSubs.length === 0) return;
+  const gone = unique(forSubs.filter((r) => r.outcome === 'gone').map((r) => r.subscriptionId as string));
+  const failing = unique(forSubs.filter((r) => r.outcome !== 'delivered').map((r) => r.subscriptionId as string));
+  const healthy = unique(forSubs.filter((r) => r.outcome === 'delivered').map((r) => r.subscriptionId as string));
+
+  if (gone.length > 0) {
+    await trx
+      .updateTable('subscriptions')
+      .set({ status: 'disabled', disabled_reason: 'the receiver answered 410 Gone', updated_at: now })
+      .where('id', 'in', gone)
+      .where('status', '<>', 'disabled')
+      .execute();
+  }
+  if (failing.length > 0) {
+    await trx
+      .updateTable('subscriptions')
+      .set({ failing_since: now })
+      .where('id', 'in', failing)
+      .where('failing_since', 'is', null)
+      .execute();
+    await trx
+      .updateTable('subscriptions')
+      .set({
+        status: 'disabled',
+        disabled_reason: sql<string>`'every attempt failed for ' || ${String(Math.round(settings.disableAfterFailingMs / 3_600_000))} || ' hours'`,
+        updated_at: now,
+      })
+      .where('id', 'in', failing)
+      .where('status', '=', 'active')
+      .where('failing_since', '<=', now - settings.disableAfterFailingMs)
+      .execute();
+    await trx
+      .updateTable('deliveries')
+      .set({ status: 'held', updated_at: now })
+      .where('status', '=', 'pending')
+      .where('subscription_id', 'in', (qb) =>
+        qb.selectFrom('subscriptions').select('id').where('id', 'in', failing).where('status', '<>', 'active'),
+      )
+      .execute();
+  }
+  if (healthy.length > 0) {
+    await trx
+      .updateTable('subscriptions')
+      .set({ failing_since: null })
+      .where('id', 'in', healthy)
+      .where('failing_since', 'is not', null)
+      .execute();
+  }
+}

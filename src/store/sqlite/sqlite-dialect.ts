@@ -1,0 +1,52 @@
+// SQLite through better-sqlite3: WAL, one writer, BEGIN IMMEDIATE write transactions. One
+// connection serves the whole process; other processes (the CLI) share the file through WAL.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
+import type { StoreDialect } from '../dialect.js';
+import type { Database } from '../schema.js';
+
+export function openSqlite(path: string): StoreDialect {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new BetterSqlite3(path);
+  database.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power loss can
+  // take back the last transactions.
+  database.pragma('synchronous = NORMAL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('foreign_keys = ON');
+  database.pragma('cache_size = -65536');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+
+  return {
+    name: 'sqlite',
+    db,
+    async writeTransaction<T>(work: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T> {
+      // connection() holds Kysely's single-connection mutex for the whole callback, so nothing
+      // else from this process interleaves with the transaction.
+      return db.connection().execute(async (conn) => {
+        await sql`begin immediate`.execute(conn);
+        try {
+          const result = await work(conn);
+          await sql`commit`.execute(conn);
+          return result;
+        } catch (err) {
+          if (database.inTransaction) await sql`rollback`.execute(conn);
+          throw err;
+        }
+      });
+    },
+    async notifyDue() {},
+    async listenDue() {
+      return async () => {};
+    },
+    isUniqueViolation(err) {
+      const code = (err as { code?: string })?.code;
+      return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { Webhook } from 'standardwebhooks';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { type Receiver, startReceiver } from './helpers/receiver.js';
+import { startTestService, type TestService } from './helpers/service.js';
+
+describe.each(DIALECTS)('delivery basics on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    let service: TestService;
+    let receiver: Receiver;
+    beforeEach(async () => {
+      service = await startTestService(dialect, { dispatcher: true });
+      receiver = await startReceiver();
+    });
+    afterEach(async () => {
+      await service.close();
+      await receiver.close();
+    });
+
+    it('delivers the seed payload, signed so that the standardwebhooks package verifies it', async () => {
+      const created = await service.request({
+        method: 'POST',
+        url: '/v1/webhooks/subscriptions',
+        payload: {
+          target_url: `${receiver.url}/hook`,
+          event_type: 'document.signed',
+          secret_token: 'shhh_its_a_secret',
+        },
+      });
+      expect(created.statusCode).toBe(200);
+      const secret = created.json().subscriptions[0].signing_secret as string;
+      const published = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        payload: {
+          event: 'document.signed',
+          timestamp: '2025-12-18T14:30:05Z',
+          data: {
+            document_id: 'doc_88291',
+            signer_email: 'client@example.com',
+            audit_url: 'https://congasign.com/audit/88291',
+          },
+        },
+      });
+      expect(published.statusCode).toBe(202);
+      expect(published.json().deliveries).toBe(1);
+      const [got] = await receiver.waitFor(1);
+      if (!got) throw new Error('nothing received');
+      expect(got.headers['content-type']).toBe('application/json');
+      expect(got.headers['user-agent']).toMatch(/^countersign\//);
+      const verified = new Webhook(secret).verify(got.body, {
+        'webhook-id': got.headers['webhook-id'] as string,
+        'webhook-timestamp': got.headers['webhook-timestamp'] as string,
+        'webhook-signature': got.headers['webhook-signature'] as string,
+      });
+      expect(verified).toEqual({
+        event: 'document.signed',
+        timestamp: '2025-12-18T14:30:05Z',
+        data: {
+          document_id: 'doc_88291',
+          signer_email: 'client@example.com',
+          audit_url: 'https://congasign.com/audit/88291',
+        },
+        id: published.json().id,
+        secret_token: 'shhh_its_a_secret',
+      });
+    });
+  });
+});

@@ -1,0 +1,118 @@
+// An in-process countersign on a fresh database: the real store, the real Fastify app (driven with
+// inject() or over loopback), and optionally the real dispatcher with a short retry schedule.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
+import { ALL_SCOPES, type Scope } from '../../src/api/auth.js';
+import { buildApp } from '../../src/app.js';
+import { type DispatcherConfig, loadConfig } from '../../src/config.js';
+import { Dispatcher } from '../../src/delivery/dispatcher.js';
+import { SecretBox } from '../../src/domain/secret-box.js';
+import { issueToken } from '../../src/domain/tokens.js';
+import { openStore } from '../../src/store/kysely-store.js';
+import { openDialect, parseDatabaseUrl } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+import type { DialectUnderTest, TestDatabase } from './databases.js';
+
+export interface TestService {
+  app: FastifyInstance;
+  store: Store;
+  secrets: SecretBox;
+  database: TestDatabase;
+  dispatcher: Dispatcher | undefined;
+  /** An admin token for the account "acme". */
+  token: string;
+  accountId: string;
+  /** inject() with the account's token (or `token: null` for none). */
+  request(options: InjectOptions & { token?: string | null }): Promise<LightMyRequestResponse>;
+  /** A token for another account, created on demand. */
+  tokenFor(
+    account: string,
+    options?: { scopes?: Scope[]; expiresAt?: number | null },
+  ): Promise<{ token: string; id: string; accountId: string }>;
+  close(): Promise<void>;
+}
+
+export interface TestServiceOptions {
+  dispatcher?: boolean | Partial<DispatcherConfig>;
+  allowInsecureTargets?: boolean;
+}
+
+export async function startTestService(
+  dialect: DialectUnderTest,
+  options: TestServiceOptions = {},
+): Promise<TestService> {
+  const database = await dialect.create();
+  const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
+  const secrets = new SecretBox(randomBytes(32));
+  const logger = pino({ level: 'silent' });
+  const app = await buildApp({
+    store,
+    secrets,
+    targetPolicy: { allowInsecure: options.allowInsecureTargets ?? true },
+    logger,
+  });
+  await app.ready();
+
+  let dispatcher: Dispatcher | undefined;
+  if (options.dispatcher) {
+    const defaults = loadConfig({}, {}).dispatcher;
+    dispatcher = new Dispatcher(
+      store,
+      secrets,
+      {
+        ...defaults,
+        retrySchedule: [0, 200, 400],
+        connectTimeoutMs: 1000,
+        requestTimeoutMs: 1000,
+        pollIntervalMs: 200,
+        leaseMs: 10_000,
+        shutdownGraceMs: 2000,
+        ...(typeof options.dispatcher === 'object' ? options.dispatcher : {}),
+      },
+      logger,
+    );
+    dispatcher.start();
+  }
+
+  const tokenFor = async (account: string, opts: { scopes?: Scope[]; expiresAt?: number | null } = {}) => {
+    const now = Date.now();
+    const acc = await store.ensureAccount(account, now);
+    const issued = issueToken();
+    const { id } = await store.createToken({
+      accountId: acc.id,
+      lookup: issued.lookup,
+      hash: issued.hash,
+      scopes: opts.scopes ?? ALL_SCOPES,
+      expiresAt: opts.expiresAt ?? null,
+      now,
+    });
+    return { token: issued.token, id, accountId: acc.id };
+  };
+  const main = await tokenFor('acme');
+
+  return {
+    app,
+    store,
+    secrets,
+    database,
+    dispatcher,
+    token: main.token,
+    accountId: main.accountId,
+    request(opts) {
+      const { token, ...inject } = opts;
+      const bearer = token === undefined ? main.token : token;
+      return app.inject({
+        ...inject,
+        headers: { ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }), ...inject.headers },
+      });
+    },
+    tokenFor,
+    async close() {
+      await dispatcher?.stop();
+      await app.close();
+      await store.close();
+      await database.drop();
+    },
+  };
+}
