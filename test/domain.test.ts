@@ -1,0 +1,250 @@
+// Pure domain logic, tested with plain values.
+import { randomBytes } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { classifyStatus, describeSendError } from '../src/domain/classify.js';
+import { buildPayload, validateEventData } from '../src/domain/events.js';
+import { isId, newId } from '../src/domain/ids.js';
+import {
+  DEFAULT_RETRY_SCHEDULE,
+  MAX_RETRY_AFTER_MS,
+  nextRetryDelay,
+  parseRetryAfter,
+  parseRetrySchedule,
+} from '../src/domain/retry-policy.js';
+import { SecretBox } from '../src/domain/secret-box.js';
+import { generateSigningSecret, signPayload, signingKey } from '../src/domain/signing.js';
+import { checkTargetUrl } from '../src/domain/target-url.js';
+import { parseDuration, parseTimestamp, toIsoSeconds } from '../src/domain/time.js';
+import { hashToken, issueToken, tokenLookup, tokenMatches } from '../src/domain/tokens.js';
+import { CountersignError } from '../src/errors.js';
+
+describe('retry policy', () => {
+  it('defaults to ten attempts: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h', () => {
+    expect(DEFAULT_RETRY_SCHEDULE.map((ms) => ms / 1000)).toEqual([
+      0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+    ]);
+    const total = DEFAULT_RETRY_SCHEDULE.reduce((a, b) => a + b, 0);
+    expect(total / 86_400_000).toBeGreaterThan(3);
+    expect(total / 86_400_000).toBeLessThan(3.3);
+  });
+
+  it('parses COUNTERSIGN_RETRY_SCHEDULE and refuses garbage', () => {
+    expect(parseRetrySchedule('0,1s,2s')).toEqual([0, 1000, 2000]);
+    expect(parseRetrySchedule('250ms, 5m ,2h,1d')).toEqual([250, 300_000, 7_200_000, 86_400_000]);
+    expect(() => parseRetrySchedule('0,soon')).toThrow(/soon/);
+  });
+
+  it('jitters each step by at most 20 % either way and never jitters an immediate retry', () => {
+    const schedule = [0, 10_000, 100_000];
+    expect(nextRetryDelay(schedule, 1, undefined, () => 0)).toBe(8_000);
+    expect(nextRetryDelay(schedule, 1, undefined, () => 1)).toBe(12_000);
+    expect(nextRetryDelay(schedule, 2, undefined, () => 0.5)).toBe(100_000);
+    expect(nextRetryDelay([0, 0], 1, undefined, () => 1)).toBe(0);
+  });
+
+  it('returns undefined once the schedule is spent', () => {
+    expect(nextRetryDelay([0, 1000, 2000], 3, undefined)).toBeUndefined();
+  });
+
+  it('honours Retry-After, clamped between the scheduled delay and 24 h', () => {
+    const schedule = [0, 5_000, 300_000];
+    expect(nextRetryDelay(schedule, 1, 60_000, () => 0.5)).toBe(60_000);
+    expect(nextRetryDelay(schedule, 1, 1_000, () => 0.5)).toBe(5_000);
+    expect(nextRetryDelay(schedule, 1, 10 * 86_400_000, () => 0.5)).toBe(MAX_RETRY_AFTER_MS);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2025-12-18T12:00:00Z');
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter('Thu, 18 Dec 2025 12:01:00 GMT', now)).toBe(60_000);
+    expect(parseRetryAfter('nonsense', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
+
+describe('Standard Webhooks signing', () => {
+  it('produces signatures the standardwebhooks package accepts', () => {
+    const secret = generateSigningSecret();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(Buffer.from(secret.slice(6), 'base64')).toHaveLength(32);
+    const ts = Math.floor(Date.now() / 1000);
+    const body = '{"event":"document.signed"}';
+    const signature = signPayload(signingKey(secret), 'evt_1', ts, body);
+    const verified = new Webhook(secret).verify(body, {
+      'webhook-id': 'evt_1',
+      'webhook-timestamp': String(ts),
+      'webhook-signature': signature,
+    });
+    expect(verified).toEqual({ event: 'document.signed' });
+  });
+
+  it('is rejected by standardwebhooks when the body was changed', () => {
+    const secret = generateSigningSecret();
+    const ts = Math.floor(Date.now() / 1000);
+    const signature = signPayload(signingKey(secret), 'evt_1', ts, '{"a":1}');
+    expect(() =>
+      new Webhook(secret).verify('{"a":2}', {
+        'webhook-id': 'evt_1',
+        'webhook-timestamp': String(ts),
+        'webhook-signature': signature,
+      }),
+    ).toThrow();
+  });
+});
+
+describe('event payloads', () => {
+  const event = {
+    id: 'evt_01',
+    type: 'document.signed',
+    occurredAt: Date.parse('2025-12-18T14:30:05Z'),
+    dataJson: '{"document_id":"doc_88291","signer_email":"client@example.com","audit_url":"https://congasign.com/audit/88291"}',
+  };
+
+  it('is the seed payload plus the event id', () => {
+    expect(JSON.parse(buildPayload(event, undefined))).toEqual({
+      event: 'document.signed',
+      timestamp: '2025-12-18T14:30:05Z',
+      data: { document_id: 'doc_88291', signer_email: 'client@example.com', audit_url: 'https://congasign.com/audit/88291' },
+      id: 'evt_01',
+    });
+  });
+
+  it('carries secret_token when the subscription has one, escaped as JSON', () => {
+    const payload = JSON.parse(buildPayload(event, 'sh"hh\\'));
+    expect(payload.secret_token).toBe('sh"hh\\');
+  });
+
+  it('requires document_id, signer_email and audit_url, naming the field', () => {
+    const good = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
+    expect(validateEventData('document.sent', { ...good, extra: 1 })).toMatchObject(good);
+    for (const [field, value, message] of [
+      ['document_id', undefined, 'data.document_id'],
+      ['document_id', 7, 'data.document_id'],
+      ['signer_email', 'not-an-email', 'data.signer_email'],
+      ['audit_url', 'ftp://x', 'data.audit_url'],
+      ['audit_url', 'relative/path', 'data.audit_url'],
+    ] as const) {
+      const data: Record<string, unknown> = { ...good, [field]: value };
+      if (value === undefined) delete data[field];
+      expect(() => validateEventData('document.signed', data)).toThrow(message);
+    }
+    expect(() => validateEventData('document.declined', { ...good, reason: 5 })).toThrow('data.reason');
+  });
+});
+
+describe('API tokens', () => {
+  it('are random, prefixed, at least 32 bytes, and stored only as a hash', () => {
+    const a = issueToken();
+    const b = issueToken();
+    expect(a.token).toMatch(/^cst_[A-Za-z0-9_-]{43}$/);
+    expect(a.token).not.toBe(b.token);
+    expect(Buffer.from(a.token.slice(4), 'base64url').length).toBeGreaterThanOrEqual(32);
+    expect(a.hash).toBe(hashToken(a.token));
+    expect(a.hash).not.toContain(a.token.slice(4));
+    expect(tokenLookup(a.token)).toBe(a.lookup);
+    expect(tokenMatches(a.token, a.hash)).toBe(true);
+    expect(tokenMatches(b.token, a.hash)).toBe(false);
+  });
+
+  it('refuses strings that cannot be tokens before any lookup', () => {
+    expect(tokenLookup('cst_short')).toBeUndefined();
+    expect(tokenLookup(`xyz_${'a'.repeat(43)}`)).toBeUndefined();
+  });
+});
+
+describe('secrets at rest', () => {
+  it('seals with AES-256-GCM so that the sealed text reveals nothing and opens back', () => {
+    const box = new SecretBox(randomBytes(32));
+    const sealed = box.seal('your.password');
+    expect(sealed).not.toContain('your.password');
+    expect(box.seal('your.password')).not.toBe(sealed);
+    expect(box.open(sealed)).toBe('your.password');
+  });
+
+  it('refuses to open a value sealed under another key or tampered with', () => {
+    const sealed = new SecretBox(randomBytes(32)).seal('x');
+    expect(() => new SecretBox(randomBytes(32)).open(sealed)).toThrow(/another master key/);
+    const box = new SecretBox(randomBytes(32));
+    const good = box.seal('secret');
+    const parts = good.split('.');
+    const body = Buffer.from(parts[3] as string, 'base64url');
+    body[0] = (body[0] as number) ^ 1;
+    parts[3] = body.toString('base64url');
+    expect(() => box.open(parts.join('.'))).toThrow();
+  });
+});
+
+describe('target URLs', () => {
+  const strict = { allowInsecure: false };
+  const insecure = { allowInsecure: true };
+
+  it('accepts absolute https URLs and normalises them', () => {
+    expect(checkTargetUrl('https://Your-App.com/webhooks/conga', 'target_url', strict)).toBe(
+      'https://your-app.com/webhooks/conga',
+    );
+  });
+
+  it('refuses http, other schemes, relative URLs, credentials and local hosts unless insecure', () => {
+    for (const url of ['http://your-app.com/x', 'ftp://x.com/', 'javascript:alert(1)', '/relative', 'https://u:p@x.com/']) {
+      expect(() => checkTargetUrl(url, 'target_url', strict)).toThrow(CountersignError);
+    }
+    for (const url of ['https://localhost/x', 'https://127.0.0.1/', 'https://10.0.0.1/', 'https://[::1]/']) {
+      expect(() => checkTargetUrl(url, 'target_url', strict)).toThrow(/target_url/);
+    }
+    expect(checkTargetUrl('http://127.0.0.1:9000/x', 'target_url', insecure)).toBe('http://127.0.0.1:9000/x');
+    expect(() => checkTargetUrl('https://u:p@x.com/', 'target_url', insecure)).toThrow(/credentials/);
+  });
+});
+
+describe('responses and errors', () => {
+  it('classifies 2xx as delivered, 410 as gone and everything else as retry', () => {
+    expect([200, 204, 299].map(classifyStatus)).toEqual(['delivered', 'delivered', 'delivered']);
+    expect(classifyStatus(410)).toBe('gone');
+    expect([301, 400, 404, 429, 500, 503].map(classifyStatus).every((o) => o === 'retry')).toBe(true);
+  });
+
+  it('describes transport failures in plain words', () => {
+    expect(describeSendError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe('connection refused');
+    expect(describeSendError(Object.assign(new Error('x'), { name: 'TimeoutError' }))).toBe('timeout');
+    expect(describeSendError(Object.assign(new Error('x'), { code: 'ENOTFOUND' }))).toBe('dns lookup failed');
+  });
+});
+
+describe('time, ids and configuration', () => {
+  it('formats seed timestamps to the second and parses RFC 3339 only', () => {
+    expect(toIsoSeconds(Date.parse('2025-12-18T12:00:00.789Z'))).toBe('2025-12-18T12:00:00Z');
+    expect(parseTimestamp('2025-12-18T14:30:05Z')).toBe(Date.parse('2025-12-18T14:30:05Z'));
+    expect(parseTimestamp('2025-12-18T14:30:05+02:00')).toBe(Date.parse('2025-12-18T12:30:05Z'));
+    expect(parseTimestamp('18/12/2025')).toBeUndefined();
+    expect(parseDuration('30d')).toBe(30 * 86_400_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration('soon')).toBeUndefined();
+  });
+
+  it('makes prefixed ids that sort in creation order', () => {
+    const ids = Array.from({ length: 1000 }, () => newId('sub'));
+    expect([...ids].sort()).toEqual(ids);
+    expect(ids.every((id) => isId('sub', id))).toBe(true);
+    expect(isId('sub', 'sub_001')).toBe(false);
+  });
+
+  it('reads flags over environment over defaults', () => {
+    const fromEnv = loadConfig({}, { PORT: '9000', DATABASE_URL: 'postgres://u@h/db', COUNTERSIGN_RETRY_SCHEDULE: '0,1s,2s' });
+    expect(fromEnv.port).toBe(9000);
+    expect(fromEnv.database.kind).toBe('postgres');
+    expect(fromEnv.dispatcher.retrySchedule).toEqual([0, 1000, 2000]);
+    const flagged = loadConfig({ port: '9100', database: 'sqlite:./x.db', 'allow-insecure-targets': true }, { PORT: '9000' });
+    expect(flagged.port).toBe(9100);
+    expect(flagged.database.kind).toBe('sqlite');
+    expect(flagged.allowInsecureTargets).toBe(true);
+    const defaults = loadConfig({}, {});
+    expect(defaults.port).toBe(8080);
+    expect(defaults.database).toMatchObject({ kind: 'sqlite' });
+    expect(defaults.dispatcher.connectTimeoutMs).toBe(5000);
+    expect(defaults.dispatcher.requestTimeoutMs).toBe(15000);
+    expect(() => loadConfig({}, { PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => loadConfig({}, { DATABASE_URL: 'mysql://x' })).toThrow(/mysql/);
+  });
+});
