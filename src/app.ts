@@ -12,6 +12,8 @@ import type { AppContext } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
+import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
 import type { SecretBox } from './domain/secret-box.js';
@@ -25,7 +27,11 @@ export interface AppOptions {
   secrets: SecretBox;
   targetPolicy: TargetPolicy;
   logger?: FastifyBaseLogger | false;
+  /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
+  rateLimit?: RateLimitSettings;
 }
+
+export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -64,6 +70,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
 
   registerErrorHandling(app);
+  // Every body is JSON: without this, Fastify's built-in text/plain parser would hand a string to
+  // validation and a client sending JSON as text/plain would get a puzzling 400 instead of a 415.
+  app.removeContentTypeParser('text/plain');
   app.addSchema(ErrorResponse);
 
   await app.register(swagger, {
@@ -111,10 +120,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));
+    await registerLimits(api, options.rateLimit ?? DEFAULT_RATE_LIMIT);
     await api.register(callbackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
     await api.register(eventRoutes(ctx));
     await api.register(deliveryRoutes(ctx));
+    await api.register(rotationRoutes(ctx));
   });
 
   app.addHook('onClose', async () => {

@@ -13,6 +13,8 @@ export interface Config {
   masterKey: string | undefined;
   masterKeyFile: string;
   logLevel: string;
+  /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
+  rateLimit: { max: number; windowMs: number };
   dispatcher: DispatcherConfig;
 }
 
@@ -56,6 +58,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     masterKeyFile: pick('master-key-file', 'COUNTERSIGN_MASTER_KEY_FILE') ?? './data/master.key',
     logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
+    rateLimit: rateLimit(pick('rate-limit', 'COUNTERSIGN_RATE_LIMIT') ?? '100000/10s'),
     dispatcher: {
       enabled: flags['no-dispatcher'] !== true && !bool('COUNTERSIGN_NO_DISPATCHER', env.COUNTERSIGN_NO_DISPATCHER),
       retrySchedule: retry === undefined ? [...DEFAULT_RETRY_SCHEDULE] : parseRetrySchedule(retry),
@@ -110,6 +113,18 @@ function duration(name: string, value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new Error(`${name} must be a duration such as 500ms, 5s, 10m, 2h or 5d, got "${value}"`);
   return ms;
+}
+
+/** `N/window`, e.g. `600/1m`; `0` or `off` turns the limit off. */
+function rateLimit(value: string): { max: number; windowMs: number } {
+  if (/^(0|off)$/i.test(value.trim())) return { max: 0, windowMs: 1000 };
+  const [count = '', window = '1s'] = value.split('/');
+  const max = Number(count);
+  const windowMs = parseDuration(window);
+  if (!Number.isInteger(max) || max < 1 || windowMs === undefined || windowMs <= 0) {
+    throw new Error(`COUNTERSIGN_RATE_LIMIT must look like 600/1m (requests per window) or off, got "${value}"`);
+  }
+  return { max, windowMs };
 }
 
 function bool(name: string, value: string | undefined): boolean {

@@ -48,7 +48,13 @@ export async function start(
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   if (options.api) {
-    app = await buildApp({ store, secrets, targetPolicy: { allowInsecure: config.allowInsecureTargets }, logger: log });
+    app = await buildApp({
+      store,
+      secrets,
+      targetPolicy: { allowInsecure: config.allowInsecureTargets },
+      logger: log,
+      rateLimit: config.rateLimit,
+    });
     url = await app.listen({ port: config.port, host: config.host });
     log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
   }

@@ -14,7 +14,7 @@ import {
   parseRetrySchedule,
 } from '../src/domain/retry-policy.js';
 import { SecretBox } from '../src/domain/secret-box.js';
-import { generateSigningSecret, signPayload, signingKey } from '../src/domain/signing.js';
+import { generateSigningSecret, signingKey, signPayload } from '../src/domain/signing.js';
 import { checkTargetUrl } from '../src/domain/target-url.js';
 import { parseDuration, parseTimestamp, toIsoSeconds } from '../src/domain/time.js';
 import { hashToken, issueToken, tokenLookup, tokenMatches } from '../src/domain/tokens.js';
@@ -99,14 +99,19 @@ describe('event payloads', () => {
     id: 'evt_01',
     type: 'document.signed',
     occurredAt: Date.parse('2025-12-18T14:30:05Z'),
-    dataJson: '{"document_id":"doc_88291","signer_email":"client@example.com","audit_url":"https://congasign.com/audit/88291"}',
+    dataJson:
+      '{"document_id":"doc_88291","signer_email":"client@example.com","audit_url":"https://congasign.com/audit/88291"}',
   };
 
   it('is the seed payload plus the event id', () => {
     expect(JSON.parse(buildPayload(event, undefined))).toEqual({
       event: 'document.signed',
       timestamp: '2025-12-18T14:30:05Z',
-      data: { document_id: 'doc_88291', signer_email: 'client@example.com', audit_url: 'https://congasign.com/audit/88291' },
+      data: {
+        document_id: 'doc_88291',
+        signer_email: 'client@example.com',
+        audit_url: 'https://congasign.com/audit/88291',
+      },
       id: 'evt_01',
     });
   });
@@ -187,7 +192,13 @@ describe('target URLs', () => {
   });
 
   it('refuses http, other schemes, relative URLs, credentials and local hosts unless insecure', () => {
-    for (const url of ['http://your-app.com/x', 'ftp://x.com/', 'javascript:alert(1)', '/relative', 'https://u:p@x.com/']) {
+    for (const url of [
+      'http://your-app.com/x',
+      'ftp://x.com/',
+      'javascript:alert(1)',
+      '/relative',
+      'https://u:p@x.com/',
+    ]) {
       expect(() => checkTargetUrl(url, 'target_url', strict)).toThrow(CountersignError);
     }
     for (const url of ['https://localhost/x', 'https://127.0.0.1/', 'https://10.0.0.1/', 'https://[::1]/']) {
@@ -231,11 +242,17 @@ describe('time, ids and configuration', () => {
   });
 
   it('reads flags over environment over defaults', () => {
-    const fromEnv = loadConfig({}, { PORT: '9000', DATABASE_URL: 'postgres://u@h/db', COUNTERSIGN_RETRY_SCHEDULE: '0,1s,2s' });
+    const fromEnv = loadConfig(
+      {},
+      { PORT: '9000', DATABASE_URL: 'postgres://u@h/db', COUNTERSIGN_RETRY_SCHEDULE: '0,1s,2s' },
+    );
     expect(fromEnv.port).toBe(9000);
     expect(fromEnv.database.kind).toBe('postgres');
     expect(fromEnv.dispatcher.retrySchedule).toEqual([0, 1000, 2000]);
-    const flagged = loadConfig({ port: '9100', database: 'sqlite:./x.db', 'allow-insecure-targets': true }, { PORT: '9000' });
+    const flagged = loadConfig(
+      { port: '9100', database: 'sqlite:./x.db', 'allow-insecure-targets': true },
+      { PORT: '9000' },
+    );
     expect(flagged.port).toBe(9100);
     expect(flagged.database.kind).toBe('sqlite');
     expect(flagged.allowInsecureTargets).toBe(true);

@@ -27,8 +27,11 @@ declare module 'fastify' {
 }
 
 const UNAUTHORIZED = 'your API token is invalid or expired';
+/** last_used_at is kept to the minute: a write per request would cost more than the request. */
+const TOUCH_EVERY_MS = 60_000;
 
 export function authenticate(store: Store) {
+  const touched = new Map<string, number>();
   return async function authenticateRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
@@ -50,6 +53,11 @@ export function authenticate(store: Store) {
     const needed = request.routeOptions.config.scope;
     if (needed && !scopes.includes('admin') && !scopes.includes(needed)) {
       throw new CountersignError('forbidden', `this token lacks the "${needed}" scope`);
+    }
+    if (now - Math.max(row.lastUsedAt ?? 0, touched.get(row.id) ?? 0) >= TOUCH_EVERY_MS) {
+      if (touched.size > 100_000) touched.clear();
+      touched.set(row.id, now);
+      store.touchToken(row.id, now).catch((err: unknown) => request.log.warn({ err }, 'could not record token use'));
     }
     request.principal = { accountId: row.accountId, accountName: row.accountName, tokenId: row.id, scopes };
   };

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.js';
 import { migrateCommand } from './migrate.js';
+import { rotateMasterKeyCommand } from './rotate-master-key.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
@@ -14,6 +15,7 @@ Commands:
   serve                     HTTP API and dispatcher (the default)
   worker                    dispatcher only, for scale-out on PostgreSQL
   migrate                   apply database migrations and exit
+  rotate-master-key         re-seal every secret at rest under a new master key (service stopped)
   token create --account NAME [--expires-in 30d] [--scopes read,write,publish,admin]
   token list
   token revoke ID
@@ -37,6 +39,7 @@ export const COMMON_OPTIONS = {
   'log-level': { type: 'string' },
   'master-key-file': { type: 'string' },
   'retry-schedule': { type: 'string' },
+  'rate-limit': { type: 'string' },
   account: { type: 'string' },
   'expires-in': { type: 'string' },
   scopes: { type: 'string' },
@@ -67,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(values, { api: false });
     case 'migrate':
       return migrateCommand(values);
+    case 'rotate-master-key':
+      return rotateMasterKeyCommand(values);
     case 'token':
       return tokenCommand(values, rest);
     default:

@@ -7,7 +7,7 @@ export async function migrateCommand(flags: Flags): Promise<number> {
   const config = loadConfig(flags);
   const dialect = openDialect(config.database);
   try {
-    const applied = await migrateToLatest(dialect.db);
+    const applied = await migrateToLatest(dialect);
     process.stdout.write(
       applied.length === 0
         ? `${describeLocation(config.database)} is up to date\n`

@@ -50,7 +50,7 @@ class RecentEvents implements EventCache {
 }
 
 export async function openStore(dialect: StoreDialect, options: { migrate?: boolean } = {}): Promise<KyselyStore> {
-  if (options.migrate !== false) await migrateToLatest(dialect.db);
+  if (options.migrate !== false) await migrateToLatest(dialect);
   const store = new KyselyStore(dialect);
   await store.startListening();
   return store;
@@ -164,6 +164,10 @@ export class KyselyStore implements Store {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  async touchToken(id: string, now: number): Promise<void> {
+    await this.d.db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', id).execute();
+  }
+
   // --- the account callback ------------------------------------------------------------------
 
   async getCallback(accountId: string): Promise<Callback | undefined> {
@@ -267,6 +271,33 @@ export class KyselyStore implements Store {
       if (this.d.isUniqueViolation(err)) throw duplicateSubscription();
       throw err;
     }
+  }
+
+  async rotateSigningSecret(
+    accountId: string,
+    id: string,
+    signingSecretSealed: string,
+    previousValidUntil: number,
+    now: number,
+  ): Promise<Subscription | undefined> {
+    return this.d.writeTransaction(async (trx) => {
+      const current = await trx
+        .selectFrom('subscriptions')
+        .selectAll()
+        .where('id', '=', id)
+        .where('account_id', '=', accountId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (!current) return undefined;
+      const changes = {
+        signing_secret_sealed: signingSecretSealed,
+        previous_secret_sealed: previousValidUntil > now ? current.signing_secret_sealed : null,
+        previous_secret_expires_at: previousValidUntil > now ? previousValidUntil : null,
+        updated_at: now,
+      };
+      await trx.updateTable('subscriptions').set(changes).where('id', '=', id).execute();
+      return { ...current, ...changes };
+    });
   }
 
   async deleteSubscription(accountId: string, id: string, now: number): Promise<boolean> {
@@ -427,6 +458,44 @@ export class KyselyStore implements Store {
     });
     if (count > 0) this.emitDue();
     return count;
+  }
+
+  async resealSecrets(reseal: (sealed: string) => string): Promise<number> {
+    return this.d.writeTransaction(async (trx) => {
+      let count = 0;
+      const again = (value: string | null) => {
+        if (value === null) return null;
+        count++;
+        return reseal(value);
+      };
+      const callbacks = await trx
+        .selectFrom('callbacks')
+        .select(['account_id', 'password_sealed', 'bearer_token_sealed'])
+        .execute();
+      for (const cb of callbacks) {
+        await trx
+          .updateTable('callbacks')
+          .set({ password_sealed: again(cb.password_sealed), bearer_token_sealed: again(cb.bearer_token_sealed) })
+          .where('account_id', '=', cb.account_id)
+          .execute();
+      }
+      const subs = await trx
+        .selectFrom('subscriptions')
+        .select(['id', 'secret_token_sealed', 'signing_secret_sealed', 'previous_secret_sealed'])
+        .execute();
+      for (const sub of subs) {
+        await trx
+          .updateTable('subscriptions')
+          .set({
+            secret_token_sealed: again(sub.secret_token_sealed),
+            signing_secret_sealed: again(sub.signing_secret_sealed) as string,
+            previous_secret_sealed: again(sub.previous_secret_sealed),
+          })
+          .where('id', '=', sub.id)
+          .execute();
+      }
+      return count;
+    });
   }
 
   // --- the queue -----------------------------------------------------------------------------

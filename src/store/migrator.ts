@@ -1,15 +1,23 @@
-// Versioned migrations, run at start and by `countersign migrate`. Kysely's Migrator takes a lock
-// before it reads what has run (a transaction-scoped advisory lock on PostgreSQL), so two processes
-// starting at once apply each migration exactly once.
+// Versioned migrations, run at start and by `countersign migrate`. Two processes starting at once
+// must apply each migration exactly once. On PostgreSQL, Kysely's Migrator takes a
+// transaction-scoped advisory lock before it reads what has run. On SQLite it takes no lock at all
+// (and runs DDL outside any transaction), so there the whole run goes inside one BEGIN IMMEDIATE
+// write transaction: a second process waits for the first, then finds nothing left to do, and a
+// crash half-way through a migration leaves nothing half-built.
 import { type Kysely, type Migration, Migrator } from 'kysely';
+import type { StoreDialect } from './dialect.js';
 import * as initial from './migrations/001_initial.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
 };
 
+export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {
+  return dialect.name === 'sqlite' ? dialect.writeTransaction((conn) => migrate(conn)) : migrate(dialect.db);
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: the migrator works below the typed schema.
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+async function migrate(db: Kysely<any>): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => MIGRATIONS },

@@ -171,6 +171,8 @@ export interface Store {
   findToken(lookup: string): Promise<ApiToken | undefined>;
   listTokens(): Promise<ApiToken[]>;
   revokeToken(id: string, now: number): Promise<boolean>;
+  /** Records that a token was used (callers throttle this; it is a write). */
+  touchToken(id: string, now: number): Promise<void>;
 
   getCallback(accountId: string): Promise<Callback | undefined>;
   putCallback(callback: Omit<Callback, 'created_at'>): Promise<void>;
@@ -184,6 +186,17 @@ export interface Store {
     accountId: string,
     id: string,
     patch: SubscriptionPatch,
+    now: number,
+  ): Promise<Subscription | undefined>;
+  /**
+   * Makes `signingSecretSealed` the signing secret; the old one keeps signing alongside it until
+   * `previousValidUntil`. Undefined when the subscription is not this account's.
+   */
+  rotateSigningSecret(
+    accountId: string,
+    id: string,
+    signingSecretSealed: string,
+    previousValidUntil: number,
     now: number,
   ): Promise<Subscription | undefined>;
   /** Soft-deletes and cancels every delivery not yet made. */
@@ -205,6 +218,9 @@ export interface Store {
   ): Promise<Delivery | 'in_flight' | 'cancelled' | undefined>;
   /** Re-queues the subscription's failed deliveries created in [since, until). */
   replayFailed(accountId: string, subscriptionId: string, since: number, until: number, now: number): Promise<number>;
+
+  /** Re-seals every secret at rest in one transaction (master-key rotation); returns how many. */
+  resealSecrets(reseal: (sealed: string) => string): Promise<number>;
 
   claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
   recordAttempts(owner: string, results: AttemptResult[], now: number, settings: QueueSettings): Promise<void>;

@@ -36,6 +36,7 @@ export interface TestService {
 export interface TestServiceOptions {
   dispatcher?: boolean | Partial<DispatcherConfig>;
   allowInsecureTargets?: boolean;
+  rateLimit?: { max: number; windowMs: number };
 }
 
 export async function startTestService(
@@ -51,6 +52,7 @@ export async function startTestService(
     secrets,
     targetPolicy: { allowInsecure: options.allowInsecureTargets ?? true },
     logger,
+    ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
   });
   await app.ready();
 

@@ -1,0 +1,313 @@
+// Crash safety with a real `countersign serve` child process (the built dist/, so `npm test` builds
+// first): SIGKILL in the middle of a burst of publishes loses nothing that was answered 202, and
+// SIGTERM finishes what is in flight, hands back the rest and exits 0.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
+import { type Receiver, startReceiver } from './helpers/receiver.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+const EVENT_DATA = {
+  document_id: 'doc_crash',
+  signer_email: 'signer@example.com',
+  audit_url: 'https://example.com/audit/doc_crash',
+};
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  /** The first-start token, when this start created the account. */
+  token: string | undefined;
+  output: string[];
+  exited: Promise<Exit>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The environment of the child: ours minus any countersign settings, plus the test's. */
+function childEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('COUNTERSIGN_') || ['DATABASE_URL', 'PORT', 'HOST', 'LOG_LEVEL'].includes(key)) continue;
+    env[key] = value;
+  }
+  return { ...env, ...settings };
+}
+
+/** Starts `countersign serve` and resolves once it listens (with the first-start token, if printed). */
+async function serve(env: NodeJS.ProcessEnv): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const listening = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`countersign did not listen in time:\n${output.join('\n')}`)),
+      30_000,
+    );
+    const collect = (stream: NodeJS.ReadableStream | null) => {
+      let rest = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        const lines = (rest + chunk).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) {
+          output.push(line);
+          if (line.includes('"countersign is listening"')) {
+            clearTimeout(timer);
+            resolve((JSON.parse(line) as { url: string }).url);
+          }
+        }
+      });
+    };
+    collect(child.stdout);
+    collect(child.stderr);
+    exited.then((exit) => {
+      clearTimeout(timer);
+      reject(new Error(`countersign exited (${exit.code ?? exit.signal}) before listening:\n${output.join('\n')}`));
+    });
+  });
+  const url = await listening;
+  const token = output.map((line) => /^\s*(cst_[A-Za-z0-9_-]{43})\s*$/.exec(line)?.[1]).find(Boolean);
+  return { child, url, token, output, exited };
+}
+
+async function call(
+  agent: Agent,
+  base: string,
+  token: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await request(`${base}${path}`, {
+    method,
+    dispatcher: agent,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/** Event ids the receiver got, read from each payload's `id`. */
+function receivedIds(receiver: Receiver): Set<string> {
+  return new Set(receiver.requests.map((r) => (JSON.parse(r.body) as { id: string }).id));
+}
+
+async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe.skipIf(!existsSync(CLI))('crash safety of countersign serve (needs `npm run build`)', () => {
+  describe.each(DIALECTS)('on $name', (dialect) => {
+    describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+      const children: ChildProcess[] = [];
+      let database: TestDatabase | undefined;
+      let receiver: Receiver | undefined;
+      let dir: string | undefined;
+      const agent = new Agent({ connections: 64 });
+
+      /** A fresh database and settings for a child; every child of a case shares them. */
+      async function setup() {
+        database = await dialect.create();
+        dir = mkdtempSync(join(tmpdir(), 'countersign-crash-'));
+        const env = childEnv({
+          PORT: String(await freePort()),
+          HOST: '127.0.0.1',
+          DATABASE_URL: database.url,
+          COUNTERSIGN_MASTER_KEY_FILE: join(dir, 'master.key'),
+          COUNTERSIGN_ALLOW_INSECURE_TARGETS: 'true',
+          COUNTERSIGN_LEASE: '2s',
+          COUNTERSIGN_POLL_INTERVAL: '200ms',
+          COUNTERSIGN_RETRY_SCHEDULE: '0,200ms,500ms,1s,2s',
+          COUNTERSIGN_RATE_LIMIT: 'off',
+          // The test waits for the "listening" line, logged at info; requests themselves are not logged.
+          LOG_LEVEL: 'info',
+        });
+        return env;
+      }
+
+      async function start(env: NodeJS.ProcessEnv): Promise<ServeProcess> {
+        const running = await serve(env);
+        children.push(running.child);
+        return running;
+      }
+
+      async function subscribe(running: ServeProcess, token: string, target: string): Promise<void> {
+        const res = await call(agent, running.url, token, 'POST', '/v1/webhooks/subscriptions', {
+          target_url: target,
+          event_type: 'document.signed',
+        });
+        expect(res.status).toBe(200);
+      }
+
+      afterEach(async () => {
+        for (const child of children.splice(0)) {
+          if (child.exitCode === null && child.signalCode === null) {
+            const gone = new Promise((resolve) => child.once('exit', resolve));
+            child.kill('SIGKILL');
+            await gone;
+          }
+        }
+        await receiver?.close();
+        receiver = undefined;
+        await database?.drop();
+        database = undefined;
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        dir = undefined;
+      });
+
+      it('delivers every event answered 202 at least once after a SIGKILL in the middle of a burst', async () => {
+        const TOTAL = 3000;
+        const KILL_AFTER = 1000;
+        const CLIENTS = 32;
+        const env = await setup();
+        receiver = await startReceiver();
+        const first = await start(env);
+        const token = first.token;
+        if (!token) throw new Error(`no first-start token in the output:\n${first.output.join('\n')}`);
+        await subscribe(first, token, `${receiver.url}/hook`);
+
+        const accepted = new Set<string>();
+        let next = 0;
+        let killed = false;
+        let failedRequests = 0;
+        const client = async () => {
+          while (!killed && next < TOTAL) {
+            next++;
+            try {
+              const res = await call(agent, first.url, token, 'POST', '/v1/events', {
+                event: 'document.signed',
+                data: EVENT_DATA,
+              });
+              if (res.status === 202) accepted.add(res.json.id as string);
+              else failedRequests++;
+            } catch {
+              failedRequests++; // the process died under this request: its fate is unknown, and that is fine
+            }
+            if (!killed && accepted.size >= KILL_AFTER) {
+              killed = true;
+              first.child.kill('SIGKILL');
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: CLIENTS }, client));
+        expect(killed).toBe(true);
+        expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+        // The kill landed mid-burst: publishes were still coming and some went unanswered.
+        expect(accepted.size).toBeGreaterThanOrEqual(KILL_AFTER);
+        expect(accepted.size).toBeLessThan(TOTAL);
+        const beforeRestart = receivedIds(receiver);
+
+        const second = await start(env);
+        expect(second.token).toBeUndefined();
+        await waitUntil(
+          'every accepted event at the receiver',
+          () => [...accepted].every((id) => receivedIds(receiver as Receiver).has(id)),
+          45_000,
+        ).catch((err: Error) => {
+          const missing = [...accepted].filter((id) => !receivedIds(receiver as Receiver).has(id));
+          throw new Error(`${err.message}: ${missing.length} of ${accepted.size} missing, e.g. ${missing.slice(0, 3)}`);
+        });
+        // Some deliveries had to come from the restarted process, or the kill proved nothing.
+        expect([...accepted].some((id) => !beforeRestart.has(id))).toBe(true);
+        // And the log settles: nothing left pending or claimed, nothing given up on.
+        const withStatus = async (status: string) =>
+          (await call(agent, second.url, token, 'GET', `/v1/deliveries?status=${status}&limit=1`)).json
+            .deliveries as unknown[];
+        await waitUntil(
+          'no delivery pending or sending',
+          async () => (await withStatus('pending')).length === 0 && (await withStatus('sending')).length === 0,
+          15_000,
+        );
+        expect(await withStatus('failed')).toEqual([]);
+      }, 90_000);
+
+      it('on SIGTERM finishes sends in flight, hands back the rest, exits 0, and loses nothing', async () => {
+        const TOTAL = 300;
+        const env = await setup();
+        let slow = true;
+        receiver = await startReceiver(() => (slow ? { status: 200, delayMs: 300 } : { status: 200 }));
+        const first = await start(env);
+        const token = first.token;
+        if (!token) throw new Error(`no first-start token in the output:\n${first.output.join('\n')}`);
+        await subscribe(first, token, `${receiver.url}/hook`);
+
+        const accepted: string[] = [];
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            while (next < TOTAL) {
+              next++;
+              const res = await call(agent, first.url, token, 'POST', '/v1/events', {
+                event: 'document.signed',
+                data: EVENT_DATA,
+              });
+              expect(res.status).toBe(202);
+              accepted.push(res.json.id as string);
+            }
+          }),
+        );
+        await receiver.waitFor(10);
+        first.child.kill('SIGTERM');
+        expect(await first.exited).toEqual({ code: 0, signal: null });
+        const answered = receiver.requests.length;
+
+        // Straight from the database, with no process running: nothing is left claimed, and every
+        // request the receiver answered while the process shut down is recorded as delivered.
+        const db = openDialect(parseDatabaseUrl(env.DATABASE_URL as string));
+        try {
+          const rows = await db.db.selectFrom('deliveries').select(['status', 'lease_owner']).execute();
+          expect(rows).toHaveLength(TOTAL);
+          expect(rows.filter((r) => r.status === 'sending')).toEqual([]);
+          expect(rows.filter((r) => r.lease_owner !== null)).toEqual([]);
+          expect(new Set(rows.map((r) => r.status))).toEqual(
+            new Set(rows.length === answered ? ['delivered'] : ['delivered', 'pending']),
+          );
+          expect(rows.filter((r) => r.status === 'delivered')).toHaveLength(answered);
+        } finally {
+          await db.close();
+        }
+
+        slow = false;
+        await start(env);
+        await waitUntil(
+          'every accepted event at the receiver',
+          () => accepted.every((id) => receivedIds(receiver as Receiver).has(id)),
+          30_000,
+        );
+      }, 90_000);
+    });
+  });
+});

@@ -1,0 +1,685 @@
+// The delivery engine end to end, on every dialect: the real store, API and dispatcher against real
+// HTTP receivers on loopback. Each case asserts on what the receiver got and on the delivery log.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { LightMyRequestResponse } from 'fastify';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DispatcherConfig } from '../src/config.js';
+import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { type ReceivedRequest, type Receiver, type Responder, startReceiver } from './helpers/receiver.js';
+import { startTestService, type TestService } from './helpers/service.js';
+
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+const SIGNED_DATA = {
+  document_id: 'doc_88291',
+  signer_email: 'client@example.com',
+  audit_url: 'https://congasign.com/audit/88291',
+};
+
+interface AttemptView {
+  number: number;
+  trigger: 'scheduled' | 'manual';
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_excerpt: string | null;
+}
+
+interface DeliveryView {
+  id: string;
+  event_id: string;
+  subscription_id: string | null;
+  target: 'subscription' | 'callback';
+  status: string;
+  attempt_count: number;
+  delivered_at: string | null;
+  last_attempt?: AttemptView | null;
+  attempts?: AttemptView[];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns a value (not undefined), or fails naming `what`. */
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A port on 127.0.0.1 with nothing listening on it (taken from the OS, then given back). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function headerOf(request: ReceivedRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function payloadOf(request: ReceivedRequest): Record<string, unknown> {
+  return JSON.parse(request.body) as Record<string, unknown>;
+}
+
+/** The API calls the cases make, on one service. */
+function apiOf(service: TestService) {
+  const api = {
+    async subscribe(targetUrl: string, eventType = 'document.signed', secretToken?: string) {
+      const res = await service.request({
+        method: 'POST',
+        url: '/v1/webhooks/subscriptions',
+        payload: {
+          target_url: targetUrl,
+          event_type: eventType,
+          ...(secretToken === undefined ? {} : { secret_token: secretToken }),
+        },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const sub = res.json().subscriptions[0] as { id: string; signing_secret: string };
+      return { id: sub.id, secret: sub.signing_secret };
+    },
+    publish(
+      event = 'document.signed',
+      data: Record<string, unknown> = SIGNED_DATA,
+      extra: { timestamp?: string; headers?: Record<string, string> } = {},
+    ): Promise<LightMyRequestResponse> {
+      return service.request({
+        method: 'POST',
+        url: '/v1/events',
+        headers: extra.headers,
+        payload: { event, data, ...(extra.timestamp === undefined ? {} : { timestamp: extra.timestamp }) },
+      });
+    },
+    async published(event = 'document.signed', data: Record<string, unknown> = SIGNED_DATA) {
+      const res = await api.publish(event, data);
+      expect(res.statusCode, res.body).toBe(202);
+      return res.json() as { id: string; event: string; timestamp: string; deliveries: number };
+    },
+    async deliveriesOf(query: string): Promise<DeliveryView[]> {
+      const res = await service.request({ method: 'GET', url: `/v1/deliveries?${query}` });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().deliveries as DeliveryView[];
+    },
+    /** The one delivery of an event, with every attempt. */
+    async deliveryOfEvent(eventId: string): Promise<DeliveryView> {
+      const list = await api.deliveriesOf(`event_id=${eventId}`);
+      expect(list).toHaveLength(1);
+      return api.delivery((list[0] as DeliveryView).id);
+    },
+    async delivery(id: string): Promise<DeliveryView> {
+      const res = await service.request({ method: 'GET', url: `/v1/deliveries/${id}` });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json() as DeliveryView;
+    },
+    /** Waits until the event's one delivery has `status` (and, optionally, `attempts` attempts). */
+    settled(eventId: string, status: string, attempts?: number): Promise<DeliveryView> {
+      return eventually(`the delivery of ${eventId} to be ${status}`, async () => {
+        const list = await api.deliveriesOf(`event_id=${eventId}`);
+        const first = list[0];
+        if (list.length !== 1 || !first || first.status !== status) return undefined;
+        const detail = await api.delivery(first.id);
+        if (attempts !== undefined && detail.attempts?.length !== attempts) return undefined;
+        return detail;
+      });
+    },
+    async subscription(id: string) {
+      const res = await service.request({ method: 'GET', url: `/v1/webhooks/subscriptions/${id}` });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().subscriptions[0] as { id: string; status: string; disabled_reason: string | null };
+    },
+    async patch(id: string, body: Record<string, unknown>) {
+      const res = await service.request({ method: 'PATCH', url: `/v1/webhooks/subscriptions/${id}`, payload: body });
+      expect(res.statusCode, res.body).toBe(200);
+    },
+    async registerCallback(body: Record<string, unknown>) {
+      const res = await service.request({ method: 'PUT', url: '/api/sign/v1/callback/register', payload: body });
+      expect(res.statusCode, res.body).toBe(200);
+    },
+  };
+  return api;
+}
+
+describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    let service: TestService | undefined;
+    const receivers: Receiver[] = [];
+
+    /** A service with a real dispatcher: short retries unless the case says otherwise. */
+    async function start(dispatcher: Partial<DispatcherConfig> = {}) {
+      service = await startTestService(dialect, {
+        dispatcher: { retrySchedule: [0, 100, 200], ...dispatcher },
+      });
+      return { service, api: apiOf(service) };
+    }
+
+    async function receiver(responder?: Responder): Promise<Receiver> {
+      const r = await startReceiver(responder);
+      receivers.push(r);
+      return r;
+    }
+
+    afterEach(async () => {
+      await service?.close();
+      service = undefined;
+      await Promise.all(receivers.splice(0).map((r) => r.close()));
+    });
+
+    describe('what a receiver gets', () => {
+      it('delivers the exact seed payload with the event id, signed and labelled, and logs the attempt', async () => {
+        const { api } = await start();
+        const plain = await receiver();
+        const withToken = await receiver();
+        const sub = await api.subscribe(`${plain.url}/hooks/conga`);
+        const tokened = await api.subscribe(`${withToken.url}/hooks/conga`, 'document.signed', 'shhh_its_a_secret');
+
+        const before = Math.floor(Date.now() / 1000);
+        const res = await api.publish('document.signed', SIGNED_DATA, { timestamp: '2025-12-18T14:30:05Z' });
+        expect(res.statusCode).toBe(202);
+        const accepted = res.json();
+        expect(accepted).toEqual({
+          id: expect.stringMatching(/^evt_/),
+          event: 'document.signed',
+          timestamp: '2025-12-18T14:30:05Z',
+          deliveries: 2,
+        });
+
+        const [got] = await plain.waitFor(1);
+        if (!got) throw new Error('nothing received');
+        expect(got.method).toBe('POST');
+        expect(got.url).toBe('/hooks/conga');
+        expect(got.body).toBe(
+          JSON.stringify({
+            event: 'document.signed',
+            timestamp: '2025-12-18T14:30:05Z',
+            data: SIGNED_DATA,
+            id: accepted.id,
+          }),
+        );
+        expect(headerOf(got, 'content-type')).toBe('application/json');
+        expect(headerOf(got, 'user-agent')).toBe(`countersign/${PACKAGE_VERSION}`);
+        expect(headerOf(got, 'webhook-id')).toBe(accepted.id);
+        const sentAt = Number(headerOf(got, 'webhook-timestamp'));
+        expect(sentAt).toBeGreaterThanOrEqual(before);
+        expect(sentAt).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+        const signatureHeaders = {
+          'webhook-id': headerOf(got, 'webhook-id') as string,
+          'webhook-timestamp': headerOf(got, 'webhook-timestamp') as string,
+          'webhook-signature': headerOf(got, 'webhook-signature') as string,
+        };
+        expect(new Webhook(sub.secret).verify(got.body, signatureHeaders)).toEqual(payloadOf(got));
+        // Signed under this subscription's secret, not any other's.
+        expect(() => new Webhook(tokened.secret).verify(got.body, signatureHeaders)).toThrow();
+
+        const [gotWithToken] = await withToken.waitFor(1);
+        if (!gotWithToken) throw new Error('nothing received');
+        expect(gotWithToken.body).toBe(
+          JSON.stringify({
+            event: 'document.signed',
+            timestamp: '2025-12-18T14:30:05Z',
+            data: SIGNED_DATA,
+            id: accepted.id,
+            secret_token: 'shhh_its_a_secret',
+          }),
+        );
+        expect(
+          new Webhook(tokened.secret).verify(gotWithToken.body, {
+            'webhook-id': headerOf(gotWithToken, 'webhook-id') as string,
+            'webhook-timestamp': headerOf(gotWithToken, 'webhook-timestamp') as string,
+            'webhook-signature': headerOf(gotWithToken, 'webhook-signature') as string,
+          }),
+        ).toMatchObject({ id: accepted.id, secret_token: 'shhh_its_a_secret' });
+
+        const list = await eventually('both deliveries to be delivered', async () => {
+          const all = await api.deliveriesOf(`event_id=${accepted.id}`);
+          return all.length === 2 && all.every((d) => d.status === 'delivered') ? all : undefined;
+        });
+        expect(new Set(list.map((d) => d.subscription_id))).toEqual(new Set([sub.id, tokened.id]));
+        for (const d of list) {
+          expect(d).toMatchObject({ target: 'subscription', attempt_count: 1, delivered_at: expect.any(String) });
+          expect(d.last_attempt).toMatchObject({ number: 1, trigger: 'scheduled', status_code: 200, error: null });
+        }
+        const detail = await api.delivery((list.find((d) => d.subscription_id === sub.id) as DeliveryView).id);
+        expect(detail.attempts).toEqual([
+          {
+            number: 1,
+            trigger: 'scheduled',
+            started_at: expect.any(String),
+            duration_ms: expect.any(Number),
+            status_code: 200,
+            error: null,
+            response_excerpt: 'ok',
+          },
+        ]);
+        expect((detail.attempts?.[0] as AttemptView).duration_ms).toBeGreaterThanOrEqual(0);
+      });
+
+      it('cuts the logged response excerpt to 4 KiB when the receiver answers a large body', async () => {
+        const { api } = await start();
+        const big = `${'a'.repeat(4096)}${'b'.repeat(100 * 1024)}`;
+        const rx = await receiver(() => ({ status: 200, body: big }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'delivered', 1);
+        const excerpt = delivery.attempts?.[0]?.response_excerpt as string;
+        expect(excerpt).toHaveLength(4096);
+        expect(excerpt).toBe('a'.repeat(4096));
+      });
+    });
+
+    describe('failures and retries', () => {
+      it('retries a 500 and delivers on the next attempt, with the same webhook-id both times', async () => {
+        const { api } = await start();
+        const rx = await receiver((_req, i) => (i === 0 ? { status: 500, body: 'database down' } : { status: 200 }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const [first, second] = await rx.waitFor(2);
+        expect(headerOf(first as ReceivedRequest, 'webhook-id')).toBe(event.id);
+        expect(headerOf(second as ReceivedRequest, 'webhook-id')).toBe(event.id);
+        expect((second as ReceivedRequest).body).toBe((first as ReceivedRequest).body);
+
+        const delivery = await api.settled(event.id, 'delivered', 2);
+        expect(delivery.attempt_count).toBe(2);
+        expect(delivery.attempts).toMatchObject([
+          { number: 1, trigger: 'scheduled', status_code: 500, response_excerpt: 'database down' },
+          { number: 2, trigger: 'scheduled', status_code: 200, error: null },
+        ]);
+      });
+
+      it('logs a timeout when the receiver answers after the request timeout, and retries', async () => {
+        const { api } = await start({ requestTimeoutMs: 300 });
+        const rx = await receiver((_req, i) => (i === 0 ? { status: 200, delayMs: 2000 } : { status: 200 }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'delivered', 2);
+        expect(delivery.attempts?.[0]).toMatchObject({ number: 1, status_code: null, response_excerpt: null });
+        expect(delivery.attempts?.[0]?.error).toMatch(/timeout/i);
+        expect(delivery.attempts?.[1]).toMatchObject({ number: 2, status_code: 200, error: null });
+        expect(rx.requests).toHaveLength(2);
+      });
+
+      it('logs connection refused on every attempt and marks the delivery failed after the last one', async () => {
+        const { api } = await start({ retrySchedule: [0, 50, 50] });
+        const port = await closedPort();
+        const sub = await api.subscribe(`http://127.0.0.1:${port}/hook`);
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'failed', 3);
+        expect(delivery.attempt_count).toBe(3);
+        expect(delivery.delivered_at).toBeNull();
+        for (const attempt of delivery.attempts ?? []) {
+          expect(attempt).toMatchObject({ status_code: null, error: 'connection refused', response_excerpt: null });
+        }
+        // Ordinary failures do not disable the subscription (only 410 or days of failure do).
+        expect((await api.subscription(sub.id)).status).toBe('active');
+      });
+
+      it('does not follow a 301: the Location gets nothing, and the attempt is a failure that is retried', async () => {
+        const { api } = await start({ retrySchedule: [0, 50, 50] });
+        const elsewhere = await receiver();
+        const rx = await receiver(() => ({ status: 301, headers: { location: `${elsewhere.url}/moved` } }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'failed', 3);
+        for (const attempt of delivery.attempts ?? []) {
+          expect(attempt.status_code).toBe(301);
+          expect(attempt.error).toMatch(/redirect/);
+        }
+        expect(rx.requests).toHaveLength(3);
+        expect(elsewhere.requests).toHaveLength(0);
+      });
+
+      it('disables the subscription on 410, fails the delivery, and queues nothing for it afterwards', async () => {
+        const { service, api } = await start();
+        const rx = await receiver(() => ({ status: 410, body: 'gone for good' }));
+        const sub = await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'failed', 1);
+        expect(delivery.attempts?.[0]).toMatchObject({ status_code: 410, response_excerpt: 'gone for good' });
+        const disabled = await api.subscription(sub.id);
+        expect(disabled.status).toBe('disabled');
+        expect(disabled.disabled_reason).toMatch(/410/);
+
+        const later = await api.published();
+        expect(later.deliveries).toBe(0);
+        expect(await api.deliveriesOf(`event_id=${later.id}`)).toEqual([]);
+        await service.dispatcher?.idle();
+        await sleep(300);
+        expect(rx.requests).toHaveLength(1);
+      });
+
+      it('waits at least the Retry-After of a 429 before the next attempt, though the schedule says sooner', async () => {
+        const { api } = await start({ retrySchedule: [0, 50, 50] });
+        const rx = await receiver((_req, i) =>
+          i === 0 ? { status: 429, headers: { 'retry-after': '1' }, body: 'slow down' } : { status: 200 },
+        );
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const [first, second] = await rx.waitFor(2);
+        // The schedule alone would retry after ~50 ms; Retry-After: 1 must hold it back a second.
+        expect((second as ReceivedRequest).at - (first as ReceivedRequest).at).toBeGreaterThanOrEqual(950);
+        const delivery = await api.settled(event.id, 'delivered', 2);
+        expect(delivery.attempts?.[0]).toMatchObject({ status_code: 429, response_excerpt: 'slow down' });
+      });
+
+      it('disables a subscription whose deliveries have failed for longer than disableAfterFailingMs', async () => {
+        const { api } = await start({
+          retrySchedule: [0, ...Array.from({ length: 40 }, () => 100)],
+          disableAfterFailingMs: 300,
+        });
+        const rx = await receiver(() => ({ status: 503, body: 'maintenance' }));
+        const sub = await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const disabled = await eventually('the subscription to be disabled', async () => {
+          const s = await api.subscription(sub.id);
+          return s.status === 'disabled' ? s : undefined;
+        });
+        expect(disabled.disabled_reason).toEqual(expect.any(String));
+        expect(disabled.disabled_reason).not.toMatch(/410/);
+        // Its unfinished delivery is held, not failed and not retried further.
+        const delivery = await api.settled(event.id, 'held');
+        expect(delivery.attempt_count).toBeGreaterThanOrEqual(2);
+        expect(delivery.attempt_count).toBeLessThan(40);
+        const seen = rx.requests.length;
+        await sleep(400);
+        expect(rx.requests).toHaveLength(seen);
+      });
+    });
+
+    describe('the account callback', () => {
+      it('sends Basic, then Bearer, then no Authorization, and receives every event type of its account', async () => {
+        const { api } = await start();
+        const cb = await receiver();
+        const subscriber = await receiver();
+        await api.subscribe(`${subscriber.url}/hook`, 'document.signed');
+        await api.registerCallback({
+          callbackUrl: `${cb.url}/callback`,
+          authType: 'Basic',
+          username: 'integrations',
+          password: 'p@ss:word',
+        });
+
+        const sent = await api.published('document.sent');
+        const signed = await api.published('document.signed');
+        const declined = await api.published('document.declined', { ...SIGNED_DATA, reason: 'wrong name' });
+        expect([sent.deliveries, signed.deliveries, declined.deliveries]).toEqual([1, 2, 1]);
+        const basic = await cb.waitFor(3);
+        const expected = `Basic ${Buffer.from('integrations:p@ss:word').toString('base64')}`;
+        for (const request of basic) {
+          expect(headerOf(request, 'authorization')).toBe(expected);
+          expect(request.url).toBe('/callback');
+          expect(Object.keys(payloadOf(request))).toEqual(['event', 'timestamp', 'data', 'id']);
+        }
+        expect(new Set(basic.map((r) => payloadOf(r).id))).toEqual(new Set([sent.id, signed.id, declined.id]));
+        expect(new Set(basic.map((r) => payloadOf(r).event))).toEqual(
+          new Set(['document.sent', 'document.signed', 'document.declined']),
+        );
+        await subscriber.waitFor(1);
+        const callbackDelivery = (await api.deliveriesOf(`event_id=${sent.id}`))[0];
+        expect(callbackDelivery).toMatchObject({ target: 'callback', subscription_id: null });
+
+        await api.registerCallback({ callbackUrl: `${cb.url}/callback`, authType: 'Bearer', bearerToken: 'tok_123' });
+        await api.published('document.sent');
+        const [, , , bearer] = await cb.waitFor(4);
+        expect(headerOf(bearer as ReceivedRequest, 'authorization')).toBe('Bearer tok_123');
+
+        await api.registerCallback({ callbackUrl: `${cb.url}/callback`, authType: 'None' });
+        await api.published('document.sent');
+        const [, , , , none] = await cb.waitFor(5);
+        expect((none as ReceivedRequest).headers.authorization).toBeUndefined();
+      });
+    });
+
+    describe('publishing', () => {
+      it('answers the same event for a repeated Idempotency-Key and delivers it once; 422 for another body', async () => {
+        const { service, api } = await start();
+        const rx = await receiver();
+        await api.subscribe(`${rx.url}/hook`);
+        const headers = { 'idempotency-key': 'order-42' };
+        const first = await api.publish('document.signed', SIGNED_DATA, { headers });
+        const again = await api.publish('document.signed', SIGNED_DATA, { headers });
+        expect(first.statusCode).toBe(202);
+        expect(again.statusCode).toBe(202);
+        expect(first.headers['idempotent-replayed']).toBeUndefined();
+        expect(again.headers['idempotent-replayed']).toBe('true');
+        expect(again.json()).toEqual(first.json());
+
+        const other = await api.publish('document.signed', { ...SIGNED_DATA, document_id: 'doc_other' }, { headers });
+        expect(other.statusCode).toBe(422);
+        expect(other.json().error.code).toBe('idempotency_key_reused');
+
+        // Two at once with a new key land in the same group commit: still one event.
+        const both = await Promise.all([
+          api.publish('document.signed', SIGNED_DATA, { headers: { 'idempotency-key': 'order-43' } }),
+          api.publish('document.signed', SIGNED_DATA, { headers: { 'idempotency-key': 'order-43' } }),
+        ]);
+        expect(both.map((r) => r.statusCode)).toEqual([202, 202]);
+        expect(both[0]?.json().id).toBe(both[1]?.json().id);
+        expect(both.filter((r) => r.headers['idempotent-replayed'] === 'true')).toHaveLength(1);
+
+        await rx.waitFor(2);
+        await api.settled(first.json().id, 'delivered');
+        await api.settled(both[0]?.json().id, 'delivered');
+        await service.dispatcher?.idle();
+        await sleep(300);
+        expect(rx.requests.map((r) => payloadOf(r).id).sort()).toEqual([first.json().id, both[0]?.json().id].sort());
+        const events = await service.request({ method: 'GET', url: '/v1/events' });
+        expect(events.json().events).toHaveLength(2);
+      });
+
+      it('refuses invalid events with a 400 that names the field', async () => {
+        const { api } = await start();
+        const badEmail = await api.publish('document.signed', { ...SIGNED_DATA, signer_email: 'not-an-email' });
+        expect(badEmail.statusCode).toBe(400);
+        expect(badEmail.json().error).toMatchObject({ code: 'validation_failed' });
+        expect(badEmail.json().error.message).toContain('data.signer_email');
+
+        const { document_id: _omitted, ...withoutDocument } = SIGNED_DATA;
+        const missing = await api.publish('document.signed', withoutDocument);
+        expect(missing.statusCode).toBe(400);
+        expect(missing.json().error.message).toContain('data.document_id');
+
+        const unknown = await api.publish('document.exploded');
+        expect(unknown.statusCode).toBe(400);
+        expect(unknown.json().error.message).toMatch(/^event\b/);
+
+        const noData = await service?.request({
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.sent' },
+        });
+        expect(noData?.statusCode).toBe(400);
+        expect(noData?.json().error.message).toMatch(/^data\b/);
+
+        const events = await service?.request({ method: 'GET', url: '/v1/events' });
+        expect(events?.json().events).toEqual([]);
+      });
+
+      it('lists events newest first with filters and cursor pagination, and shows one by id', async () => {
+        const { service, api } = await start();
+        const sent = await api.published('document.sent');
+        const signed = await api.published('document.signed');
+        const declined = await api.published('document.declined', { ...SIGNED_DATA, reason: 'typo' });
+
+        const page1 = (await service.request({ method: 'GET', url: '/v1/events?limit=2' })).json();
+        expect(page1.events.map((e: { id: string }) => e.id)).toEqual([declined.id, signed.id]);
+        expect(page1.next_cursor).toEqual(expect.any(String));
+        const page2 = (
+          await service.request({ method: 'GET', url: `/v1/events?limit=2&cursor=${page1.next_cursor}` })
+        ).json();
+        expect(page2.events.map((e: { id: string }) => e.id)).toEqual([sent.id]);
+        expect(page2.next_cursor).toBeNull();
+
+        const onlySigned = (
+          await service.request({ method: 'GET', url: '/v1/events?event_type=document.signed' })
+        ).json();
+        expect(onlySigned.events.map((e: { id: string }) => e.id)).toEqual([signed.id]);
+
+        const one = await service.request({ method: 'GET', url: `/v1/events/${declined.id}` });
+        expect(one.statusCode).toBe(200);
+        expect(one.json()).toEqual({
+          id: declined.id,
+          event: 'document.declined',
+          timestamp: declined.timestamp,
+          data: { ...SIGNED_DATA, reason: 'typo' },
+          created_at: expect.any(String),
+          deliveries: 0,
+        });
+        const missing = await service.request({ method: 'GET', url: '/v1/events/evt_01JZZZZZZZZZZZZZZZZZZZZZZZ' });
+        expect(missing.statusCode).toBe(404);
+      });
+    });
+
+    describe('operating subscriptions and deliveries', () => {
+      it('holds deliveries while paused, delivers them on resume, and cancels them on delete', async () => {
+        const { service, api } = await start();
+        const rx = await receiver();
+        const sub = await api.subscribe(`${rx.url}/hook`);
+        await api.patch(sub.id, { status: 'paused' });
+        const a = await api.published();
+        const b = await api.published();
+        expect([a.deliveries, b.deliveries]).toEqual([1, 1]);
+        await sleep(500);
+        expect(rx.requests).toHaveLength(0);
+        expect((await api.deliveryOfEvent(a.id)).status).toBe('held');
+
+        await api.patch(sub.id, { status: 'active' });
+        const got = await rx.waitFor(2);
+        expect(new Set(got.map((r) => payloadOf(r).id))).toEqual(new Set([a.id, b.id]));
+        await api.settled(a.id, 'delivered', 1);
+        await api.settled(b.id, 'delivered', 1);
+
+        await api.patch(sub.id, { status: 'paused' });
+        const c = await api.published();
+        const deleted = await service.request({ method: 'DELETE', url: `/v1/webhooks/subscriptions/${sub.id}` });
+        expect(deleted.statusCode).toBe(204);
+        const cancelled = await api.deliveryOfEvent(c.id);
+        expect(cancelled).toMatchObject({ status: 'cancelled', attempt_count: 0 });
+        await sleep(400);
+        expect(rx.requests).toHaveLength(2);
+        // A cancelled delivery cannot be redelivered.
+        const redeliver = await service.request({ method: 'POST', url: `/v1/deliveries/${cancelled.id}/redeliver` });
+        expect(redeliver.statusCode).toBe(409);
+      });
+
+      it('makes one more, manual attempt when a delivered delivery is redelivered', async () => {
+        const { service, api } = await start();
+        const rx = await receiver();
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivered = await api.settled(event.id, 'delivered', 1);
+
+        const res = await service.request({ method: 'POST', url: `/v1/deliveries/${delivered.id}/redeliver` });
+        expect(res.statusCode).toBe(202);
+        const [first, second] = await rx.waitFor(2);
+        expect(headerOf(second as ReceivedRequest, 'webhook-id')).toBe(event.id);
+        expect((second as ReceivedRequest).body).toBe((first as ReceivedRequest).body);
+        const after = await api.settled(event.id, 'delivered', 2);
+        expect(after.attempts?.map((a) => [a.number, a.trigger, a.status_code])).toEqual([
+          [1, 'scheduled', 200],
+          [2, 'manual', 200],
+        ]);
+        await service.dispatcher?.idle();
+        await sleep(300);
+        expect(rx.requests).toHaveLength(2);
+      });
+
+      it('re-queues a failed delivery on replay and delivers it once the receiver works', async () => {
+        const { service, api } = await start({ retrySchedule: [0, 50] });
+        let healthy = false;
+        const rx = await receiver(() => (healthy ? { status: 200 } : { status: 500 }));
+        const sub = await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        await api.settled(event.id, 'failed', 2);
+
+        const replay = (body: Record<string, string>) =>
+          service.request({ method: 'POST', url: `/v1/webhooks/subscriptions/${sub.id}/replay`, payload: body });
+        const anHourAgo = new Date(Date.now() - 3_600_000).toISOString();
+        const aDayAgo = new Date(Date.now() - 86_400_000).toISOString();
+        const outside = await replay({ since: aDayAgo, until: anHourAgo });
+        expect(outside.statusCode).toBe(202);
+        expect(outside.json()).toEqual({ requeued: 0 });
+
+        healthy = true;
+        const inside = await replay({ since: anHourAgo });
+        expect(inside.statusCode).toBe(202);
+        expect(inside.json()).toEqual({ requeued: 1 });
+        const delivery = await api.settled(event.id, 'delivered', 3);
+        expect(delivery.attempts?.map((a) => a.status_code)).toEqual([500, 500, 200]);
+        expect(rx.requests.map((r) => headerOf(r, 'webhook-id'))).toEqual([event.id, event.id, event.id]);
+
+        expect((await replay({ since: anHourAgo })).json()).toEqual({ requeued: 0 });
+        const bad = await replay({ since: 'yesterday' });
+        expect(bad.statusCode).toBe(400);
+        expect(bad.json().error.message).toContain('since');
+      });
+
+      it('sends a test event to that one subscription only, and shows it in the events and the log', async () => {
+        const { service, api } = await start();
+        const target = await receiver();
+        const bystander = await receiver();
+        const sub = await api.subscribe(`${target.url}/hook`);
+        await api.subscribe(`${bystander.url}/hook`);
+
+        const res = await service.request({ method: 'POST', url: `/v1/webhooks/subscriptions/${sub.id}/test` });
+        expect(res.statusCode).toBe(202);
+        const { event_id: eventId, deliveries } = res.json();
+        expect(deliveries).toBe(1);
+        const [got] = await target.waitFor(1);
+        expect(payloadOf(got as ReceivedRequest)).toMatchObject({ event: 'document.signed', id: eventId });
+        expect(headerOf(got as ReceivedRequest, 'webhook-id')).toBe(eventId);
+
+        const delivery = await api.settled(eventId, 'delivered', 1);
+        expect(delivery.subscription_id).toBe(sub.id);
+        const shown = await service.request({ method: 'GET', url: `/v1/events/${eventId}` });
+        expect(shown.statusCode).toBe(200);
+        expect(shown.json()).toMatchObject({ id: eventId, event: 'document.signed', deliveries: 1 });
+        const listed = (await service.request({ method: 'GET', url: '/v1/events' })).json();
+        expect(listed.events.map((e: { id: string }) => e.id)).toContain(eventId);
+        const logged = await api.deliveriesOf(`subscription_id=${sub.id}`);
+        expect(logged.map((d) => d.event_id)).toEqual([eventId]);
+
+        await service.dispatcher?.idle();
+        await sleep(300);
+        expect(bystander.requests).toHaveLength(0);
+      });
+    });
+
+    describe('stopping', () => {
+      it('waits for a send in flight when stopped and records its result', async () => {
+        const { service, api } = await start({ shutdownGraceMs: 5000 });
+        const rx = await receiver(() => ({ status: 200, body: 'late but fine', delayMs: 700 }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        await rx.waitFor(1);
+        await service.dispatcher?.stop();
+        const delivery = await api.deliveryOfEvent(event.id);
+        expect(delivery.status).toBe('delivered');
+        expect(delivery.attempts).toMatchObject([{ number: 1, status_code: 200, response_excerpt: 'late but fine' }]);
+      });
+
+      it('hands a send still running at the shutdown deadline back to the queue', async () => {
+        const { service, api } = await start({ shutdownGraceMs: 200 });
+        const rx = await receiver(() => ({ status: 200, delayMs: 3000 }));
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        await rx.waitFor(1);
+        await service.dispatcher?.stop();
+        const delivery = (await api.deliveriesOf(`event_id=${event.id}`))[0];
+        expect(delivery).toMatchObject({ status: 'pending', attempt_count: 0 });
+      });
+    });
+  });
+});

@@ -1,0 +1,258 @@
+// Tokens, scopes, limits, signing-secret rotation and tenant isolation, on every dialect.
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { type Receiver, startReceiver } from './helpers/receiver.js';
+import { startTestService, type TestService } from './helpers/service.js';
+
+const DATA = { document_id: 'doc_1', signer_email: 'client@example.com', audit_url: 'https://congasign.com/audit/1' };
+
+function headersOf(r: { headers: Record<string, unknown> }) {
+  return {
+    'webhook-id': r.headers['webhook-id'] as string,
+    'webhook-timestamp': r.headers['webhook-timestamp'] as string,
+    'webhook-signature': r.headers['webhook-signature'] as string,
+  };
+}
+
+describe.each(DIALECTS)('security on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    let service: TestService;
+    let receiver: Receiver;
+    beforeAll(async () => {
+      service = await startTestService(dialect, { dispatcher: true });
+      receiver = await startReceiver();
+    });
+    afterAll(async () => {
+      await service?.close();
+      await receiver?.close();
+    });
+
+    async function subscribe(path: string, token?: string) {
+      const res = await service.request({
+        method: 'POST',
+        url: '/v1/webhooks/subscriptions',
+        payload: { target_url: `${receiver.url}${path}`, event_type: 'document.signed' },
+        ...(token ? { token } : {}),
+      });
+      expect(res.statusCode).toBe(200);
+      return res.json().subscriptions[0] as { id: string; signing_secret: string };
+    }
+
+    it('signs with both the old and the new secret during a rotation grace period, then with the new one only', async () => {
+      const sub = await subscribe('/rotation');
+      const rotated = await service.request({
+        method: 'POST',
+        url: `/v1/webhooks/subscriptions/${sub.id}/rotate-secret`,
+        payload: {},
+      });
+      expect(rotated.statusCode).toBe(200);
+      const entry = rotated.json().subscriptions[0];
+      expect(entry.signing_secret).toMatch(/^whsec_/);
+      expect(entry.signing_secret).not.toBe(sub.signing_secret);
+      const grace = Date.parse(entry.previous_secret_expires_at) - Date.now();
+      expect(grace).toBeGreaterThan(23 * 3600_000);
+      expect(grace).toBeLessThanOrEqual(24 * 3600_000);
+
+      const before = receiver.requests.length;
+      await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'document.signed', data: DATA } });
+      const got = (await receiver.waitFor(before + 1)).filter((r) => r.url === '/rotation');
+      const last = got[got.length - 1];
+      if (!last) throw new Error('nothing received');
+      expect((last.headers['webhook-signature'] as string).split(' ')).toHaveLength(2);
+      expect(new Webhook(sub.signing_secret).verify(last.body, headersOf(last))).toMatchObject({
+        event: 'document.signed',
+      });
+      expect(new Webhook(entry.signing_secret).verify(last.body, headersOf(last))).toMatchObject({
+        event: 'document.signed',
+      });
+
+      const immediate = await service.request({
+        method: 'POST',
+        url: `/v1/webhooks/subscriptions/${sub.id}/rotate-secret`,
+        payload: { grace_period_seconds: 0 },
+      });
+      const newest = immediate.json().subscriptions[0];
+      expect(newest.previous_secret_expires_at).toBeNull();
+      const count = receiver.requests.length;
+      await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'document.signed', data: DATA } });
+      const after = (await receiver.waitFor(count + 1)).filter((r) => r.url === '/rotation');
+      const final = after[after.length - 1];
+      if (!final) throw new Error('nothing received');
+      expect((final.headers['webhook-signature'] as string).split(' ')).toHaveLength(1);
+      expect(() => new Webhook(entry.signing_secret).verify(final.body, headersOf(final))).toThrow();
+      expect(new Webhook(newest.signing_secret).verify(final.body, headersOf(final))).toBeTruthy();
+    });
+
+    it('refuses a grace period longer than 7 days or of the wrong type', async () => {
+      const sub = await subscribe('/rotation-bad');
+      for (const body of [{ grace_period_seconds: 8 * 86_400 }, { grace_period_seconds: '1h' }, { grace: 1 }]) {
+        const res = await service.request({
+          method: 'POST',
+          url: `/v1/webhooks/subscriptions/${sub.id}/rotate-secret`,
+          payload: body,
+        });
+        expect(res.statusCode).toBe(400);
+      }
+    });
+
+    it('enforces scopes: read cannot write, publish can only publish, admin can do everything', async () => {
+      const read = await service.tokenFor('acme', { scopes: ['read'] });
+      const publish = await service.tokenFor('acme', { scopes: ['publish'] });
+      const create = {
+        method: 'POST' as const,
+        url: '/v1/webhooks/subscriptions',
+        payload: { target_url: `${receiver.url}/s`, event_type: 'document.sent' },
+      };
+      const pub = { method: 'POST' as const, url: '/v1/events', payload: { event: 'document.sent', data: DATA } };
+      expect((await service.request({ ...create, token: read.token })).statusCode).toBe(403);
+      expect(
+        (await service.request({ method: 'GET', url: '/v1/webhooks/subscriptions', token: read.token })).statusCode,
+      ).toBe(200);
+      expect((await service.request({ ...pub, token: read.token })).statusCode).toBe(403);
+      expect((await service.request({ ...pub, token: publish.token })).statusCode).toBe(202);
+      expect((await service.request({ ...create, token: publish.token })).statusCode).toBe(403);
+      expect((await service.request({ method: 'GET', url: '/v1/events', token: publish.token })).statusCode).toBe(403);
+      const forbidden = await service.request({ ...create, token: read.token });
+      expect(forbidden.json().error.code).toBe('forbidden');
+    });
+
+    it('records when a token was last used', async () => {
+      const fresh = await service.tokenFor('acme');
+      const before = (await service.store.listTokens()).find((t) => t.id === fresh.id);
+      expect(before?.lastUsedAt).toBeNull();
+      await service.request({ method: 'GET', url: '/v1/webhooks/subscriptions', token: fresh.token });
+      await expect
+        .poll(async () => (await service.store.listTokens()).find((t) => t.id === fresh.id)?.lastUsedAt, {
+          timeout: 5000,
+        })
+        .toBeGreaterThan(Date.now() - 60_000);
+    });
+
+    it('refuses a revoked token at once and an expired token', async () => {
+      const t = await service.tokenFor('acme');
+      expect((await service.request({ method: 'GET', url: '/v1/events', token: t.token })).statusCode).toBe(200);
+      await service.store.revokeToken(t.id, Date.now());
+      const res = await service.request({ method: 'GET', url: '/v1/events', token: t.token });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error.message).toContain('invalid or expired');
+      const expired = await service.tokenFor('acme', { expiresAt: Date.now() - 1 });
+      expect((await service.request({ method: 'GET', url: '/v1/events', token: expired.token })).statusCode).toBe(401);
+    });
+
+    it('refuses JSON nested deeper than 32 levels with a 400 and stores nothing', async () => {
+      let data: Record<string, unknown> = { ...DATA };
+      for (let i = 0; i < 40; i++) data = { ...DATA, nested: data };
+      const before = (await service.request({ method: 'GET', url: '/v1/events?limit=100' })).json().events.length;
+      const res = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { event: 'document.signed', data },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toContain('nested deeper');
+      const after = (await service.request({ method: 'GET', url: '/v1/events?limit=100' })).json().events.length;
+      expect(after).toBe(before);
+    });
+
+    describe('tenant isolation', () => {
+      it("answers 404 for another account's ids on every route that takes one, and changes nothing", async () => {
+        const other = await service.tokenFor('globex');
+        const theirSub = (
+          await service.request({
+            method: 'POST',
+            url: '/v1/webhooks/subscriptions',
+            token: other.token,
+            payload: {
+              target_url: `${receiver.url}/globex`,
+              event_type: 'document.signed',
+              secret_token: 'globex-secret',
+            },
+          })
+        ).json().subscriptions[0];
+        const before = receiver.requests.length;
+        const published = (
+          await service.request({
+            method: 'POST',
+            url: '/v1/events',
+            token: other.token,
+            payload: { event: 'document.signed', data: DATA },
+          })
+        ).json();
+        await receiver.waitFor(before + 1);
+        const theirDelivery = (
+          await service.request({ method: 'GET', url: `/v1/deliveries?event_id=${published.id}`, token: other.token })
+        ).json().deliveries[0];
+        expect(theirDelivery).toBeDefined();
+
+        const probes = [
+          { method: 'GET', url: `/v1/webhooks/subscriptions/${theirSub.id}` },
+          { method: 'PATCH', url: `/v1/webhooks/subscriptions/${theirSub.id}`, payload: { status: 'paused' } },
+          { method: 'DELETE', url: `/v1/webhooks/subscriptions/${theirSub.id}` },
+          {
+            method: 'POST',
+            url: `/v1/webhooks/subscriptions/${theirSub.id}/replay`,
+            payload: { since: '2020-01-01T00:00:00Z' },
+          },
+          { method: 'POST', url: `/v1/webhooks/subscriptions/${theirSub.id}/test` },
+          { method: 'POST', url: `/v1/webhooks/subscriptions/${theirSub.id}/rotate-secret`, payload: {} },
+          { method: 'GET', url: `/v1/events/${published.id}` },
+          { method: 'GET', url: `/v1/deliveries/${theirDelivery.id}` },
+          { method: 'POST', url: `/v1/deliveries/${theirDelivery.id}/redeliver` },
+        ] as const;
+        for (const probe of probes) {
+          const res = await service.request({ ...probe } as Parameters<TestService['request']>[0]);
+          expect(res.statusCode, `${probe.method} ${probe.url}`).toBe(404);
+          expect(res.body).not.toContain('globex');
+          expect(res.json().error.code).toBe('not_found');
+        }
+        const lists = await Promise.all(
+          [
+            `/v1/webhooks/subscriptions`,
+            `/v1/events?limit=100`,
+            `/v1/deliveries?limit=100`,
+            `/v1/deliveries?event_id=${published.id}`,
+          ].map((url) => service.request({ method: 'GET', url })),
+        );
+        for (const list of lists) {
+          expect(list.statusCode).toBe(200);
+          expect(list.body).not.toContain(theirSub.id);
+          expect(list.body).not.toContain(published.id);
+        }
+        const theirs = await service.request({
+          method: 'GET',
+          url: `/v1/webhooks/subscriptions/${theirSub.id}`,
+          token: other.token,
+        });
+        expect(theirs.json().subscriptions[0]).toMatchObject({ status: 'active', updated_at: theirSub.updated_at });
+        const delivery = await service.request({
+          method: 'GET',
+          url: `/v1/deliveries/${theirDelivery.id}`,
+          token: other.token,
+        });
+        expect(delivery.json().attempts.every((a: { trigger: string }) => a.trigger === 'scheduled')).toBe(true);
+      });
+    });
+  });
+});
+
+describe.each(DIALECTS)('rate limits on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    it('answers 429 with Retry-After once a token passes its limit, per token', async () => {
+      const service = await startTestService(dialect, { rateLimit: { max: 5, windowMs: 60_000 } });
+      try {
+        const codes: number[] = [];
+        for (let i = 0; i < 7; i++)
+          codes.push((await service.request({ method: 'GET', url: '/v1/events' })).statusCode);
+        expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429]);
+        const limited = await service.request({ method: 'GET', url: '/v1/events' });
+        expect(limited.json().error.code).toBe('rate_limited');
+        expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+        const other = await service.tokenFor('acme');
+        expect((await service.request({ method: 'GET', url: '/v1/events', token: other.token })).statusCode).toBe(200);
+      } finally {
+        await service.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,1226 @@
+// The Store contract, written once and run against every dialect (the way Hono runs one router
+// suite against every router). Each test opens a store on a fresh database and drives the clock
+// through the `now` arguments, so nothing here sleeps.
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newId } from '../src/domain/ids.js';
+import { CountersignError } from '../src/errors.js';
+import { openStore } from '../src/store/kysely-store.js';
+import { migrateToLatest } from '../src/store/migrator.js';
+import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import type {
+  Account,
+  AttemptOutcome,
+  AttemptResult,
+  Callback,
+  ClaimedDelivery,
+  Delivery,
+  EventRecord,
+  Page,
+  PublishRequest,
+  QueueSettings,
+  Store,
+  Subscription,
+} from '../src/store/store.js';
+import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
+
+const T0 = Date.UTC(2025, 11, 18, 14, 30, 5);
+const SECOND = 1000;
+const HOUR = 3_600_000;
+const LEASE_MS = 30 * SECOND;
+const SETTINGS: QueueSettings = { disableAfterFailingMs: 72 * HOUR };
+
+function subscriptionRow(accountId: string, overrides: Partial<Subscription> = {}): Subscription {
+  return {
+    id: newId('sub'),
+    account_id: accountId,
+    target_url: 'https://your-app.com/webhooks/signed',
+    event_type: 'document.signed',
+    status: 'active',
+    secret_token_sealed: 'sealed-secret-token',
+    signing_secret_sealed: 'sealed-signing-secret',
+    previous_secret_sealed: null,
+    previous_secret_expires_at: null,
+    disabled_reason: null,
+    failing_since: null,
+    created_at: T0,
+    updated_at: T0,
+    deleted_at: null,
+    ...overrides,
+  };
+}
+
+function callbackRow(accountId: string, overrides: Partial<Omit<Callback, 'created_at'>> = {}) {
+  return {
+    account_id: accountId,
+    url: 'https://your-app.com/callback',
+    auth_type: 'Bearer' as const,
+    username: null,
+    password_sealed: null,
+    bearer_token_sealed: 'sealed-bearer',
+    updated_at: T0,
+    ...overrides,
+  };
+}
+
+function result(
+  claimed: ClaimedDelivery,
+  outcome: AttemptOutcome,
+  now: number,
+  extra: Partial<AttemptResult> = {},
+): AttemptResult {
+  const statusCode = { delivered: 200, retry: 503, failed: 400, gone: 410 }[outcome];
+  return {
+    deliveryId: claimed.id,
+    subscriptionId: claimed.subscriptionId,
+    attempt: claimed.attempt,
+    trigger: claimed.trigger,
+    startedAt: now,
+    durationMs: 12,
+    statusCode,
+    error: null,
+    responseExcerpt: `status ${statusCode}`,
+    outcome,
+    ...extra,
+  };
+}
+
+/** Walks every page; returns the pages so a test can see their sizes too. */
+async function allPages<T>(fetch: (cursor: string | undefined) => Promise<Page<T>>): Promise<T[][]> {
+  const pages: T[][] = [];
+  let cursor: string | undefined;
+  for (let guard = 0; guard < 100; guard++) {
+    const page = await fetch(cursor);
+    pages.push(page.items);
+    if (page.nextCursor === null) return pages;
+    cursor = page.nextCursor;
+  }
+  throw new Error('pagination did not end');
+}
+
+const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+
+describe.each(DIALECTS)('store contract on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    describe('migrations', () => {
+      let database: TestDatabase;
+      beforeEach(async () => {
+        database = await dialect.create();
+      });
+      afterEach(async () => {
+        await database.drop();
+      });
+
+      it('applies the schema once; opening the same database again migrates nothing and keeps the data', async () => {
+        const location = parseDatabaseUrl(database.url);
+        const direct = openDialect(location);
+        try {
+          expect(await migrateToLatest(direct)).toEqual(['001_initial']);
+          expect(await migrateToLatest(direct)).toEqual([]);
+        } finally {
+          await direct.close();
+        }
+        const first = await openStore(openDialect(location));
+        await first.ensureAccount('acme', T0);
+        await first.close();
+        const second = await openStore(openDialect(location));
+        try {
+          expect(await second.countAccounts()).toBe(1);
+          expect((await second.ensureAccount('acme', T0 + HOUR)).createdAt).toBe(T0);
+        } finally {
+          await second.close();
+        }
+      });
+
+      it('lets two stores migrate the same fresh database at the same time, applying each migration once', async () => {
+        const location = parseDatabaseUrl(database.url);
+        const stores = await Promise.all([openStore(openDialect(location)), openStore(openDialect(location))]);
+        try {
+          const [a, b] = stores;
+          if (!a || !b) throw new Error('a store did not open');
+          await a.ensureAccount('acme', T0);
+          expect(await b.countAccounts()).toBe(1);
+          const check = openDialect(location);
+          try {
+            const rows = await sql<{ name: string }>`select name from countersign_migrations`.execute(check.db);
+            expect(rows.rows.map((r) => r.name)).toEqual(['001_initial']);
+          } finally {
+            await check.close();
+          }
+        } finally {
+          await Promise.all(stores.map((s) => s.close()));
+        }
+      });
+    });
+
+    describe('with a store', () => {
+      let database: TestDatabase;
+      let store: Store;
+      let acme: Account;
+      let other: Account;
+
+      beforeEach(async () => {
+        database = await dialect.create();
+        store = await openStore(openDialect(parseDatabaseUrl(database.url)));
+        acme = await store.ensureAccount('acme', T0);
+        other = await store.ensureAccount('globex', T0);
+      });
+      afterEach(async () => {
+        await store.close();
+        await database.drop();
+      });
+
+      async function addSubscription(accountId: string, overrides: Partial<Subscription> = {}): Promise<Subscription> {
+        const row = subscriptionRow(accountId, overrides);
+        await store.createSubscription(row);
+        return row;
+      }
+
+      async function publish(
+        request: Partial<PublishRequest> & { accountId: string },
+        now: number,
+      ): Promise<{ event: EventRecord; replayed: boolean }> {
+        const [published] = await store.publishEvents(
+          [{ type: 'document.signed', dataJson: '{"document_id":"doc_1"}', occurredAt: now, ...request }],
+          now,
+        );
+        if (!published?.ok) throw new Error(`publish refused: ${JSON.stringify(published)}`);
+        return published;
+      }
+
+      async function deliveriesOf(accountId: string, eventId: string): Promise<Delivery[]> {
+        return (await store.listDeliveries(accountId, { limit: 100, eventId })).items;
+      }
+
+      async function delivery(id: string): Promise<Delivery> {
+        const found = await store.getDelivery(acme.id, id);
+        if (!found) throw new Error(`delivery ${id} not found`);
+        return found;
+      }
+
+      async function subscription(id: string): Promise<Subscription> {
+        const found = await store.getSubscription(acme.id, id);
+        if (!found) throw new Error(`subscription ${id} not found`);
+        return found;
+      }
+
+      /** Publishes one event to a fresh subscription and takes its delivery through `outcome`. */
+      async function finishedDelivery(outcome: 'delivered' | 'failed', now: number) {
+        const sub = await addSubscription(acme.id, { target_url: `https://your-app.com/${outcome}/${now}` });
+        const { event } = await publish({ accountId: acme.id, onlySubscriptionId: sub.id }, now);
+        const [claimed] = await store.claimDueDeliveries('worker-a', 10, now, LEASE_MS);
+        if (!claimed || claimed.eventId !== event.id) throw new Error('expected to claim the new delivery');
+        await store.recordAttempts('worker-a', [result(claimed, outcome, now + 1)], now + 1, SETTINGS);
+        return { sub, event, claimed };
+      }
+
+      it('answers ping and names its dialect', async () => {
+        await store.ping();
+        expect(store.dialect).toBe(dialect.name);
+      });
+
+      describe('accounts', () => {
+        it('ensureAccount returns the same account for the same name and keeps its first created_at', async () => {
+          const again = await store.ensureAccount('acme', T0 + HOUR);
+          expect(again).toEqual({ id: acme.id, name: 'acme', createdAt: T0 });
+          expect(other.id).not.toBe(acme.id);
+          expect(await store.countAccounts()).toBe(2);
+          await store.ensureAccount('initech', T0);
+          expect(await store.countAccounts()).toBe(3);
+        });
+      });
+
+      describe('tokens', () => {
+        async function createToken(accountId: string, lookup: string, expiresAt: number | null = null) {
+          return store.createToken({
+            accountId,
+            lookup,
+            hash: `hash-of-${lookup}`,
+            scopes: ['read', 'write'],
+            expiresAt,
+            now: T0,
+          });
+        }
+
+        it('finds a token by its lookup prefix, with its account name and scopes', async () => {
+          const { id } = await createToken(acme.id, 'cst_aaaaaaaaaaaa', T0 + HOUR);
+          expect(await store.findToken('cst_aaaaaaaaaaaa')).toEqual({
+            id,
+            accountId: acme.id,
+            accountName: 'acme',
+            scopes: ['read', 'write'],
+            hash: 'hash-of-cst_aaaaaaaaaaaa',
+            createdAt: T0,
+            expiresAt: T0 + HOUR,
+            revokedAt: null,
+            lastUsedAt: null,
+          });
+          expect(await store.findToken('cst_unknown000')).toBeUndefined();
+        });
+
+        it('lists every account’s tokens in creation order', async () => {
+          const a = await createToken(acme.id, 'cst_aaaaaaaaaaaa');
+          const b = await createToken(other.id, 'cst_bbbbbbbbbbbb');
+          const listed = await store.listTokens();
+          expect(listed.map((t) => [t.id, t.accountName])).toEqual([
+            [a.id, 'acme'],
+            [b.id, 'globex'],
+          ]);
+        });
+
+        it('revokes a token once: the second revoke returns false and keeps the first revoked_at', async () => {
+          const { id } = await createToken(acme.id, 'cst_aaaaaaaaaaaa');
+          expect(await store.revokeToken(id, T0 + SECOND)).toBe(true);
+          expect(await store.revokeToken(id, T0 + 2 * SECOND)).toBe(false);
+          expect((await store.findToken('cst_aaaaaaaaaaaa'))?.revokedAt).toBe(T0 + SECOND);
+          expect(await store.revokeToken(newId('tok'), T0)).toBe(false);
+        });
+      });
+
+      describe('callbacks', () => {
+        it('has no callback until one is put, then returns it with created_at set', async () => {
+          expect(await store.getCallback(acme.id)).toBeUndefined();
+          await store.putCallback(callbackRow(acme.id));
+          expect(await store.getCallback(acme.id)).toEqual({ ...callbackRow(acme.id), created_at: T0 });
+          expect(await store.getCallback(other.id)).toBeUndefined();
+        });
+
+        it('replaces the settings on a second put but keeps created_at', async () => {
+          await store.putCallback(callbackRow(acme.id));
+          const replacement = callbackRow(acme.id, {
+            url: 'https://your-app.com/other-callback',
+            auth_type: 'Basic',
+            username: 'user',
+            password_sealed: 'sealed-password',
+            bearer_token_sealed: null,
+            updated_at: T0 + HOUR,
+          });
+          await store.putCallback(replacement);
+          expect(await store.getCallback(acme.id)).toEqual({ ...replacement, created_at: T0 });
+        });
+
+        it('stores an empty url, which marks the callback disabled', async () => {
+          await store.putCallback(callbackRow(acme.id));
+          await store.putCallback(callbackRow(acme.id, { url: '', auth_type: 'None', bearer_token_sealed: null }));
+          expect((await store.getCallback(acme.id))?.url).toBe('');
+        });
+      });
+
+      describe('subscriptions', () => {
+        it('returns a created subscription exactly as it was stored', async () => {
+          const sub = await addSubscription(acme.id, {
+            previous_secret_sealed: 'old',
+            previous_secret_expires_at: T0 + HOUR,
+          });
+          expect(await store.getSubscription(acme.id, sub.id)).toEqual(sub);
+          expect(await store.getSubscription(acme.id, newId('sub'))).toBeUndefined();
+        });
+
+        it('lists newest first and pages through every subscription once, without gaps', async () => {
+          const created: Subscription[] = [];
+          for (let i = 0; i < 7; i++) {
+            created.push(await addSubscription(acme.id, { target_url: `https://your-app.com/hook/${i}` }));
+          }
+          await addSubscription(other.id);
+          const pages = await allPages((cursor) => store.listSubscriptions(acme.id, { limit: 3, cursor }));
+          expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+          expect(pages.flat().map((s) => s.id)).toEqual(ids(created).reverse());
+        });
+
+        it('ends on an empty next cursor when the last page is exactly full', async () => {
+          for (let i = 0; i < 4; i++) await addSubscription(acme.id, { target_url: `https://your-app.com/hook/${i}` });
+          const pages = await allPages((cursor) => store.listSubscriptions(acme.id, { limit: 2, cursor }));
+          expect(pages.map((p) => p.length)).toEqual([2, 2]);
+        });
+
+        it('filters the list by event_type and by status', async () => {
+          const signed = await addSubscription(acme.id, { event_type: 'document.signed' });
+          const sent = await addSubscription(acme.id, { event_type: 'document.sent' });
+          const paused = await addSubscription(acme.id, { event_type: 'document.sent', status: 'paused' });
+          const bySent = await store.listSubscriptions(acme.id, { limit: 10, eventType: 'document.sent' });
+          expect(ids(bySent.items)).toEqual([paused.id, sent.id]);
+          const byPaused = await store.listSubscriptions(acme.id, { limit: 10, status: 'paused' });
+          expect(ids(byPaused.items)).toEqual([paused.id]);
+          const both = await store.listSubscriptions(acme.id, {
+            limit: 10,
+            eventType: 'document.signed',
+            status: 'active',
+          });
+          expect(ids(both.items)).toEqual([signed.id]);
+        });
+
+        it('pages through a filtered list without mixing in other subscriptions', async () => {
+          const wanted: string[] = [];
+          for (let i = 0; i < 5; i++) {
+            wanted.push((await addSubscription(acme.id, { target_url: `https://your-app.com/s/${i}` })).id);
+            await addSubscription(acme.id, { target_url: `https://your-app.com/s/${i}`, event_type: 'document.sent' });
+          }
+          const pages = await allPages((cursor) =>
+            store.listSubscriptions(acme.id, { limit: 2, cursor, eventType: 'document.signed' }),
+          );
+          expect(pages.flat().map((s) => s.id)).toEqual(wanted.reverse());
+        });
+
+        it('hides another account’s subscription from get, list, update and delete', async () => {
+          const theirs = await addSubscription(other.id);
+          expect(await store.getSubscription(acme.id, theirs.id)).toBeUndefined();
+          expect((await store.listSubscriptions(acme.id, { limit: 10 })).items).toEqual([]);
+          expect(
+            await store.updateSubscription(acme.id, theirs.id, { targetUrl: 'https://evil.example/' }, T0),
+          ).toBeUndefined();
+          expect(await store.deleteSubscription(acme.id, theirs.id, T0)).toBe(false);
+          expect(await store.getSubscription(other.id, theirs.id)).toEqual(theirs);
+        });
+
+        it('throws subscription_exists when the same target_url and event_type already exist', async () => {
+          const first = await addSubscription(acme.id);
+          const duplicate = subscriptionRow(acme.id);
+          const error = await store.createSubscription(duplicate).catch((err: unknown) => err);
+          expect(error).toBeInstanceOf(CountersignError);
+          expect(error).toMatchObject({ code: 'subscription_exists', statusCode: 409 });
+          expect(ids((await store.listSubscriptions(acme.id, { limit: 10 })).items)).toEqual([first.id]);
+        });
+
+        it('allows the same target_url with another event_type, and the same pair in another account', async () => {
+          await addSubscription(acme.id);
+          await addSubscription(acme.id, { event_type: 'document.sent' });
+          await addSubscription(other.id);
+          expect((await store.listSubscriptions(acme.id, { limit: 10 })).items).toHaveLength(2);
+          expect((await store.listSubscriptions(other.id, { limit: 10 })).items).toHaveLength(1);
+        });
+
+        it('allows the same triple again once the first subscription is deleted', async () => {
+          const first = await addSubscription(acme.id);
+          expect(await store.deleteSubscription(acme.id, first.id, T0 + SECOND)).toBe(true);
+          expect(await store.getSubscription(acme.id, first.id)).toBeUndefined();
+          expect(await store.deleteSubscription(acme.id, first.id, T0 + SECOND)).toBe(false);
+          const second = await addSubscription(acme.id);
+          expect(ids((await store.listSubscriptions(acme.id, { limit: 10 })).items)).toEqual([second.id]);
+        });
+
+        it('applies a patch and returns the updated row', async () => {
+          const sub = await addSubscription(acme.id);
+          const updated = await store.updateSubscription(
+            acme.id,
+            sub.id,
+            { targetUrl: 'https://your-app.com/moved', secretTokenSealed: null },
+            T0 + HOUR,
+          );
+          const expected = {
+            ...sub,
+            target_url: 'https://your-app.com/moved',
+            secret_token_sealed: null,
+            updated_at: T0 + HOUR,
+          };
+          expect(updated).toEqual(expected);
+          expect(await store.getSubscription(acme.id, sub.id)).toEqual(expected);
+        });
+
+        it('throws subscription_exists when an update moves onto an existing target_url, and changes nothing', async () => {
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/a' });
+          const b = await addSubscription(acme.id, { target_url: 'https://your-app.com/b' });
+          await expect(
+            store.updateSubscription(acme.id, b.id, { targetUrl: 'https://your-app.com/a' }, T0 + SECOND),
+          ).rejects.toMatchObject({ code: 'subscription_exists' });
+          expect(await store.getSubscription(acme.id, b.id)).toEqual(b);
+        });
+      });
+
+      describe('publishEvents', () => {
+        it('fans out to the account’s active and paused subscriptions of that type and its enabled callback', async () => {
+          const active1 = await addSubscription(acme.id, { target_url: 'https://your-app.com/1' });
+          const active2 = await addSubscription(acme.id, { target_url: 'https://your-app.com/2' });
+          const paused = await addSubscription(acme.id, { target_url: 'https://your-app.com/3', status: 'paused' });
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/4', status: 'disabled' });
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/5', event_type: 'document.sent' });
+          const deleted = await addSubscription(acme.id, { target_url: 'https://your-app.com/6' });
+          await store.deleteSubscription(acme.id, deleted.id, T0);
+          await addSubscription(other.id);
+          await store.putCallback(callbackRow(acme.id));
+          await store.putCallback(callbackRow(other.id));
+
+          const { event, replayed } = await publish({ accountId: acme.id, occurredAt: T0 - SECOND }, T0);
+          expect(replayed).toBe(false);
+          expect(event).toMatchObject({
+            accountId: acme.id,
+            type: 'document.signed',
+            dataJson: '{"document_id":"doc_1"}',
+            occurredAt: T0 - SECOND,
+            createdAt: T0,
+            deliveryCount: 4,
+          });
+          const made = await deliveriesOf(acme.id, event.id);
+          const bySubscription = new Map(made.map((d) => [d.subscription_id, d]));
+          expect(made).toHaveLength(4);
+          expect(bySubscription.get(active1.id)?.status).toBe('pending');
+          expect(bySubscription.get(active2.id)?.status).toBe('pending');
+          expect(bySubscription.get(paused.id)?.status).toBe('held');
+          expect(bySubscription.get(null)?.status).toBe('pending');
+          for (const d of made) {
+            expect(d).toMatchObject({ attempt_count: 0, next_attempt_at: T0, created_at: T0, lease_owner: null });
+          }
+          expect((await store.listDeliveries(other.id, { limit: 10 })).items).toEqual([]);
+          expect(await store.getEvent(acme.id, event.id)).toEqual(event);
+        });
+
+        it('makes no callback delivery when the callback is disabled (empty url)', async () => {
+          await addSubscription(acme.id);
+          await store.putCallback(callbackRow(acme.id, { url: '' }));
+          const { event } = await publish({ accountId: acme.id }, T0);
+          expect(event.deliveryCount).toBe(1);
+          const made = await deliveriesOf(acme.id, event.id);
+          expect(made.map((d) => d.subscription_id === null)).toEqual([false]);
+        });
+
+        it('stores an event with no deliveries when nothing matches', async () => {
+          await addSubscription(acme.id, { event_type: 'document.sent' });
+          const { event } = await publish({ accountId: acme.id }, T0);
+          expect(event.deliveryCount).toBe(0);
+          expect(await deliveriesOf(acme.id, event.id)).toEqual([]);
+          expect(await store.nextDueAt()).toBeUndefined();
+        });
+
+        it('publishes a batch of many requests for several accounts in one call, answering each in order', async () => {
+          await addSubscription(acme.id, { event_type: 'document.signed' });
+          await addSubscription(acme.id, { event_type: 'document.sent' });
+          await addSubscription(other.id, { event_type: 'document.signed' });
+          await store.putCallback(callbackRow(other.id));
+          const requests: PublishRequest[] = [];
+          for (let i = 0; i < 120; i++) {
+            requests.push({
+              accountId: i % 3 === 0 ? other.id : acme.id,
+              type: i % 2 === 0 ? 'document.signed' : 'document.declined',
+              dataJson: JSON.stringify({ n: i }),
+              occurredAt: T0 + i,
+            });
+          }
+          const results = await store.publishEvents(requests, T0);
+          expect(results).toHaveLength(120);
+          const events = results.map((r, i) => {
+            if (!r.ok) throw new Error(`request ${i} refused`);
+            expect(r.replayed).toBe(false);
+            expect(r.event.dataJson).toBe(JSON.stringify({ n: i }));
+            const request = requests[i] as PublishRequest;
+            const subs = request.type === 'document.signed' ? 1 : 0;
+            const callback = request.accountId === other.id ? 1 : 0;
+            expect(r.event.deliveryCount).toBe(subs + callback);
+            return r.event;
+          });
+          expect(new Set(ids(events)).size).toBe(120);
+          const acmeEvents = await allPages((cursor) => store.listEvents(acme.id, { limit: 50, cursor }));
+          expect(acmeEvents.flat()).toHaveLength(80);
+          const otherDeliveries = await allPages((cursor) => store.listDeliveries(other.id, { limit: 50, cursor }));
+          const expected = events.filter((e) => e.accountId === other.id).reduce((n, e) => n + e.deliveryCount, 0);
+          expect(otherDeliveries.flat()).toHaveLength(expected);
+        });
+
+        it('replays a reused idempotency key with the same body: same event, no new deliveries', async () => {
+          await addSubscription(acme.id);
+          const first = await publish({ accountId: acme.id, idempotencyKey: 'key-1', requestHash: 'h1' }, T0);
+          const again = await publish(
+            { accountId: acme.id, idempotencyKey: 'key-1', requestHash: 'h1', dataJson: '{}' },
+            T0 + HOUR,
+          );
+          expect(again.replayed).toBe(true);
+          expect(again.event).toEqual(first.event);
+          expect((await store.listDeliveries(acme.id, { limit: 10 })).items).toHaveLength(1);
+          expect((await store.listEvents(acme.id, { limit: 10 })).items).toHaveLength(1);
+        });
+
+        it('refuses a reused idempotency key with another body', async () => {
+          await publish({ accountId: acme.id, idempotencyKey: 'key-1', requestHash: 'h1' }, T0);
+          const [refused] = await store.publishEvents(
+            [
+              {
+                accountId: acme.id,
+                type: 'document.signed',
+                dataJson: '{}',
+                occurredAt: T0,
+                idempotencyKey: 'key-1',
+                requestHash: 'h2',
+              },
+            ],
+            T0 + SECOND,
+          );
+          expect(refused).toEqual({ ok: false, reason: 'idempotency_key_reused' });
+          expect((await store.listEvents(acme.id, { limit: 10 })).items).toHaveLength(1);
+        });
+
+        it('answers the same key twice inside one batch with one event, and refuses it with another body', async () => {
+          await addSubscription(acme.id);
+          const base = { accountId: acme.id, type: 'document.signed', dataJson: '{}', occurredAt: T0 };
+          const results = await store.publishEvents(
+            [
+              { ...base, idempotencyKey: 'k', requestHash: 'h1' },
+              { ...base, idempotencyKey: 'k', requestHash: 'h1' },
+              { ...base, idempotencyKey: 'k', requestHash: 'h2' },
+            ],
+            T0,
+          );
+          const [first, second, third] = results;
+          if (!first?.ok || !second?.ok) throw new Error('expected the first two to be accepted');
+          expect(first.replayed).toBe(false);
+          expect(second.replayed).toBe(true);
+          expect(second.event.id).toBe(first.event.id);
+          expect(third).toEqual({ ok: false, reason: 'idempotency_key_reused' });
+          expect((await store.listEvents(acme.id, { limit: 10 })).items).toHaveLength(1);
+          expect((await store.listDeliveries(acme.id, { limit: 10 })).items).toHaveLength(1);
+        });
+
+        it('scopes idempotency keys to the account', async () => {
+          const mine = await publish({ accountId: acme.id, idempotencyKey: 'k', requestHash: 'h' }, T0);
+          const theirs = await publish({ accountId: other.id, idempotencyKey: 'k', requestHash: 'h' }, T0);
+          expect(theirs.replayed).toBe(false);
+          expect(theirs.event.id).not.toBe(mine.event.id);
+        });
+
+        it('keeps a key for 24 hours, then lets it make a new event', async () => {
+          await addSubscription(acme.id);
+          const first = await publish({ accountId: acme.id, idempotencyKey: 'k', requestHash: 'h' }, T0);
+          const within = await publish({ accountId: acme.id, idempotencyKey: 'k', requestHash: 'h' }, T0 + 23 * HOUR);
+          expect(within).toMatchObject({ replayed: true, event: { id: first.event.id } });
+          const later = await publish(
+            { accountId: acme.id, idempotencyKey: 'k', requestHash: 'other' },
+            T0 + 25 * HOUR,
+          );
+          expect(later.replayed).toBe(false);
+          expect(later.event.id).not.toBe(first.event.id);
+          expect(later.event.deliveryCount).toBe(1);
+          expect(await store.getEvent(acme.id, first.event.id)).toEqual(first.event);
+          const replay = await publish(
+            { accountId: acme.id, idempotencyKey: 'k', requestHash: 'other' },
+            T0 + 26 * HOUR,
+          );
+          expect(replay).toMatchObject({ replayed: true, event: { id: later.event.id } });
+        });
+
+        it('delivers to one subscription only with onlySubscriptionId, even a paused one, and not to the callback', async () => {
+          const target = await addSubscription(acme.id, { target_url: 'https://your-app.com/t', status: 'paused' });
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/u' });
+          await store.putCallback(callbackRow(acme.id));
+          const { event } = await publish({ accountId: acme.id, onlySubscriptionId: target.id }, T0);
+          expect(event.deliveryCount).toBe(1);
+          const made = await deliveriesOf(acme.id, event.id);
+          expect(made.map((d) => [d.subscription_id, d.status])).toEqual([[target.id, 'pending']]);
+        });
+
+        it('makes no delivery for onlySubscriptionId of a deleted subscription or another account’s', async () => {
+          const deleted = await addSubscription(acme.id);
+          await store.deleteSubscription(acme.id, deleted.id, T0);
+          const theirs = await addSubscription(other.id);
+          const gone = await publish({ accountId: acme.id, onlySubscriptionId: deleted.id }, T0);
+          expect(gone.event.deliveryCount).toBe(0);
+          const foreign = await publish({ accountId: acme.id, onlySubscriptionId: theirs.id }, T0);
+          expect(foreign.event.deliveryCount).toBe(0);
+          expect(await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS)).toEqual([]);
+        });
+
+        it('tells onDue listeners when new deliveries are due, until they unsubscribe', async () => {
+          await addSubscription(acme.id);
+          let calls = 0;
+          const stop = store.onDue(() => {
+            calls++;
+          });
+          await publish({ accountId: acme.id }, T0);
+          expect(calls).toBeGreaterThan(0);
+          stop();
+          const before = calls;
+          await publish({ accountId: acme.id }, T0);
+          expect(calls).toBe(before);
+        });
+      });
+
+      describe('claiming and recording', () => {
+        it('claims only deliveries that are due, earliest first', async () => {
+          await addSubscription(acme.id);
+          const early = await publish({ accountId: acme.id }, T0);
+          await publish({ accountId: acme.id }, T0 + 10 * SECOND);
+          expect(await store.claimDueDeliveries('worker-a', 10, T0 - 1, LEASE_MS)).toEqual([]);
+          const claimed = await store.claimDueDeliveries('worker-a', 10, T0 + 5 * SECOND, LEASE_MS);
+          expect(claimed.map((c) => c.eventId)).toEqual([early.event.id]);
+        });
+
+        it('respects the limit and never hands out a leased delivery twice', async () => {
+          await addSubscription(acme.id);
+          for (let i = 0; i < 5; i++) await publish({ accountId: acme.id }, T0);
+          const a = await store.claimDueDeliveries('worker-a', 2, T0, LEASE_MS);
+          const b = await store.claimDueDeliveries('worker-b', 2, T0, LEASE_MS);
+          const c = await store.claimDueDeliveries('worker-c', 2, T0 + SECOND, LEASE_MS);
+          const d = await store.claimDueDeliveries('worker-d', 2, T0 + 2 * SECOND, LEASE_MS);
+          expect([a.length, b.length, c.length, d.length]).toEqual([2, 2, 1, 0]);
+          expect(new Set(ids([...a, ...b, ...c])).size).toBe(5);
+          const stored = await delivery((a[0] as ClaimedDelivery).id);
+          expect(stored).toMatchObject({
+            status: 'sending',
+            lease_owner: 'worker-a',
+            attempt_count: 1,
+            next_attempt_at: T0 + LEASE_MS,
+          });
+        });
+
+        it('hands the sender everything it needs: event, attempt numbers and the target', async () => {
+          const sub = await addSubscription(acme.id, {
+            previous_secret_sealed: 'sealed-old-secret',
+            previous_secret_expires_at: T0 + HOUR,
+          });
+          await store.putCallback(callbackRow(acme.id));
+          const { event } = await publish({ accountId: acme.id }, T0);
+          const claimed = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          expect(claimed).toHaveLength(2);
+          const toSub = claimed.find((c) => c.subscriptionId === sub.id);
+          const toCallback = claimed.find((c) => c.subscriptionId === null);
+          expect(toSub).toMatchObject({
+            eventId: event.id,
+            accountId: acme.id,
+            attempt: 1,
+            attemptsBefore: 0,
+            trigger: 'scheduled',
+            oneOff: false,
+            event,
+            target: {
+              kind: 'subscription',
+              url: sub.target_url,
+              secretTokenSealed: 'sealed-secret-token',
+              signingSecretsSealed: ['sealed-signing-secret', 'sealed-old-secret'],
+            },
+          });
+          expect(toCallback?.target).toEqual({
+            kind: 'callback',
+            url: 'https://your-app.com/callback',
+            authType: 'Bearer',
+            username: null,
+            passwordSealed: null,
+            bearerTokenSealed: 'sealed-bearer',
+          });
+        });
+
+        it('stops signing with the previous secret once it has expired', async () => {
+          await addSubscription(acme.id, {
+            previous_secret_sealed: 'sealed-old-secret',
+            previous_secret_expires_at: T0 + HOUR,
+          });
+          await publish({ accountId: acme.id }, T0 + 2 * HOUR);
+          const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0 + 2 * HOUR, LEASE_MS);
+          expect(claimed?.target).toMatchObject({ signingSecretsSealed: ['sealed-signing-secret'] });
+        });
+
+        it('reads the event back from the database for a store that did not publish it', async () => {
+          await addSubscription(acme.id);
+          const { event } = await publish({ accountId: acme.id }, T0);
+          const second = await openStore(openDialect(parseDatabaseUrl(database.url)));
+          try {
+            const [claimed] = await second.claimDueDeliveries('worker-b', 10, T0, LEASE_MS);
+            expect(claimed?.event).toEqual(event);
+          } finally {
+            await second.close();
+          }
+        });
+
+        it('records a success: delivered, lease dropped, attempt logged', async () => {
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'worker-a',
+            [result(claimed, 'delivered', T0 + 5, { durationMs: 40, responseExcerpt: 'thanks' })],
+            T0 + 50,
+            SETTINGS,
+          );
+          expect(await delivery(claimed.id)).toMatchObject({
+            status: 'delivered',
+            delivered_at: T0 + 50,
+            lease_owner: null,
+            attempt_count: 1,
+          });
+          const attempts = await store.listAttempts([claimed.id]);
+          expect(attempts).toEqual([
+            {
+              id: expect.stringMatching(/^att_/),
+              delivery_id: claimed.id,
+              number: 1,
+              trigger: 'scheduled',
+              started_at: T0 + 5,
+              duration_ms: 40,
+              status_code: 200,
+              error: null,
+              response_excerpt: 'thanks',
+            },
+          ]);
+          expect((await subscription(sub.id)).failing_since).toBeNull();
+          expect(await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS)).toEqual([]);
+          expect(await store.nextDueAt()).toBeUndefined();
+        });
+
+        it('records a retry: pending again at the given time, then claimed as the next attempt', async () => {
+          await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'worker-a',
+            [
+              result(first, 'retry', T0, {
+                statusCode: null,
+                error: 'connect ECONNREFUSED',
+                nextAttemptAt: T0 + 60_000,
+              }),
+            ],
+            T0 + 10,
+            SETTINGS,
+          );
+          expect(await delivery(first.id)).toMatchObject({
+            status: 'pending',
+            next_attempt_at: T0 + 60_000,
+            lease_owner: null,
+          });
+          expect(await store.nextDueAt()).toBe(T0 + 60_000);
+          expect(await store.claimDueDeliveries('worker-a', 10, T0 + 59_999, LEASE_MS)).toEqual([]);
+          const [second] = await store.claimDueDeliveries('worker-a', 10, T0 + 60_000, LEASE_MS);
+          expect(second).toMatchObject({ id: first.id, attempt: 2, attemptsBefore: 1, trigger: 'scheduled' });
+          const [attempt] = await store.listAttempts([first.id]);
+          expect(attempt).toMatchObject({ number: 1, status_code: null, error: 'connect ECONNREFUSED' });
+        });
+
+        it('records a final failure as failed', async () => {
+          await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts('worker-a', [result(claimed, 'failed', T0)], T0 + 10, SETTINGS);
+          expect(await delivery(claimed.id)).toMatchObject({ status: 'failed', lease_owner: null, delivered_at: null });
+          expect(await store.nextDueAt()).toBeUndefined();
+        });
+
+        it('records a batch of mixed outcomes in one call', async () => {
+          await addSubscription(acme.id);
+          for (let i = 0; i < 3; i++) await publish({ accountId: acme.id }, T0);
+          const claimed = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          const [a, b, c] = claimed;
+          if (!a || !b || !c) throw new Error('expected three claims');
+          await store.recordAttempts(
+            'worker-a',
+            [result(a, 'delivered', T0), result(b, 'retry', T0, { nextAttemptAt: T0 + HOUR }), result(c, 'failed', T0)],
+            T0 + 10,
+            SETTINGS,
+          );
+          expect((await delivery(a.id)).status).toBe('delivered');
+          expect(await delivery(b.id)).toMatchObject({ status: 'pending', next_attempt_at: T0 + HOUR });
+          expect((await delivery(c.id)).status).toBe('failed');
+          expect(await store.listAttempts(ids(claimed))).toHaveLength(3);
+        });
+
+        it('makes a delivery whose lease ran out claimable again, and ignores the stale owner’s result', async () => {
+          await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          expect(await store.claimDueDeliveries('worker-b', 10, T0 + LEASE_MS - 1, LEASE_MS)).toEqual([]);
+          expect(await store.nextDueAt()).toBe(T0 + LEASE_MS);
+
+          const retakenAt = T0 + LEASE_MS + 1;
+          const [retaken] = await store.claimDueDeliveries('worker-b', 10, retakenAt, LEASE_MS);
+          expect(retaken).toMatchObject({ id: first.id, attempt: 2, attemptsBefore: 1 });
+          expect(await delivery(first.id)).toMatchObject({ status: 'sending', lease_owner: 'worker-b' });
+
+          // worker-a comes back with a late answer: it is logged but the delivery stays with worker-b.
+          await store.recordAttempts('worker-a', [result(first, 'delivered', T0)], retakenAt + 1, SETTINGS);
+          expect(await delivery(first.id)).toMatchObject({ status: 'sending', lease_owner: 'worker-b' });
+          await store.recordAttempts(
+            'worker-b',
+            [result(retaken as ClaimedDelivery, 'failed', retakenAt)],
+            retakenAt + 2,
+            SETTINGS,
+          );
+          expect((await delivery(first.id)).status).toBe('failed');
+          const attempts = await store.listAttempts([first.id]);
+          expect(attempts.map((a) => [a.number, a.status_code])).toEqual([
+            [1, 200],
+            [2, 400],
+          ]);
+        });
+
+        it('disables the subscription on 410 Gone and holds its other queued deliveries', async () => {
+          const sub = await addSubscription(acme.id, { target_url: 'https://your-app.com/gone' });
+          const healthy = await addSubscription(acme.id, { target_url: 'https://your-app.com/fine' });
+          await store.putCallback(callbackRow(acme.id));
+          await publish({ accountId: acme.id, onlySubscriptionId: sub.id }, T0);
+          const later = await publish({ accountId: acme.id }, T0 + SECOND);
+          const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts('worker-a', [result(claimed, 'gone', T0)], T0 + 10, SETTINGS);
+
+          expect((await delivery(claimed.id)).status).toBe('failed');
+          const disabled = await subscription(sub.id);
+          expect(disabled.status).toBe('disabled');
+          expect(disabled.disabled_reason).toMatch(/410/);
+          const laterDeliveries = new Map(
+            (await deliveriesOf(acme.id, later.event.id)).map((d) => [d.subscription_id, d.status]),
+          );
+          expect(laterDeliveries).toEqual(
+            new Map([
+              [sub.id, 'held'],
+              [healthy.id, 'pending'],
+              [null, 'pending'],
+            ]),
+          );
+          const next = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          expect(next.map((c) => c.subscriptionId).sort()).toEqual([healthy.id, null].sort());
+          expect((await subscription(healthy.id)).status).toBe('active');
+        });
+
+        it('disables a subscription whose attempts have failed for disableAfterFailingMs, and holds its deliveries', async () => {
+          const limit = SETTINGS.disableAfterFailingMs;
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'worker-a',
+            [result(first, 'retry', T0, { nextAttemptAt: T0 + SECOND })],
+            T0,
+            SETTINGS,
+          );
+          expect(await subscription(sub.id)).toMatchObject({ status: 'active', failing_since: T0 });
+
+          await publish({ accountId: acme.id }, T0 + 2 * SECOND);
+          const almost = T0 + limit - 1;
+          const round2 = await store.claimDueDeliveries('worker-a', 10, almost, LEASE_MS);
+          expect(round2).toHaveLength(2);
+          await store.recordAttempts(
+            'worker-a',
+            round2.map((c) => result(c, 'retry', almost, { nextAttemptAt: almost + SECOND })),
+            almost,
+            SETTINGS,
+          );
+          expect(await subscription(sub.id)).toMatchObject({ status: 'active', failing_since: T0 });
+
+          const past = T0 + limit;
+          const round3 = await store.claimDueDeliveries('worker-a', 10, past, LEASE_MS);
+          expect(round3).toHaveLength(2);
+          await store.recordAttempts(
+            'worker-a',
+            round3.map((c) => result(c, 'retry', past, { nextAttemptAt: past + SECOND })),
+            past,
+            SETTINGS,
+          );
+          const disabled = await subscription(sub.id);
+          expect(disabled.status).toBe('disabled');
+          expect(disabled.disabled_reason).toBe('every attempt failed for 72 hours');
+          for (const c of round3) expect((await delivery(c.id)).status).toBe('held');
+          expect(await store.claimDueDeliveries('worker-a', 10, past + HOUR, LEASE_MS)).toEqual([]);
+          expect(await store.nextDueAt()).toBeUndefined();
+        });
+
+        it('ends a run of failures with one success', async () => {
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'worker-a',
+            [result(first, 'retry', T0, { nextAttemptAt: T0 + HOUR })],
+            T0,
+            SETTINGS,
+          );
+          expect((await subscription(sub.id)).failing_since).toBe(T0);
+          const [second] = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          if (!second) throw new Error('nothing claimed');
+          await store.recordAttempts('worker-a', [result(second, 'delivered', T0 + HOUR)], T0 + HOUR, SETTINGS);
+          expect(await subscription(sub.id)).toMatchObject({ status: 'active', failing_since: null });
+        });
+
+        it('gives claims back without counting an attempt', async () => {
+          await addSubscription(acme.id);
+          for (let i = 0; i < 3; i++) await publish({ accountId: acme.id }, T0);
+          const claimed = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          const [a, b, c] = claimed;
+          if (!a || !b || !c) throw new Error('expected three claims');
+          expect(await store.releaseClaims('worker-b', 'all', T0 + SECOND)).toBe(0);
+          expect(await store.releaseClaims('worker-a', [a.id], T0 + SECOND)).toBe(1);
+          expect(await delivery(a.id)).toMatchObject({
+            status: 'pending',
+            attempt_count: 0,
+            lease_owner: null,
+            next_attempt_at: T0 + SECOND,
+          });
+          expect((await delivery(b.id)).status).toBe('sending');
+          expect(await store.releaseClaims('worker-a', 'all', T0 + SECOND)).toBe(2);
+          expect(await store.releaseClaims('worker-a', [], T0 + SECOND)).toBe(0);
+          const again = await store.claimDueDeliveries('worker-b', 10, T0 + SECOND, LEASE_MS);
+          expect(ids(again).sort()).toEqual(ids(claimed).sort());
+          for (const d of again) expect(d).toMatchObject({ attempt: 1, attemptsBefore: 0 });
+          expect(await store.listAttempts(ids(claimed))).toEqual([]);
+        });
+
+        it('reports when the next delivery or lease falls due', async () => {
+          expect(await store.nextDueAt()).toBeUndefined();
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0 + HOUR);
+          expect(await store.nextDueAt()).toBe(T0 + HOUR);
+          await publish({ accountId: acme.id }, T0);
+          expect(await store.nextDueAt()).toBe(T0);
+          await store.claimDueDeliveries('worker-a', 1, T0, 2 * HOUR);
+          expect(await store.nextDueAt()).toBe(T0 + HOUR);
+          await store.updateSubscription(acme.id, sub.id, { status: 'paused' }, T0 + 1);
+          // The held delivery no longer counts; the in-flight lease still does.
+          expect(await store.nextDueAt()).toBe(T0 + 2 * HOUR);
+        });
+      });
+
+      describe('pause, resume and delete', () => {
+        it('holds pending deliveries while paused and releases them, due at once, on resume', async () => {
+          const sub = await addSubscription(acme.id);
+          await store.putCallback(callbackRow(acme.id));
+          const before = await publish({ accountId: acme.id }, T0);
+          const paused = await store.updateSubscription(acme.id, sub.id, { status: 'paused' }, T0 + SECOND);
+          expect(paused?.status).toBe('paused');
+          const during = await publish({ accountId: acme.id }, T0 + 2 * SECOND);
+          const held = (await store.listDeliveries(acme.id, { limit: 10, subscriptionId: sub.id })).items;
+          expect(held.map((d) => d.status)).toEqual(['held', 'held']);
+          const claimedWhilePaused = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          expect(claimedWhilePaused.every((c) => c.subscriptionId === null)).toBe(true);
+          expect(claimedWhilePaused).toHaveLength(2);
+
+          const resumedAt = T0 + 2 * HOUR;
+          const resumed = await store.updateSubscription(acme.id, sub.id, { status: 'active' }, resumedAt);
+          expect(resumed?.status).toBe('active');
+          const released = (await store.listDeliveries(acme.id, { limit: 10, subscriptionId: sub.id })).items;
+          for (const d of released) expect(d).toMatchObject({ status: 'pending', next_attempt_at: resumedAt });
+          const claimed = await store.claimDueDeliveries('worker-a', 10, resumedAt, LEASE_MS);
+          expect(claimed.map((c) => c.eventId).sort()).toEqual([before.event.id, during.event.id].sort());
+          for (const c of claimed) expect(c).toMatchObject({ subscriptionId: sub.id, attempt: 1 });
+        });
+
+        it('reactivating a disabled subscription clears its reason and failure run and releases its deliveries', async () => {
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          await publish({ accountId: acme.id }, T0 + SECOND);
+          const [claimed] = await store.claimDueDeliveries('worker-a', 1, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts('worker-a', [result(claimed, 'gone', T0)], T0, SETTINGS);
+          expect((await subscription(sub.id)).status).toBe('disabled');
+          const reactivated = await store.updateSubscription(acme.id, sub.id, { status: 'active' }, T0 + HOUR);
+          expect(reactivated).toMatchObject({ status: 'active', disabled_reason: null, failing_since: null });
+          expect(await subscription(sub.id)).toMatchObject({ status: 'active', disabled_reason: null });
+          const next = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          expect(next).toHaveLength(1);
+        });
+
+        it('cancels every delivery not yet made when the subscription is deleted, and never claims them', async () => {
+          const sub = await addSubscription(acme.id);
+          const kept = await addSubscription(acme.id, { target_url: 'https://your-app.com/kept' });
+          await publish({ accountId: acme.id }, T0);
+          const inFlight = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          expect(inFlight).toHaveLength(2);
+          await publish({ accountId: acme.id }, T0 + SECOND);
+          await store.updateSubscription(acme.id, sub.id, { status: 'paused' }, T0 + 2 * SECOND);
+          await publish({ accountId: acme.id }, T0 + 3 * SECOND);
+
+          expect(await store.deleteSubscription(acme.id, sub.id, T0 + 4 * SECOND)).toBe(true);
+          const all = (await store.listDeliveries(acme.id, { limit: 20 })).items;
+          const mine = all.filter((d) => d.subscription_id === sub.id);
+          expect(mine).toHaveLength(3);
+          for (const d of mine) expect(d).toMatchObject({ status: 'cancelled', lease_owner: null });
+          // The result of the attempt that was in flight is logged but does not revive it.
+          await store.recordAttempts(
+            'worker-a',
+            inFlight.map((c) => result(c, 'delivered', T0)),
+            T0 + 5 * SECOND,
+            SETTINGS,
+          );
+          for (const c of inFlight) {
+            expect((await delivery(c.id)).status).toBe(c.subscriptionId === sub.id ? 'cancelled' : 'delivered');
+          }
+          expect(await store.listAttempts(ids(inFlight))).toHaveLength(2);
+          const later = await store.claimDueDeliveries('worker-b', 50, T0 + 2 * LEASE_MS, LEASE_MS);
+          expect(later.map((c) => c.subscriptionId)).toEqual([kept.id, kept.id]);
+          expect(await store.claimDueDeliveries('worker-c', 50, T0 + 10 * LEASE_MS, LEASE_MS)).toEqual([]);
+        });
+      });
+
+      describe('redelivery and replay', () => {
+        it('queues one manual attempt on a delivered delivery', async () => {
+          const { claimed } = await finishedDelivery('delivered', T0);
+          const queued = await store.requestRedelivery(acme.id, claimed.id, T0 + HOUR);
+          expect(queued).toMatchObject({ id: claimed.id, status: 'pending', next_attempt_at: T0 + HOUR });
+          expect(await store.nextDueAt()).toBe(T0 + HOUR);
+          const [manual] = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          expect(manual).toMatchObject({ id: claimed.id, attempt: 2, trigger: 'manual', oneOff: true });
+          await store.recordAttempts(
+            'worker-a',
+            [result(manual as ClaimedDelivery, 'delivered', T0 + HOUR)],
+            T0 + HOUR,
+            SETTINGS,
+          );
+          expect((await store.listAttempts([claimed.id])).map((a) => a.trigger)).toEqual(['scheduled', 'manual']);
+          expect((await delivery(claimed.id)).status).toBe('delivered');
+        });
+
+        it('queues one manual attempt on a failed delivery', async () => {
+          const { claimed } = await finishedDelivery('failed', T0);
+          expect(await store.requestRedelivery(acme.id, claimed.id, T0 + HOUR)).toMatchObject({ status: 'pending' });
+          const [manual] = await store.claimDueDeliveries('worker-a', 10, T0 + HOUR, LEASE_MS);
+          expect(manual).toMatchObject({ id: claimed.id, attempt: 2, trigger: 'manual', oneOff: true });
+          await store.recordAttempts(
+            'worker-a',
+            [result(manual as ClaimedDelivery, 'failed', T0 + HOUR)],
+            T0 + HOUR,
+            SETTINGS,
+          );
+          expect((await delivery(claimed.id)).status).toBe('failed');
+        });
+
+        it('brings a pending retry forward to now, keeping its retry schedule', async () => {
+          await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'worker-a',
+            [result(first, 'retry', T0, { nextAttemptAt: T0 + HOUR })],
+            T0,
+            SETTINGS,
+          );
+          const nudged = await store.requestRedelivery(acme.id, first.id, T0 + SECOND);
+          expect(nudged).toMatchObject({ status: 'pending', next_attempt_at: T0 + SECOND });
+          const [manual] = await store.claimDueDeliveries('worker-a', 10, T0 + SECOND, LEASE_MS);
+          expect(manual).toMatchObject({
+            id: first.id,
+            attempt: 2,
+            attemptsBefore: 1,
+            trigger: 'manual',
+            oneOff: false,
+          });
+        });
+
+        it('answers in_flight while sending, cancelled for a cancelled delivery, and nothing for another account', async () => {
+          const sub = await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          const [sending] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          if (!sending) throw new Error('nothing claimed');
+          expect(await store.requestRedelivery(acme.id, sending.id, T0 + 1)).toBe('in_flight');
+          expect(await store.requestRedelivery(other.id, sending.id, T0 + 1)).toBeUndefined();
+          expect(await store.requestRedelivery(acme.id, newId('dlv'), T0 + 1)).toBeUndefined();
+          expect(await delivery(sending.id)).toMatchObject({ status: 'sending', lease_owner: 'worker-a' });
+          await store.deleteSubscription(acme.id, sub.id, T0 + 2);
+          expect(await store.requestRedelivery(acme.id, sending.id, T0 + 3)).toBe('cancelled');
+          expect((await delivery(sending.id)).status).toBe('cancelled');
+        });
+
+        it('replays only the subscription’s failed deliveries created in the window, as a new retry round', async () => {
+          const sub = await addSubscription(acme.id);
+          const otherSub = await addSubscription(acme.id, { target_url: 'https://your-app.com/other' });
+          const failAll = async (now: number, outcome: AttemptOutcome = 'failed') => {
+            const claimed = await store.claimDueDeliveries('worker-a', 10, now, LEASE_MS);
+            await store.recordAttempts(
+              'worker-a',
+              claimed.map((c) => result(c, outcome, now)),
+              now,
+              SETTINGS,
+            );
+            return claimed;
+          };
+          await publish({ accountId: acme.id, onlySubscriptionId: sub.id }, T0 - HOUR); // before the window
+          await failAll(T0 - HOUR);
+          const inWindow = await publish({ accountId: acme.id }, T0); // both subscriptions
+          await failAll(T0);
+          await publish({ accountId: acme.id, onlySubscriptionId: sub.id }, T0 + HOUR); // delivered: not replayed
+          await failAll(T0 + HOUR, 'delivered');
+          await publish({ accountId: acme.id, onlySubscriptionId: sub.id }, T0 + 2 * HOUR); // at `until`: excluded
+          await failAll(T0 + 2 * HOUR);
+
+          expect(await store.replayFailed(other.id, sub.id, T0, T0 + 2 * HOUR, T0 + 3 * HOUR)).toBe(0);
+          expect(await store.replayFailed(acme.id, sub.id, T0, T0 + 2 * HOUR, T0 + 3 * HOUR)).toBe(1);
+          const claimed = await store.claimDueDeliveries('worker-a', 10, T0 + 3 * HOUR, LEASE_MS);
+          expect(claimed).toHaveLength(1);
+          expect(claimed[0]).toMatchObject({
+            eventId: inWindow.event.id,
+            subscriptionId: sub.id,
+            attempt: 2,
+            attemptsBefore: 0,
+            trigger: 'scheduled',
+            oneOff: false,
+          });
+          const otherFailed = await store.listDeliveries(acme.id, {
+            limit: 10,
+            subscriptionId: otherSub.id,
+            status: 'failed',
+          });
+          expect(otherFailed.items).toHaveLength(1);
+        });
+      });
+
+      describe('listing events, deliveries and attempts', () => {
+        it('lists events newest first, filtered by type and by a created_at window, page by page', async () => {
+          const made: EventRecord[] = [];
+          for (let i = 0; i < 6; i++) {
+            const type = i % 2 === 0 ? 'document.signed' : 'document.sent';
+            made.push((await publish({ accountId: acme.id, type }, T0 + i * SECOND)).event);
+          }
+          await publish({ accountId: other.id }, T0);
+          const pages = await allPages((cursor) => store.listEvents(acme.id, { limit: 4, cursor }));
+          expect(pages.map((p) => p.length)).toEqual([4, 2]);
+          expect(pages.flat().map((e) => e.id)).toEqual(ids(made).reverse());
+          const sent = await store.listEvents(acme.id, { limit: 10, eventType: 'document.sent' });
+          expect(ids(sent.items)).toEqual(ids(made.filter((e) => e.type === 'document.sent')).reverse());
+          const window = await store.listEvents(acme.id, { limit: 10, since: T0 + SECOND, until: T0 + 3 * SECOND });
+          expect(ids(window.items)).toEqual([made[2]?.id, made[1]?.id]);
+          expect(await store.getEvent(other.id, (made[0] as EventRecord).id)).toBeUndefined();
+        });
+
+        it('lists deliveries newest first, filtered by subscription, event, status and window, page by page', async () => {
+          const a = await addSubscription(acme.id, { target_url: 'https://your-app.com/a' });
+          const b = await addSubscription(acme.id, { target_url: 'https://your-app.com/b' });
+          const events: EventRecord[] = [];
+          for (let i = 0; i < 3; i++) events.push((await publish({ accountId: acme.id }, T0 + i * SECOND)).event);
+          const all = await allPages((cursor) => store.listDeliveries(acme.id, { limit: 4, cursor }));
+          expect(all.map((p) => p.length)).toEqual([4, 2]);
+          const flat = all.flat();
+          expect(new Set(ids(flat)).size).toBe(6);
+          expect(ids(flat)).toEqual([...ids(flat)].sort().reverse());
+
+          const forA = await store.listDeliveries(acme.id, { limit: 10, subscriptionId: a.id });
+          expect(forA.items.map((d) => d.subscription_id)).toEqual([a.id, a.id, a.id]);
+          const forEvent = await store.listDeliveries(acme.id, { limit: 10, eventId: (events[1] as EventRecord).id });
+          expect(forEvent.items.map((d) => d.subscription_id).sort()).toEqual([a.id, b.id].sort());
+
+          const [claimed] = await store.claimDueDeliveries('worker-a', 1, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts('worker-a', [result(claimed, 'failed', T0)], T0, SETTINGS);
+          const failed = await store.listDeliveries(acme.id, { limit: 10, status: 'failed' });
+          expect(ids(failed.items)).toEqual([claimed.id]);
+
+          const window = await store.listDeliveries(acme.id, { limit: 10, since: T0 + SECOND, until: T0 + 2 * SECOND });
+          expect(window.items.map((d) => d.event_id)).toEqual([events[1]?.id, events[1]?.id]);
+          expect((await store.listDeliveries(other.id, { limit: 10 })).items).toEqual([]);
+          expect(await store.getDelivery(other.id, claimed.id)).toBeUndefined();
+        });
+
+        it('lists attempts by delivery, in attempt order, and nothing for no ids', async () => {
+          await addSubscription(acme.id);
+          await publish({ accountId: acme.id }, T0);
+          await publish({ accountId: acme.id }, T0);
+          let now = T0;
+          for (let round = 0; round < 3; round++) {
+            const claimed = await store.claimDueDeliveries('worker-a', 10, now, LEASE_MS);
+            await store.recordAttempts(
+              'worker-a',
+              claimed.map((c) => result(c, 'retry', now, { nextAttemptAt: now + SECOND })),
+              now,
+              SETTINGS,
+            );
+            now += SECOND;
+          }
+          const deliveries = (await store.listDeliveries(acme.id, { limit: 10 })).items;
+          const attempts = await store.listAttempts(ids(deliveries));
+          const expected = ids(deliveries)
+            .sort()
+            .flatMap((id) => [1, 2, 3].map((n) => [id, n]));
+          expect(attempts.map((a) => [a.delivery_id, a.number])).toEqual(expected);
+          expect(await store.listAttempts([])).toEqual([]);
+        });
+      });
+    });
+  });
+});
