@@ -50,6 +50,13 @@ function percentiles(samples) {
   return { samples: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted[sorted.length - 1] };
 }
 
+function checkDone(r) {
+  if (!r.done && r.expected > 0 && uniqueCount(r) >= r.expected) {
+    r.done = true;
+    process.send?.({ type: 'done', summary: summary(r) });
+  }
+}
+
 function record(url, id, body) {
   const now = process.hrtime.bigint();
   const r = run;
@@ -65,10 +72,7 @@ function record(url, id, body) {
       r.latenciesMs.push(Number(now - sent) / 1e6);
     }
   }
-  if (!r.done && r.expected > 0 && uniqueCount(r) >= r.expected) {
-    r.done = true;
-    process.send?.({ type: 'done', summary: summary(r) });
-  }
+  checkDone(r);
 }
 
 const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
@@ -93,6 +97,11 @@ process.on('message', (message) => {
     case 'arm':
       run = newRun(message);
       process.send?.({ type: 'armed' });
+      break;
+    case 'expect':
+      // Fewer were sent than armed for (a time-boxed or failed publish): wait for those only.
+      run.expected = message.expected;
+      checkDone(run);
       break;
     case 'stats':
       process.send?.({ type: 'stats', summary: summary(run) });

@@ -16,6 +16,7 @@ import { type RateLimitSettings, registerLimits } from './api/limits.js';
 import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
+import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
 import { GroupCommit } from './store/group-commit.js';
@@ -26,6 +27,8 @@ export interface AppOptions {
   store: Store;
   secrets: SecretBox;
   targetPolicy: TargetPolicy;
+  /** How target host names are resolved at registration; the system resolver by default. */
+  resolve?: Resolver;
   logger?: FastifyBaseLogger | false;
   /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
   rateLimit?: RateLimitSettings;
@@ -63,6 +66,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store: options.store,
     secrets: options.secrets,
     targetPolicy: options.targetPolicy,
+    resolve: options.resolve ?? systemResolver,
     publisher: new GroupCommit<PublishRequest, PublishResult>(
       (items) => options.store.publishEvents(items, Date.now()),
       500,

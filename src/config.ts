@@ -1,5 +1,6 @@
 // One typed configuration, read once: command-line flags win over environment variables, which
 // win over defaults. Every knob is listed here with its variable, so the README can point here.
+import { parseCidrList } from './domain/address-policy.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './domain/retry-policy.js';
 import { parseDuration } from './domain/time.js';
 import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
@@ -10,6 +11,8 @@ export interface Config {
   database: DatabaseLocation;
   databaseUrl: string;
   allowInsecureTargets: boolean;
+  /** COUNTERSIGN_ALLOWED_TARGET_CIDRS: canonical CIDRs the SSRF guard lets through (internal receivers). */
+  allowedTargetCidrs: string[];
   masterKey: string | undefined;
   masterKeyFile: string;
   logLevel: string;
@@ -54,6 +57,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     allowInsecureTargets: bool(
       'COUNTERSIGN_ALLOW_INSECURE_TARGETS',
       pick('allow-insecure-targets', 'COUNTERSIGN_ALLOW_INSECURE_TARGETS'),
+    ),
+    allowedTargetCidrs: cidrs(
+      'COUNTERSIGN_ALLOWED_TARGET_CIDRS',
+      pick('allowed-target-cidrs', 'COUNTERSIGN_ALLOWED_TARGET_CIDRS') ?? '',
     ),
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     masterKeyFile: pick('master-key-file', 'COUNTERSIGN_MASTER_KEY_FILE') ?? './data/master.key',
@@ -125,6 +132,15 @@ function rateLimit(value: string): { max: number; windowMs: number } {
     throw new Error(`COUNTERSIGN_RATE_LIMIT must look like 600/1m (requests per window) or off, got "${value}"`);
   }
   return { max, windowMs };
+}
+
+/** A comma-separated list of CIDRs such as `10.20.0.0/16,fd00:1::/64`, canonicalised. */
+function cidrs(name: string, value: string): string[] {
+  try {
+    return parseCidrList(value).map((c) => c.text);
+  } catch (err) {
+    throw new Error(`${name} must be a comma-separated list of CIDRs: ${(err as Error).message}`);
+  }
 }
 
 function bool(name: string, value: string | undefined): boolean {

@@ -42,7 +42,11 @@ export async function start(
 
   if (options.api) await bootstrapFirstAccount(store, options.out ?? process.stdout);
 
-  const dispatcher = config.dispatcher.enabled ? new Dispatcher(store, secrets, config.dispatcher, log) : undefined;
+  // One SSRF policy for registration and for every send.
+  const targetPolicy = { allowInsecure: config.allowInsecureTargets, allowedCidrs: config.allowedTargetCidrs };
+  const dispatcher = config.dispatcher.enabled
+    ? new Dispatcher(store, secrets, config.dispatcher, log, { targetPolicy })
+    : undefined;
   dispatcher?.start();
 
   let app: FastifyInstance | undefined;
@@ -51,7 +55,7 @@ export async function start(
     app = await buildApp({
       store,
       secrets,
-      targetPolicy: { allowInsecure: config.allowInsecureTargets },
+      targetPolicy,
       logger: log,
       rateLimit: config.rateLimit,
     });

@@ -105,6 +105,17 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         expectError(await postRaw('', 'application/json'), 400, 'malformed_json');
       });
 
+      it('answers 400, not 415, when the body does not match its Content-Length', async () => {
+        const res = await service.request({
+          method: 'POST',
+          url: SUBSCRIPTIONS,
+          headers: { 'content-type': 'application/json', 'content-length': '100' },
+          payload: '{"event_type":"document.sent"}',
+        });
+        const error = expectError(res, 400, 'validation_failed');
+        expect(error.message).toContain('Content-Length');
+      });
+
       it('answers 413 payload_too_large for a body over 1 MiB', async () => {
         const body = JSON.stringify({ target_url: `https://your-app.com/${'a'.repeat(BODY_LIMIT)}` });
         expect(Buffer.byteLength(body)).toBeGreaterThan(1024 * 1024);

@@ -264,7 +264,7 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
             response_excerpt: 'ok',
           },
         ]);
-        expect((detail.attempts?.[0] as AttemptView).duration_ms).toBeGreaterThanOrEqual(0);
+        expect(detail.attempts?.[0]?.duration_ms).toBeGreaterThanOrEqual(0);
       });
 
       it('cuts the logged response excerpt to 4 KiB when the receiver answers a large body', async () => {
@@ -386,8 +386,7 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
           const s = await api.subscription(sub.id);
           return s.status === 'disabled' ? s : undefined;
         });
-        expect(disabled.disabled_reason).toEqual(expect.any(String));
-        expect(disabled.disabled_reason).not.toMatch(/410/);
+        expect(disabled.disabled_reason).toBe('every attempt failed for 300 ms');
         // Its unfinished delivery is held, not failed and not retried further.
         const delivery = await api.settled(event.id, 'held');
         expect(delivery.attempt_count).toBeGreaterThanOrEqual(2);
@@ -677,8 +676,10 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
         const event = await api.published();
         await rx.waitFor(1);
         await service.dispatcher?.stop();
-        const delivery = (await api.deliveriesOf(`event_id=${event.id}`))[0];
-        expect(delivery).toMatchObject({ status: 'pending', attempt_count: 0 });
+        await sleep(300);
+        const delivery = await api.deliveryOfEvent(event.id);
+        // Handed back as if never tried: no attempt counted, and none logged for the aborted send.
+        expect(delivery).toMatchObject({ status: 'pending', attempt_count: 0, attempts: [] });
       });
     });
   });

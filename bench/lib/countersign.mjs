@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { request } from 'undici';
-import { freePort, lastWords, onInterrupt, peakRssMiB, sleep, spawnNode, stopChild } from './processes.mjs';
+import { freePort, lastWords, onInterrupt, peakRssMB, sleep, spawnNode, stopChild } from './processes.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const TOKEN = /cst_[A-Za-z0-9_-]{43}/;
@@ -153,9 +153,9 @@ export async function startWorker(database, { nodeArgs = [] } = {}) {
   return { child };
 }
 
-/** The sum of the processes' peak RSS in MiB (undefined where /proc is not available). */
+/** The sum of the processes' peak RSS in MB (undefined where /proc is not available). */
 export function peakRssOf(children) {
-  const peaks = children.map((c) => peakRssMiB(c.pid));
+  const peaks = children.map((c) => peakRssMB(c.pid));
   return peaks.some((p) => p === undefined) ? undefined : peaks.reduce((a, b) => a + b, 0);
 }
 

@@ -25,15 +25,15 @@ export function deliveryPayload(id, type, occurredAt, data) {
 }
 
 /**
- * Calls `send(i)` for i in [0, count) from `concurrency` concurrent loops; stops early at
- * `timeoutMs`. Times are monotonic nanoseconds (comparable with the receiver's).
+ * Calls `send(i)` for i in [0, count) from `concurrency` concurrent loops, starting no new call
+ * after `forMs` (a time box). Times are monotonic nanoseconds (comparable with the receiver's).
  */
-export async function closedLoop({ count, concurrency, timeoutMs, send }) {
+export async function closedLoop({ count, concurrency, forMs, send }) {
   let next = 0;
   let ok = 0;
   let errors = 0;
   let firstError;
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + forMs;
   const startNs = process.hrtime.bigint();
   const loops = Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, async () => {
     while (next < count && Date.now() < deadline) {

@@ -69,11 +69,15 @@ export function spawnNode(args, { env, nodeArgs = [], name, cwd } = {}) {
 /** Resolves with the first IPC message of `type`, or rejects on exit or after `timeoutMs`. */
 export function nextMessage(child, type, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(`${child.benchName}: no "${type}" within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`${child.benchName}: no "${type}" within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const onMessage = (message) => {
       if (message?.type === type) finish(undefined, message);
     };
-    const onExit = (code, signal) => finish(new Error(`${child.benchName} exited (${code ?? signal}) ${lastWords(child)}`));
+    const onExit = (code, signal) =>
+      finish(new Error(`${child.benchName} exited (${code ?? signal}) ${lastWords(child)}`));
     function finish(err, value) {
       clearTimeout(timer);
       child.off('message', onMessage);
@@ -115,12 +119,12 @@ export function freePort() {
   });
 }
 
-/** Peak resident set size of a live process in MiB (Linux /proc VmHWM), or undefined elsewhere. */
-export function peakRssMiB(pid) {
+/** Peak resident set size of a live process in MB (Linux /proc VmHWM), or undefined elsewhere. */
+export function peakRssMB(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(status) ?? /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    return match ? Number(match[1]) / 1024 : undefined;
+    return match ? (Number(match[1]) * 1024) / 1e6 : undefined;
   } catch {
     return undefined;
   }

@@ -38,6 +38,10 @@ export async function startReceiver() {
         child.on('message', onDone);
       });
       return {
+        /** Lowers the count to wait for, when fewer were sent than armed for. */
+        expect(count) {
+          child.send({ cmd: 'expect', expected: count });
+        },
         async wait({ timeoutMs, progress, everyMs = 5_000 }) {
           const deadline = Date.now() + timeoutMs;
           try {

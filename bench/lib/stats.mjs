@@ -23,7 +23,12 @@ export function percentile(samples, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-export const seconds = (fromNs, toNs) => Number(BigInt(toNs) - BigInt(fromNs)) / 1e9;
+/** Seconds between two monotonic nanosecond stamps; NaN when one is missing (nothing arrived). */
+export function seconds(fromNs, toNs) {
+  const from = BigInt(fromNs);
+  const to = BigInt(toNs);
+  return from === 0n || to === 0n ? Number.NaN : Number(to - from) / 1e9;
+}
 
 /** 12345.6 -> "12,346"; small values keep a decimal or two. */
 export function fmt(value, digits) {

@@ -59,11 +59,15 @@ async function buildBacklog(ctx, deliveries) {
       for (let from = 0; from < deliveries; from += ROWS_PER_TRANSACTION) {
         insertBatch(from, Math.min(deliveries, from + ROWS_PER_TRANSACTION), Date.now() - 60_000);
         if (Date.now() - started > 5_000 && (from / ROWS_PER_TRANSACTION) % 4 === 3) {
-          ctx.log(`  backlog: ${(from + ROWS_PER_TRANSACTION).toLocaleString('en-US')} of ${deliveries.toLocaleString('en-US')} rows`);
+          ctx.log(
+            `  backlog: ${(from + ROWS_PER_TRANSACTION).toLocaleString('en-US')} of ${deliveries.toLocaleString('en-US')} rows`,
+          );
         }
       }
       db.pragma('wal_checkpoint(TRUNCATE)');
-      ctx.log(`  backlog: ${deliveries.toLocaleString('en-US')} due deliveries written in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      ctx.log(
+        `  backlog: ${deliveries.toLocaleString('en-US')} due deliveries written in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
     } finally {
       db.close();
     }
@@ -77,6 +81,7 @@ async function buildBacklog(ctx, deliveries) {
 export async function backlog(ctx) {
   const { plan, receiver } = ctx;
   const { deliveries, runs, capMs } = plan.backlog;
+  // The drain stops at the cap: the rate and the peak RSS are then those of the part drained.
   const template = await buildBacklog(ctx, deliveries);
   try {
     return await ctx.repeat(runs, async () => {
@@ -95,9 +100,9 @@ export async function backlog(ctx) {
           drainSeconds: drain,
           drainPerSec: got.count / drain,
           fromStartSeconds: seconds(startNs, got.lastNs),
-          peakRssMiB: peakRssOf([child]),
+          peakRssMB: peakRssOf([child]),
           errors: got.errors,
-          timedOut: got.timedOut,
+          partial: got.timedOut,
         };
       } finally {
         if (child) await stopChild(child);

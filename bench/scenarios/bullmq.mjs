@@ -3,12 +3,13 @@
 // application would; jobs carry attempts and exponential backoff as a webhook queue sets them.
 // Measured from the first enqueue to the last delivery the receiver gets.
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { requireLoopback } from '../lib/countersign.mjs';
-import { closedLoop, EVENT_TYPE, eventData } from '../lib/load.mjs';
-import { forkScript, nextMessage, onInterrupt, peakRssMiB, stopChild } from '../lib/processes.mjs';
-import { seconds } from '../lib/stats.mjs';
+import { EVENT_TYPE, eventData } from '../lib/load.mjs';
+import { sendAndWait, throughput } from '../lib/measure.mjs';
+import { forkScript, nextMessage, onInterrupt, peakRssMB, stopChild } from '../lib/processes.mjs';
 
 const WORKER = fileURLToPath(new URL('../bullmq-worker.mjs', import.meta.url));
 
@@ -33,15 +34,34 @@ export function redisConnection(redisUrl) {
   };
 }
 
+/** Fails fast, with a clear message, when nothing listens where Redis should be. */
+function reachable(host, port, what) {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, timeout: 3_000 });
+    const fail = (reason) => {
+      socket.destroy();
+      reject(new Error(`${what} is not reachable at ${host}:${port}: ${reason}`));
+    };
+    socket.once('connect', () => {
+      socket.end();
+      resolve();
+    });
+    socket.once('timeout', () => fail('timed out'));
+    socket.once('error', (err) => fail(err.message));
+  });
+}
+
 export async function bullmq(ctx) {
   const { receiver, plan } = ctx;
   const connection = { ...redisConnection(ctx.redisUrl), maxRetriesPerRequest: null };
+  await reachable(connection.host, connection.port, 'Redis (REDIS_URL)');
   const prefix = 'countersign-bench';
   let round = 0;
 
   const measure = async (count) => {
     const name = `bench-${process.pid}-${Date.now()}-${++round}`;
     const queue = new Queue(name, { connection, prefix });
+    queue.on('error', (err) => ctx.log(`  bullmq queue: ${err.message}`));
     const obliterate = () => queue.obliterate({ force: true }).catch(() => {});
     const forget = onInterrupt(obliterate);
     const worker = forkScript(WORKER, [], {
@@ -59,18 +79,18 @@ export async function bullmq(ctx) {
     try {
       await nextMessage(worker, 'ready', 30_000);
       const url = `${receiver.origin}/bullmq`;
-      const armed = await receiver.arm({ expected: count });
-      const sent = await closedLoop({
+      const measured = await sendAndWait(ctx, {
         count,
-        concurrency: plan.publishConcurrency,
-        timeoutMs: plan.timeoutMs(count),
         send: async (i) => {
           const id = `${name}_${i}`;
-          await queue.add('deliver', { id, type: EVENT_TYPE, occurredAt: Date.now(), data: eventData(i), url }, JOB_OPTIONS);
+          await queue.add(
+            'deliver',
+            { id, type: EVENT_TYPE, occurredAt: Date.now(), data: eventData(i), url },
+            JOB_OPTIONS,
+          );
         },
       });
-      const got = await armed.wait({ timeoutMs: plan.timeoutMs(count), progress: ctx.progress(count) });
-      return { sent, got, rss: peakRssMiB(worker.pid) };
+      return { measured, rss: peakRssMB(worker.pid) };
     } finally {
       await stopChild(worker);
       await obliterate();
@@ -81,20 +101,7 @@ export async function bullmq(ctx) {
 
   await measure(plan.warmup);
   return ctx.repeat(plan.runs, async () => {
-    const { sent, got, rss } = await measure(plan.events);
-    const e2e = seconds(sent.startNs, got.lastNs);
-    return {
-      events: plan.events,
-      deliveries: plan.events,
-      received: got.unique,
-      e2eSeconds: e2e,
-      deliveriesPerSec: got.unique / e2e,
-      publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
-      peakRssMiB: rss,
-      errors: sent.errors + got.errors,
-      duplicates: got.duplicates,
-      timedOut: got.timedOut,
-      firstError: sent.firstError,
-    };
+    const { measured, rss } = await measure(plan.events);
+    return throughput(measured, { peakRssMB: rss });
   });
 }

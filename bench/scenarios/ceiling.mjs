@@ -2,8 +2,8 @@
 // with as many connections as countersign's per-origin limit. No storage, no queue: the most
 // this machine can deliver to this receiver.
 import { Pool } from 'undici';
-import { closedLoop, deliveryPayload, EVENT_TYPE, eventData } from '../lib/load.mjs';
-import { seconds } from '../lib/stats.mjs';
+import { deliveryPayload, EVENT_TYPE, eventData } from '../lib/load.mjs';
+import { sendAndWait, throughput } from '../lib/measure.mjs';
 
 export async function ceiling(ctx) {
   const { receiver, plan } = ctx;
@@ -13,13 +13,11 @@ export async function ceiling(ctx) {
     keepAliveTimeout: 30_000,
   });
   let round = 0;
-  const measure = async (count) => {
-    const tag = `ceil${++round}`;
-    const armed = await receiver.arm({ expected: count });
-    const sent = await closedLoop({
+  const measure = (count) => {
+    const tag = `ceiling${++round}`;
+    return sendAndWait(ctx, {
       count,
       concurrency: plan.deliveryConnections,
-      timeoutMs: plan.timeoutMs(count),
       send: async (i) => {
         const id = `${tag}_${i}`;
         const res = await pool.request({
@@ -32,25 +30,14 @@ export async function ceiling(ctx) {
         if (res.statusCode !== 200) throw new Error(`receiver answered ${res.statusCode}`);
       },
     });
-    const got = await armed.wait({ timeoutMs: 10_000 });
-    return { sent, got };
   };
   try {
     await measure(plan.warmup);
     return await ctx.repeat(plan.runs, async () => {
-      const { sent, got } = await measure(plan.events);
-      const e2e = seconds(sent.startNs, got.lastNs);
-      return {
-        events: plan.events,
-        deliveries: plan.events,
-        received: got.unique,
-        e2eSeconds: e2e,
-        deliveriesPerSec: got.unique / e2e,
-        errors: sent.errors + got.errors,
-        duplicates: got.duplicates,
-        timedOut: got.timedOut,
-        firstError: sent.firstError,
-      };
+      const result = throughput(await measure(plan.events));
+      // Here sending is delivering: "publish/s" would repeat the same figure.
+      result.publishPerSec = undefined;
+      return result;
     });
   } finally {
     await pool.close();

@@ -1,21 +1,10 @@
 // Scenarios 3 and 4: countersign end to end. A fresh database and fresh processes per run; one
 // subscription to the receiver; N events published through POST /v1/events by concurrent
 // clients. Measured from the first publish to the last delivery the receiver gets.
+import { peakRssOf, postgresDatabase, sqliteDatabase, startServe, startWorker, stopAll } from '../lib/countersign.mjs';
 import { apiClient, closedLoop, EVENT_TYPE } from '../lib/load.mjs';
-import {
-  peakRssOf,
-  postgresDatabase,
-  sqliteDatabase,
-  startServe,
-  startWorker,
-  stopAll,
-} from '../lib/countersign.mjs';
+import { sendAndWait, throughput } from '../lib/measure.mjs';
 import { seconds } from '../lib/stats.mjs';
-
-/** A fresh database of the kind asked for. */
-export function freshDatabase(ctx, store) {
-  return store === 'postgres' ? postgresDatabase(ctx.pgUrl) : sqliteDatabase();
-}
 
 /**
  * Runs `work` against countersign on a fresh database: one `serve` process, or with `workers` > 0
@@ -23,7 +12,7 @@ export function freshDatabase(ctx, store) {
  * stopped and the database dropped afterwards, whatever happens.
  */
 export async function withCountersign(ctx, { store, workers = 0, dispatcher = true }, work) {
-  const database = await freshDatabase(ctx, store);
+  const database = store === 'postgres' ? await postgresDatabase(ctx.pgUrl) : sqliteDatabase();
   const children = [];
   let client;
   try {
@@ -39,75 +28,51 @@ export async function withCountersign(ctx, { store, workers = 0, dispatcher = tr
   }
 }
 
-/** Publishes `count` events from concurrent clients and waits (bounded) for `expected` deliveries. */
-export async function publishAndWait(ctx, client, count, { expected = count, concurrency } = {}) {
-  const armed = await ctx.receiver.arm({ expected });
-  const sent = await closedLoop({
-    count,
-    concurrency: concurrency ?? ctx.plan.publishConcurrency,
-    timeoutMs: ctx.plan.timeoutMs(expected),
-    send: (i) => client.publish(i),
-  });
-  const got = await armed.wait({ timeoutMs: ctx.plan.timeoutMs(expected), progress: ctx.progress(expected) });
-  return { sent, got };
+/** Publishes `count` events (each fanning out to `perEvent` deliveries) and waits for them. */
+export function publishAndWait(ctx, client, count, options = {}) {
+  return sendAndWait(ctx, { count, send: (i) => client.publish(i), ...options });
 }
 
 export async function endToEnd(ctx, { store, workers = 0 }) {
   const { plan, receiver } = ctx;
-  const path = `/countersign/${store}${workers ? `-${workers}w` : ''}`;
+  const path = `/countersign/${store}${workers ? `-${workers}-workers` : ''}`;
   return ctx.repeat(plan.runs, () =>
     withCountersign(ctx, { store, workers }, async ({ client, children }) => {
-      await client.post('/v1/webhooks/subscriptions', { target_url: `${receiver.origin}${path}`, event_type: EVENT_TYPE });
+      await client.post('/v1/webhooks/subscriptions', {
+        target_url: `${receiver.origin}${path}`,
+        event_type: EVENT_TYPE,
+      });
       await publishAndWait(ctx, client, plan.warmup);
-      const { sent, got } = await publishAndWait(ctx, client, plan.events);
-      const e2e = seconds(sent.startNs, got.lastNs);
-      return {
-        events: plan.events,
-        deliveries: plan.events,
-        received: got.unique,
-        e2eSeconds: e2e,
-        deliveriesPerSec: got.unique / e2e,
-        publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
-        peakRssMiB: peakRssOf(children),
-        processes: children.length,
-        errors: sent.errors + got.errors,
-        duplicates: got.duplicates,
-        timedOut: got.timedOut,
-        firstError: sent.firstError,
-      };
+      const measured = await publishAndWait(ctx, client, plan.events);
+      return throughput(measured, { peakRssMB: peakRssOf(children), processes: children.length });
     }),
   );
 }
 
-/** The publish rate alone: the same N events into a server whose dispatcher is off. */
+/** The publish rate alone: the same events into a server whose dispatcher is off. */
 export async function publishOnly(ctx, { store }) {
   const { plan } = ctx;
+  const publish = (client, count) =>
+    closedLoop({
+      count,
+      concurrency: plan.publishConcurrency,
+      forMs: plan.publishForMs,
+      send: (i) => client.publish(i),
+    });
   return ctx.repeat(plan.runs, () =>
     withCountersign(ctx, { store, dispatcher: false }, async ({ client, children }) => {
       await client.post('/v1/webhooks/subscriptions', {
         target_url: `${ctx.receiver.origin}/publish-only`,
         event_type: EVENT_TYPE,
       });
-      const warm = await closedLoop({
-        count: plan.warmup,
-        concurrency: plan.publishConcurrency,
-        timeoutMs: plan.timeoutMs(plan.warmup),
-        send: (i) => client.publish(i),
-      });
+      const warm = await publish(client, plan.warmup);
       if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
-      const sent = await closedLoop({
-        count: plan.events,
-        concurrency: plan.publishConcurrency,
-        timeoutMs: plan.timeoutMs(plan.events),
-        send: (i) => client.publish(i),
-      });
+      const sent = await publish(client, plan.events);
       return {
-        events: plan.events,
-        published: sent.ok,
+        events: sent.ok,
         publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
-        peakRssMiB: peakRssOf(children),
+        peakRssMB: peakRssOf(children),
         errors: sent.errors,
-        timedOut: sent.attempted < plan.events,
         firstError: sent.firstError,
       };
     }),

@@ -2,29 +2,26 @@
 // slow answer never slows the offered load) for 10 s. Every event carries its send time
 // (data.sent_at_ns); the receiver computes publish-to-receive percentiles.
 import { peakRssOf } from '../lib/countersign.mjs';
-import { closedLoop, EVENT_TYPE, openLoop } from '../lib/load.mjs';
+import { EVENT_TYPE, openLoop } from '../lib/load.mjs';
 import { percentile } from '../lib/stats.mjs';
-import { withCountersign } from './countersign.mjs';
+import { publishAndWait, withCountersign } from './countersign.mjs';
 
 export async function latency(ctx) {
   const { plan, receiver } = ctx;
   const { rate, seconds } = plan.latency;
   return ctx.repeat(plan.runs, () =>
     withCountersign(ctx, { store: 'sqlite' }, async ({ client, children }) => {
-      await client.post('/v1/webhooks/subscriptions', { target_url: `${receiver.origin}/latency`, event_type: EVENT_TYPE });
-      const warm = await receiver.arm({ expected: plan.warmup });
-      await closedLoop({
-        count: plan.warmup,
-        concurrency: plan.publishConcurrency,
-        timeoutMs: plan.timeoutMs(plan.warmup),
-        send: (i) => client.publish(i),
+      await client.post('/v1/webhooks/subscriptions', {
+        target_url: `${receiver.origin}/latency`,
+        event_type: EVENT_TYPE,
       });
-      await warm.wait({ timeoutMs: plan.timeoutMs(plan.warmup) });
+      await publishAndWait(ctx, client, plan.warmup);
 
       const total = Math.round(rate * seconds);
       const armed = await receiver.arm({ expected: total, latency: true });
       const sent = await openLoop({ rate, seconds, send: (i) => client.publish(i) });
-      const got = await armed.wait({ timeoutMs: 30_000, progress: ctx.progress(total) });
+      if (sent.ok < total) armed.expect(sent.ok);
+      const got = await armed.wait({ timeoutMs: plan.waitMs, progress: ctx.progress(total) });
       return {
         events: total,
         received: got.unique,
@@ -35,7 +32,7 @@ export async function latency(ctx) {
         maxMs: got.latency?.max,
         ackP50Ms: percentile(sent.ackMs, 50),
         ackP99Ms: percentile(sent.ackMs, 99),
-        peakRssMiB: peakRssOf(children),
+        peakRssMB: peakRssOf(children),
         errors: sent.errors + got.errors,
         duplicates: got.duplicates,
         timedOut: got.timedOut,

@@ -2,11 +2,11 @@
 // documented echo of the request; GET (ours) shows the current setting with secrets masked.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { checkTargetUrl } from '../domain/target-url.js';
 import { toIsoSeconds } from '../domain/time.js';
 import { invalidField } from '../errors.js';
 import type { AppContext } from './context.js';
 import { errors } from './schemas.js';
+import { checkTargetUrlResolved } from './target-guard.js';
 
 const AuthType = Type.String({ enum: ['Basic', 'Bearer', 'None'] });
 const Credential = Type.String({ maxLength: 1024 });
@@ -75,7 +75,10 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
             throw invalidField(field, `is not used when authType is ${body.authType}`);
           }
         }
-        const url = body.callbackUrl === '' ? '' : checkTargetUrl(body.callbackUrl, 'callbackUrl', ctx.targetPolicy);
+        const url =
+          body.callbackUrl === ''
+            ? ''
+            : await checkTargetUrlResolved(body.callbackUrl, 'callbackUrl', ctx.targetPolicy, ctx.resolve);
         await ctx.store.putCallback({
           account_id: request.principal.accountId,
           url,

@@ -1,4 +1,5 @@
 // What route plugins need from the running service, passed in explicitly (no globals).
+import type { Resolver } from '../delivery/guarded-lookup.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { TargetPolicy } from '../domain/target-url.js';
 import type { GroupCommit } from '../store/group-commit.js';
@@ -8,5 +9,7 @@ export interface AppContext {
   store: Store;
   secrets: SecretBox;
   targetPolicy: TargetPolicy;
+  /** Resolves target host names for the registration-time SSRF check (api/target-guard.ts). */
+  resolve: Resolver;
   publisher: GroupCommit<PublishRequest, PublishResult>;
 }

@@ -72,8 +72,9 @@ function fromFastify(err: FastifyError): CountersignError | undefined {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new CountersignError('payload_too_large', 'request body is larger than 1 MiB');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new CountersignError('unsupported_media_type', 'send the body as application/json');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new CountersignError('validation_failed', 'the request body does not match its Content-Length');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new CountersignError('malformed_json', 'the request body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

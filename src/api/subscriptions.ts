@@ -5,12 +5,12 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { newId } from '../domain/ids.js';
 import { generateSigningSecret } from '../domain/signing.js';
-import { checkTargetUrl } from '../domain/target-url.js';
 import { toIsoSeconds } from '../domain/time.js';
 import { notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+import { checkTargetUrlResolved } from './target-guard.js';
 
 const SecretToken = Type.String({
   minLength: 1,
@@ -88,12 +88,13 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       async (request) => {
         const { target_url, event_type, secret_token } = request.body;
+        const targetUrl = await checkTargetUrlResolved(target_url, 'target_url', ctx.targetPolicy, ctx.resolve);
         const now = Date.now();
         const signingSecret = generateSigningSecret();
         const subscription: Subscription = {
           id: newId('sub'),
           account_id: request.principal.accountId,
-          target_url: checkTargetUrl(target_url, 'target_url', ctx.targetPolicy),
+          target_url: targetUrl,
           event_type,
           status: 'active',
           secret_token_sealed: secret_token === undefined ? null : ctx.secrets.seal(secret_token),
@@ -171,14 +172,15 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       async (request) => {
         const body = request.body;
+        const targetUrl =
+          body.target_url === undefined
+            ? undefined
+            : await checkTargetUrlResolved(body.target_url, 'target_url', ctx.targetPolicy, ctx.resolve);
         const sub = await ctx.store.updateSubscription(
           request.principal.accountId,
           request.params.id,
           {
-            targetUrl:
-              body.target_url === undefined
-                ? undefined
-                : checkTargetUrl(body.target_url, 'target_url', ctx.targetPolicy),
+            targetUrl,
             status: body.status as 'active' | 'paused' | undefined,
             secretTokenSealed:
               body.secret_token === undefined

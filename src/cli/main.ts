@@ -25,6 +25,7 @@ Common options (each also read from the environment):
   --port N                  PORT (serve), default 8080
   --host H                  HOST (serve), default 0.0.0.0
   --allow-insecure-targets  COUNTERSIGN_ALLOW_INSECURE_TARGETS: allow http and private hosts
+  --allowed-target-cidrs L  COUNTERSIGN_ALLOWED_TARGET_CIDRS: internal CIDRs the SSRF guard lets through
   --no-dispatcher           COUNTERSIGN_NO_DISPATCHER: serve the API only
   --log-level L             LOG_LEVEL, default info
 See the README for every setting.
@@ -35,6 +36,7 @@ export const COMMON_OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   'allow-insecure-targets': { type: 'boolean' },
+  'allowed-target-cidrs': { type: 'string' },
   'no-dispatcher': { type: 'boolean' },
   'log-level': { type: 'string' },
   'master-key-file': { type: 'string' },

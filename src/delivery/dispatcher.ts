@@ -12,14 +12,25 @@ import { buildPayload } from '../domain/events.js';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry-policy.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { signingKey, signPayload } from '../domain/signing.js';
+import type { TargetPolicy } from '../domain/target-url.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { AttemptOutcome, AttemptResult, ClaimedDelivery, Store } from '../store/store.js';
 import { VERSION } from '../version.js';
+import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
 import { Sender } from './sender.js';
 
 interface Queued {
   delivery: ClaimedDelivery;
   claimedAt: number;
+}
+
+export interface DispatcherOptions {
+  /** The SSRF guard's switches; without them every internal address is refused. */
+  targetPolicy?: TargetPolicy;
+  /** How target host names are resolved (the system resolver unless a test plays DNS). */
+  resolve?: Resolver;
+  /** Extra PEM CA certificates trusted besides Node's roots. */
+  trustedCa?: string[];
 }
 
 interface OriginLane {
@@ -34,6 +45,8 @@ export class Dispatcher {
   private readonly lanes = new Map<string, OriginLane>();
   private readonly keys = new Map<string, Buffer>();
   private running = false;
+  /** Set at the shutdown deadline: sends ending later are not recorded, their claims go back. */
+  private pastDeadline = false;
   private claiming = false;
   private wakeAgain = false;
   private mayHaveMore = false;
@@ -50,11 +63,15 @@ export class Dispatcher {
     private readonly secrets: SecretBox,
     private readonly config: DispatcherConfig,
     private readonly log: Logger,
+    options: DispatcherOptions = {},
   ) {
     this.sender = new Sender({
       connectTimeoutMs: config.connectTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       perOriginConnections: config.perOriginConcurrency,
+      targetPolicy: options.targetPolicy ?? { allowInsecure: false },
+      resolve: options.resolve,
+      trustedCa: options.trustedCa,
     });
     this.results = new GroupCommit<AttemptResult, void>(async (items) => {
       await this.store.recordAttempts(this.owner, items, Date.now(), {
@@ -154,7 +171,7 @@ export class Dispatcher {
     lane.active++;
     this.inFlight++;
     this.deliver(item.delivery)
-      .then((result) => this.results.add(result))
+      .then((result) => (this.pastDeadline ? undefined : this.results.add(result)))
       .catch((err) =>
         this.log.error(
           { err, delivery: item.delivery.id },
@@ -243,6 +260,9 @@ export class Dispatcher {
     } catch (err) {
       error = describeSendError(err);
       outcome = 'retry';
+      if (err instanceof SsrfRefusedError) {
+        this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
+      }
     }
     const finishedAt = Date.now();
     let nextAttemptAt: number | undefined;
@@ -299,6 +319,9 @@ export class Dispatcher {
         new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownGraceMs).unref()),
       ]);
     }
+    // From here on a send that ends is aborted or late: logging it would show an attempt that the
+    // release below takes back (and race the store closing), so its delivery just goes back.
+    this.pastDeadline = true;
     await this.results.drain();
     const released = await this.store.releaseClaims(this.owner, 'all', Date.now());
     if (released > 0) this.log.warn({ released }, 'sends still running at the deadline were handed back to the queue');

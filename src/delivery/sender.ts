@@ -1,6 +1,11 @@
 // The HTTP edge of delivery: one undici Agent (a keep-alive pool per origin), no redirects, connect
 // and total timeouts, and a bounded read of the answer: at most 64 KiB is read, 4 KiB is kept.
-import { Agent, request } from 'undici';
+// Every connection goes through the SSRF guard: literal IP hosts are vetted before connecting, host
+// names through the guarded lookup, which pins the socket to the addresses it vetted.
+import { rootCertificates } from 'node:tls';
+import { Agent, buildConnector, request } from 'undici';
+import type { TargetPolicy } from '../domain/target-url.js';
+import { createGuardedLookup, type Resolver, systemResolver, vetLiteralHost } from './guarded-lookup.js';
 
 export const READ_LIMIT = 64 * 1024;
 export const EXCERPT_LIMIT = 4 * 1024;
@@ -9,6 +14,12 @@ export interface SenderOptions {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   perOriginConnections: number;
+  /** Insecure mode and the allow-list, as for registration. */
+  targetPolicy: TargetPolicy;
+  /** How host names are resolved (the system resolver unless a test plays DNS). */
+  resolve?: Resolver;
+  /** Extra PEM CA certificates trusted besides Node's roots (internal receivers, tests). */
+  trustedCa?: string[];
 }
 
 export interface SendAnswer {
@@ -23,11 +34,22 @@ export class Sender {
 
   constructor(options: SenderOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs;
+    const policy = options.targetPolicy;
+    const connect = buildConnector({
+      timeout: options.connectTimeoutMs,
+      lookup: createGuardedLookup(policy, options.resolve ?? systemResolver),
+      ...(options.trustedCa?.length ? { ca: [...rootCertificates, ...options.trustedCa] } : {}),
+    });
     this.agent = new Agent({
       connections: options.perOriginConnections,
       pipelining: 1,
       keepAliveTimeout: 30_000,
-      connect: { timeout: options.connectTimeoutMs },
+      // Node connects to a literal IP without calling `lookup`, so literals are vetted here.
+      connect: (target, callback) => {
+        const refused = vetLiteralHost(target.hostname, policy);
+        if (refused) callback(refused, null);
+        else connect(target, callback);
+      },
       headersTimeout: options.requestTimeoutMs,
       bodyTimeout: options.requestTimeoutMs,
     });

@@ -28,6 +28,9 @@ export function describeSendError(err: unknown): string {
       return 'dns lookup failed';
     case 'UND_ERR_CONNECT_TIMEOUT':
       return 'connect timeout';
+    case 'ERR_SSRF_REFUSED':
+      // The guard's own words: `ssrf: <host> resolves to <address>, <reason>`.
+      return (e?.message ?? 'ssrf: refused').slice(0, 500);
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return 'timeout';

@@ -1,12 +1,16 @@
 // Target-URL policy applied when a subscription or callback URL is registered. Pure: no DNS here.
-// The seed advises https; plain http (and loopback/private literal hosts) are allowed only when the
-// operator turns on insecure targets for local development. The full SSRF guard, with DNS
-// resolution and connect-time pinning, builds on this and honours the same switch.
-import { isIP } from 'node:net';
+// The seed advises https; plain http is allowed only when the operator turns on insecure targets
+// for local development, and so is any literal address the SSRF address policy forbids (unless the
+// operator's allow-list admits it). The resolving half of the check is api/target-guard.ts; the
+// send-time half is delivery/guarded-lookup.ts. All three honour the same switches.
 import { invalidField } from '../errors.js';
+import { allowListFrom, checkAddress, describeRefusal, parseIpLiteral } from './address-policy.js';
 
 export interface TargetPolicy {
+  /** COUNTERSIGN_ALLOW_INSECURE_TARGETS: http and every address allowed (local development). */
   allowInsecure: boolean;
+  /** COUNTERSIGN_ALLOWED_TARGET_CIDRS, validated: addresses here are allowed even when forbidden. */
+  allowedCidrs?: readonly string[];
 }
 
 export const MAX_URL_LENGTH = 2048;
@@ -30,31 +34,29 @@ export function checkTargetUrl(raw: string, field: string, policy: TargetPolicy)
   }
   if (url.username !== '' || url.password !== '') throw invalidField(field, 'must not carry credentials');
   if (url.hostname === '') throw invalidField(field, 'must have a host');
-  if (!policy.allowInsecure && isLocalLiteralHost(url.hostname)) {
-    throw invalidField(field, 'must not point at a loopback, private or link-local address');
+  if (!policy.allowInsecure) {
+    const refusal = literalHostRefusal(url.hostname, policy);
+    if (refusal) throw invalidField(field, `must not point at an internal address: ${refusal}`);
   }
   return url.href;
 }
 
 /**
- * A cheap literal check (names like `localhost` and the most common private literals). The SSRF
- * guard does the exhaustive, resolution-aware job; this keeps the obvious cases out at once.
+ * Why a literal host is refused, or undefined. The WHATWG parser has already turned every IPv4
+ * notation inet_aton accepts into a dotted quad; parseIpLiteral reads the raw notations as well.
+ * `localhost` names always mean loopback (RFC 6761), so they are judged as 127.0.0.1 and ::1.
  */
-function isLocalLiteralHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  const family = isIP(host);
-  if (family === 4) {
-    const [a, b] = host.split('.').map(Number) as [number, number];
-    return (
-      a === 127 ||
-      a === 10 ||
-      a === 0 ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168)
-    );
+export function literalHostRefusal(hostname: string, policy: TargetPolicy): string | undefined {
+  const allowList = allowListFrom(policy.allowedCidrs);
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) {
+    const v4 = checkAddress('127.0.0.1', allowList);
+    const v6 = checkAddress('::1', allowList);
+    if (v4.allowed || v6.allowed) return undefined;
+    return `${hostname} is ${v4.reason}`;
   }
-  if (family === 6) return host === '::1' || host === '::' || host.startsWith('fe80:') || /^f[cd]/.test(host);
-  return false;
+  const literal = parseIpLiteral(host);
+  if (!literal) return undefined;
+  const verdict = checkAddress(literal, allowList);
+  return verdict.allowed ? undefined : describeRefusal(hostname, verdict);
 }

@@ -2,7 +2,7 @@
 // on a loopback port picked for the test. Every child started here is tracked so a suite can kill
 // whatever is still running in afterEach/afterAll.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,11 +25,44 @@ export interface Workspace {
   remove(): void;
 }
 
+/**
+ * Preloaded into every child: Node's DNS answers IP literals and `localhost` and nothing else, without
+ * asking any server. Registration resolves target hosts (the SSRF guard), and the seed examples name real
+ * hosts; tests send traffic to loopback only, so the children must not query a real resolver.
+ * An unresolvable host is accepted at registration (the send-time guard checks it again).
+ */
+const OFFLINE_DNS = `import dns from 'node:dns';
+import { isIP } from 'node:net';
+const local = (hostname) =>
+  isIP(hostname) !== 0
+    ? { address: hostname, family: isIP(hostname) }
+    : hostname === 'localhost'
+      ? { address: '127.0.0.1', family: 4 }
+      : undefined;
+const notFound = (hostname) =>
+  Object.assign(new Error('getaddrinfo ENOTFOUND ' + hostname + ' (offline DNS in tests)'), { code: 'ENOTFOUND', hostname });
+dns.promises.lookup = async (hostname, options) => {
+  const found = local(hostname);
+  if (!found) throw notFound(hostname);
+  return options && typeof options === 'object' && options.all ? [found] : found;
+};
+dns.lookup = (hostname, options, callback) => {
+  const cb = typeof options === 'function' ? options : callback;
+  const found = local(hostname);
+  if (!found) return process.nextTick(cb, notFound(hostname));
+  if (options && typeof options === 'object' && options.all) return process.nextTick(cb, null, [found]);
+  return process.nextTick(cb, null, found.address, found.family);
+};
+`;
+
 /** A temp folder holding a fresh SQLite file (or the given DATABASE_URL) and the master key file. */
 export function makeWorkspace(databaseUrl?: string): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'countersign-cli-'));
+  const offlineDns = join(dir, 'offline-dns.mjs');
+  writeFileSync(offlineDns, OFFLINE_DNS);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    NODE_OPTIONS: `--import=${offlineDns}`,
     DATABASE_URL: databaseUrl ?? join(dir, 'countersign.db'),
     COUNTERSIGN_MASTER_KEY_FILE: join(dir, 'master.key'),
     // The seed examples name real hosts: with no dispatcher nothing is ever sent to them.

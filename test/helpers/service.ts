@@ -7,6 +7,7 @@ import { ALL_SCOPES, type Scope } from '../../src/api/auth.js';
 import { buildApp } from '../../src/app.js';
 import { type DispatcherConfig, loadConfig } from '../../src/config.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
+import type { Resolver } from '../../src/delivery/guarded-lookup.js';
 import { SecretBox } from '../../src/domain/secret-box.js';
 import { issueToken } from '../../src/domain/tokens.js';
 import { openStore } from '../../src/store/kysely-store.js';
@@ -36,8 +37,20 @@ export interface TestService {
 export interface TestServiceOptions {
   dispatcher?: boolean | Partial<DispatcherConfig>;
   allowInsecureTargets?: boolean;
+  /** COUNTERSIGN_ALLOWED_TARGET_CIDRS, canonical (as loadConfig gives them). */
+  allowedTargetCidrs?: string[];
+  /** DNS for registration and sends; default `offlineResolver`, so no test ever asks a real DNS server. */
+  resolve?: Resolver;
+  /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
+  trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
 }
+
+/** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
+export const offlineResolver: Resolver = async (hostname) => {
+  if (hostname === 'localhost') return [{ address: '127.0.0.1', family: 4 }];
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
+};
 
 export async function startTestService(
   dialect: DialectUnderTest,
@@ -47,10 +60,16 @@ export async function startTestService(
   const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
   const secrets = new SecretBox(randomBytes(32));
   const logger = pino({ level: 'silent' });
+  const targetPolicy = {
+    allowInsecure: options.allowInsecureTargets ?? true,
+    allowedCidrs: options.allowedTargetCidrs ?? [],
+  };
+  const resolve = options.resolve ?? offlineResolver;
   const app = await buildApp({
     store,
     secrets,
-    targetPolicy: { allowInsecure: options.allowInsecureTargets ?? true },
+    targetPolicy,
+    resolve,
     logger,
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
   });
@@ -73,6 +92,7 @@ export async function startTestService(
         ...(typeof options.dispatcher === 'object' ? options.dispatcher : {}),
       },
       logger,
+      { targetPolicy, resolve, trustedCa: options.trustedCa },
     );
     dispatcher.start();
   }

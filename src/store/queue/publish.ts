@@ -184,19 +184,22 @@ async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[]): Pr
     for (const cb of callbacks) callbackAccounts.add(cb.account_id);
   }
   const direct = unique(requests.flatMap((r) => (r.onlySubscriptionId ? [r.onlySubscriptionId] : [])));
-  const directStatus = new Map<string, string>();
+  // The owner of each directly addressed subscription: an event never reaches another account's.
+  const directOwner = new Map<string, string>();
   if (direct.length > 0) {
     const rows = await trx
       .selectFrom('subscriptions')
-      .select(['id', 'status'])
+      .select(['id', 'account_id'])
       .where('id', 'in', direct)
       .where('deleted_at', 'is', null)
       .execute();
-    for (const row of rows) directStatus.set(row.id, row.status);
+    for (const row of rows) directOwner.set(row.id, row.account_id);
   }
   return requests.map((r) => {
     if (r.onlySubscriptionId !== undefined) {
-      return directStatus.has(r.onlySubscriptionId) ? [{ subscriptionId: r.onlySubscriptionId, held: false }] : [];
+      return directOwner.get(r.onlySubscriptionId) === r.accountId
+        ? [{ subscriptionId: r.onlySubscriptionId, held: false }]
+        : [];
     }
     const subs = subsByKey.get(`${r.accountId}\0${r.type}`) ?? [];
     return callbackAccounts.has(r.accountId) ? [...subs, { subscriptionId: null, held: false }] : subs;

@@ -2,7 +2,7 @@
 // delivery's state only moves if this process still holds its lease (otherwise another node has
 // taken it over and its own result will count). Successes move together in one UPDATE; retries
 // carry their own due time each.
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { newId } from '../../domain/ids.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptsTable, Database } from '../schema.js';
@@ -104,7 +104,7 @@ async function updateSubscriptionHealth(
       .updateTable('subscriptions')
       .set({
         status: 'disabled',
-        disabled_reason: sql<string>`'every attempt failed for ' || ${String(Math.round(settings.disableAfterFailingMs / 3_600_000))} || ' hours'`,
+        disabled_reason: `every attempt failed for ${describeSpan(settings.disableAfterFailingMs)}`,
         updated_at: now,
       })
       .where('id', 'in', failing)
@@ -128,4 +128,20 @@ async function updateSubscriptionHealth(
       .where('failing_since', 'is not', null)
       .execute();
   }
+}
+
+/** `120 hours`, `5 minutes`, `300 ms`: hours once the span reaches one, for disabled_reason. */
+function describeSpan(ms: number): string {
+  const units: [number, string][] = [
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size) {
+      const n = Math.round(ms / size);
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${ms} ms`;
 }

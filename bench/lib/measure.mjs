@@ -1,0 +1,40 @@
+// One throughput measurement, the same for every pipeline: arm the receiver, send from concurrent
+// clients (N, or as many as fit in the time box), wait (bounded) for every delivery, and turn the
+// stamps into figures.
+import { closedLoop } from './load.mjs';
+import { seconds } from './stats.mjs';
+
+/** Sends `count` (each worth `perEvent` deliveries) and waits for their deliveries. */
+export async function sendAndWait(ctx, { count, perEvent = 1, concurrency, send, waitMs }) {
+  const { plan, receiver } = ctx;
+  const armed = await receiver.arm({ expected: count * perEvent });
+  const sent = await closedLoop({
+    count,
+    concurrency: concurrency ?? plan.publishConcurrency,
+    forMs: plan.publishForMs,
+    send,
+  });
+  if (sent.ok === 0) throw new Error(`nothing was accepted: ${sent.firstError}`);
+  const expected = sent.ok * perEvent;
+  if (sent.ok < count) armed.expect(expected);
+  const got = await armed.wait({ timeoutMs: waitMs ?? plan.waitMs, progress: ctx.progress(expected) });
+  return { sent, got, expected };
+}
+
+/** The figures of one end-to-end run: first send to last delivery received. */
+export function throughput({ sent, got, expected }, extra = {}) {
+  const e2e = seconds(sent.startNs, got.lastNs);
+  return {
+    events: sent.ok,
+    deliveries: expected,
+    received: got.unique,
+    e2eSeconds: e2e,
+    deliveriesPerSec: got.unique / e2e,
+    publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
+    ...extra,
+    errors: sent.errors + got.errors,
+    duplicates: got.duplicates,
+    timedOut: got.timedOut,
+    firstError: sent.firstError,
+  };
+}

@@ -1,0 +1,157 @@
+// The benchmark's report: ratios and goals computed from the scenario medians, and the Markdown
+// printed on stdout (the same table the README's Performance section shows).
+import { fmt } from './lib/stats.mjs';
+
+/** The design's goals. Reported next to what was measured; never used to tune anything. */
+export function goals(byKey) {
+  const sqlite = byKey.sqlite?.median;
+  const ceiling = byKey.ceiling?.median;
+  const bull = byKey.bullmq?.median;
+  const backlog = byKey.backlog;
+  const ratio = (a, b) => (a && b ? a / b : undefined);
+  const full = backlog?.median?.deliveries === 1_000_000;
+  return [
+    {
+      goal: 'SQLite end to end, deliveries/s',
+      target: '≥ 20,000',
+      measured: sqlite?.deliveriesPerSec,
+      shown: fmt(sqlite?.deliveriesPerSec),
+      met: check(sqlite?.deliveriesPerSec, (v) => v >= 20_000),
+    },
+    {
+      goal: 'SQLite ÷ BullMQ',
+      target: '≥ 3×',
+      measured: ratio(sqlite?.deliveriesPerSec, bull?.deliveriesPerSec),
+      shown: `${fmt(ratio(sqlite?.deliveriesPerSec, bull?.deliveriesPerSec))}×`,
+      met: check(ratio(sqlite?.deliveriesPerSec, bull?.deliveriesPerSec), (v) => v >= 3),
+    },
+    {
+      goal: 'SQLite ÷ ceiling',
+      target: '≥ 50 %',
+      measured: ratio(sqlite?.deliveriesPerSec, ceiling?.deliveriesPerSec),
+      shown: `${fmt(100 * (ratio(sqlite?.deliveriesPerSec, ceiling?.deliveriesPerSec) ?? Number.NaN), 0)} %`,
+      met: check(ratio(sqlite?.deliveriesPerSec, ceiling?.deliveriesPerSec), (v) => v >= 0.5),
+    },
+    {
+      goal: 'p99 publish-to-receive at 1,000 events/s',
+      target: '≤ 10 ms',
+      measured: byKey.latency?.median?.p99Ms,
+      shown: `${fmt(byKey.latency?.median?.p99Ms)} ms`,
+      met: check(byKey.latency?.median?.p99Ms, (v) => v <= 10),
+    },
+    {
+      goal: 'Publishing, events/s (SQLite, dispatcher off)',
+      target: '≥ 20,000',
+      measured: byKey['sqlite-publish']?.median?.publishPerSec,
+      shown: fmt(byKey['sqlite-publish']?.median?.publishPerSec),
+      met: check(byKey['sqlite-publish']?.median?.publishPerSec, (v) => v >= 20_000),
+    },
+    {
+      goal: 'PostgreSQL, API + 3 workers, deliveries/s',
+      target: '≥ 10,000',
+      measured: byKey['postgres-3w']?.median?.deliveriesPerSec,
+      shown: fmt(byKey['postgres-3w']?.median?.deliveriesPerSec),
+      met: check(byKey['postgres-3w']?.median?.deliveriesPerSec, (v) => v >= 10_000),
+    },
+    {
+      goal: `Peak RSS while draining ${full || !backlog?.median ? '1M' : `${fmt(backlog?.median?.deliveries, 0)} (not the 1M of the goal)`}`,
+      target: '≤ 200 MB',
+      measured: backlog?.median?.peakRssMB,
+      shown: `${fmt(backlog?.median?.peakRssMB, 0)} MB`,
+      met: full ? check(backlog?.median?.peakRssMB, (v) => v <= 200) : undefined,
+    },
+  ];
+}
+
+function check(value, test) {
+  return value === undefined || Number.isNaN(value) ? undefined : test(value);
+}
+
+/** countersign's deliveries/s against the ceiling and the BullMQ pipeline. */
+export function ratios(byKey) {
+  const ceiling = byKey.ceiling?.median?.deliveriesPerSec;
+  const bull = byKey.bullmq?.median?.deliveriesPerSec;
+  return ['sqlite', 'postgres', 'postgres-3w']
+    .filter((key) => byKey[key]?.median)
+    .map((key) => {
+      const v = byKey[key].median.deliveriesPerSec;
+      return {
+        scenario: byKey[key].title,
+        deliveriesPerSec: v,
+        ofCeiling: v && ceiling ? v / ceiling : undefined,
+        ofBullmq: v && bull ? v / bull : undefined,
+      };
+    });
+}
+
+function row(cells) {
+  return `| ${cells.join(' | ')} |`;
+}
+
+export function markdown(result) {
+  const { machine, scenarios } = result;
+  const lines = [];
+  lines.push(
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGB, 1)} GB RAM, ${machine.platform} ${machine.kernel}, Node ${machine.node}. ` +
+      `${result.date}${result.commit ? `, commit ${result.commit.slice(0, 12)}` : ''}${result.quick ? ', --quick run' : ''}. ` +
+      'Each figure is the median of the runs shown.',
+  );
+  lines.push('');
+  lines.push(
+    row([
+      '#',
+      'Scenario',
+      'Deliveries/s',
+      'End to end (s)',
+      'Publish/s',
+      'p50 / p95 / p99 (ms)',
+      'Peak RSS (MB)',
+      'Runs',
+    ]),
+  );
+  lines.push(row(['--', '--', '--:', '--:', '--:', '--:', '--:', '--:']));
+  const notes = [];
+  for (const s of scenarios) {
+    const m = s.median ?? {};
+    let flag = '';
+    if (s.error) {
+      flag = ` ⚠${notes.length + 1}`;
+      notes.push(`failed: ${s.error.split('\n')[0]}`);
+    } else if (s.incomplete) {
+      flag = ` ⚠${notes.length + 1}`;
+      notes.push(s.incomplete);
+    }
+    const latency = m.p99Ms === undefined ? '—' : `${fmt(m.p50Ms)} / ${fmt(m.p95Ms)} / ${fmt(m.p99Ms)}`;
+    lines.push(
+      row([
+        s.id,
+        `${s.title}${flag}`,
+        fmt(m.deliveriesPerSec ?? m.drainPerSec),
+        fmt(m.e2eSeconds ?? m.drainSeconds),
+        fmt(m.publishPerSec ?? m.offeredPerSec),
+        latency,
+        fmt(m.peakRssMB, 0),
+        String(s.runs?.length ?? 0),
+      ]),
+    );
+  }
+  for (const [i, note] of notes.entries()) lines.push('', `⚠${i + 1} ${note}`);
+
+  lines.push('', row(['countersign', 'Deliveries/s', '÷ ceiling', '÷ BullMQ']), row(['--', '--:', '--:', '--:']));
+  for (const r of result.ratios) {
+    lines.push(
+      row([
+        r.scenario,
+        fmt(r.deliveriesPerSec),
+        r.ofCeiling === undefined ? '—' : `${fmt(100 * r.ofCeiling, 0)} %`,
+        r.ofBullmq === undefined ? '—' : `${fmt(r.ofBullmq)}×`,
+      ]),
+    );
+  }
+
+  lines.push('', row(['Goal', 'Target', 'Measured', 'Met']), row(['--', '--', '--:', '--']));
+  for (const g of result.goals) {
+    lines.push(row([g.goal, g.target, g.shown, g.met === undefined ? '—' : g.met ? 'yes' : 'no']));
+  }
+  return `${lines.join('\n')}\n`;
+}

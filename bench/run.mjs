@@ -1,0 +1,257 @@
+// `npm run bench`: countersign side by side with the raw HTTP ceiling and a BullMQ pipeline, in
+// one run on one machine, all against the same receiver process on loopback. Progress goes to
+// stderr; the Markdown table to stdout; the full results to bench/results/latest.json.
+//
+//   node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--out FILE]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startReceiver } from './lib/receiver-client.mjs';
+import { medianOfRuns } from './lib/stats.mjs';
+import { goals, markdown, ratios } from './report.mjs';
+import { backlog } from './scenarios/backlog.mjs';
+import { bullmq } from './scenarios/bullmq.mjs';
+import { ceiling } from './scenarios/ceiling.mjs';
+import { endToEnd, publishOnly } from './scenarios/countersign.mjs';
+import { fanOut } from './scenarios/fanout.mjs';
+import { latency } from './scenarios/latency.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+    runs: { type: 'string' },
+    events: { type: 'string' },
+    profile: { type: 'boolean' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(
+    'usage: node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--out FILE]\n' +
+      'See bench/README.md.\n',
+  );
+  process.exit(0);
+}
+
+const quick = Boolean(flags.quick);
+const positive = (name, value) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes a positive integer, got "${value}"`);
+  return n;
+};
+const runs = flags.runs ? positive('runs', flags.runs) : 3;
+const events = flags.events ? positive('events', flags.events) : quick ? 5_000 : 50_000;
+
+const plan = {
+  runs,
+  events,
+  warmup: quick ? 300 : 1_000,
+  /** Concurrent publishing clients (and BullMQ producers). */
+  publishConcurrency: 64,
+  /** Connections to the receiver: countersign's default per-origin limit, used by every pipeline. */
+  deliveryConnections: 128,
+  /** Time box: no new event is sent after this, so a slow pipeline publishes fewer than N. */
+  publishForMs: quick ? 5_000 : 12_000,
+  /** Once sending ends, how long the deliveries may take to arrive before the run counts as incomplete. */
+  waitMs: quick ? 30_000 : 60_000,
+  latency: { rate: 1_000, seconds: quick ? 3 : 10, runs: quick ? 1 : runs },
+  fanOut: { subscriptions: 1_000, events: quick ? 20 : 100, runs: quick ? 1 : runs, waitMs: quick ? 30_000 : 40_000 },
+  backlog: {
+    deliveries: quick ? 100_000 : 1_000_000,
+    runs: quick ? 1 : runs,
+    // A drain still running at this point is stopped; its rate and RSS are those of the part drained.
+    capMs: quick ? 30_000 : 40_000,
+  },
+};
+
+const SCENARIOS = [
+  { id: '1', key: 'ceiling', title: 'Ceiling: undici → receiver', run: (ctx) => ceiling(ctx) },
+  { id: '2', key: 'bullmq', title: 'BullMQ + worker (Redis)', run: (ctx) => bullmq(ctx) },
+  { id: '3', key: 'sqlite', title: 'countersign, SQLite', run: (ctx) => endToEnd(ctx, { store: 'sqlite' }) },
+  {
+    id: '3',
+    key: 'sqlite-publish',
+    title: 'countersign, SQLite, publish only (dispatcher off)',
+    run: (ctx) => publishOnly(ctx, { store: 'sqlite' }),
+  },
+  {
+    id: '4',
+    key: 'postgres',
+    title: 'countersign, PostgreSQL, 1 process',
+    run: (ctx) => endToEnd(ctx, { store: 'postgres' }),
+  },
+  {
+    id: '4',
+    key: 'postgres-3w',
+    title: 'countersign, PostgreSQL, API + 3 workers',
+    run: (ctx) => endToEnd(ctx, { store: 'postgres', workers: 3 }),
+  },
+  {
+    id: '5',
+    key: 'latency',
+    title: `Latency, SQLite, ${plan.latency.rate.toLocaleString('en-US')} events/s × ${plan.latency.seconds} s`,
+    run: (ctx) => latency({ ...ctx, plan: { ...ctx.plan, runs: plan.latency.runs } }),
+  },
+  {
+    id: '6',
+    key: 'fan-out',
+    title: `Fan-out, SQLite: ${plan.fanOut.subscriptions.toLocaleString('en-US')} subscriptions × ${plan.fanOut.events} events`,
+    run: (ctx) => fanOut(ctx),
+  },
+  {
+    id: '7',
+    key: 'backlog',
+    title: `Backlog, SQLite: drain ${plan.backlog.deliveries.toLocaleString('en-US')} due deliveries`,
+    run: (ctx) => backlog(ctx),
+  },
+];
+
+const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : undefined;
+const selected = SCENARIOS.filter((s) => !only || only.has(s.id) || only.has(s.key));
+if (selected.length === 0) throw new Error(`--only ${flags.only} matches no scenario (use 1-7 or a key)`);
+
+const began = Date.now();
+function log(message) {
+  const t = ((Date.now() - began) / 1000).toFixed(1).padStart(6);
+  process.stderr.write(`[${t}s] ${message}\n`);
+}
+
+function machineInfo() {
+  const cpu = cpus();
+  let commit;
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: HERE, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    commit = undefined;
+  }
+  return {
+    machine: {
+      cpu: cpu[0]?.model ?? 'unknown CPU',
+      cores: cpu.length,
+      memoryGB: totalmem() / 1e9,
+      platform: process.platform,
+      kernel: release(),
+      node: process.version,
+      loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    commit,
+  };
+}
+
+const profileDir = join(HERE, 'results', 'profiles');
+const nodeArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+if (flags.profile) mkdirSync(profileDir, { recursive: true });
+
+const { machine, commit } = machineInfo();
+log(
+  `countersign benchmark${quick ? ' (--quick)' : ''}: ${selected.length} scenarios, ${runs} runs each, ` +
+    `${events.toLocaleString('en-US')} events; ${machine.cpu}, ${machine.cores} cores, load ${machine.loadAverageAtStart.join(' ')}`,
+);
+
+const receiver = await startReceiver();
+log(`receiver listening on ${receiver.origin} (pid in its own process)`);
+
+const results = [];
+try {
+  for (const [n, scenario] of selected.entries()) {
+    const prefix = `[${n + 1}/${selected.length}] ${scenario.id}. ${scenario.title}`;
+    log(prefix);
+    const ctx = {
+      receiver,
+      plan,
+      nodeArgs,
+      redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+      pgUrl: process.env.COUNTERSIGN_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
+      log,
+      progress: (expected) => (s) =>
+        log(`    … ${s.unique.toLocaleString('en-US')} of ${expected.toLocaleString('en-US')} delivered`),
+      async repeat(count, once) {
+        const out = [];
+        for (let r = 1; r <= count; r++) {
+          const result = await once();
+          out.push(result);
+          log(`  run ${r}/${count}: ${describe(result)}`);
+        }
+        return out;
+      },
+    };
+    const entry = { id: scenario.id, key: scenario.key, title: scenario.title };
+    try {
+      entry.runs = await scenario.run(ctx);
+      entry.median = medianOfRuns(entry.runs);
+      const problems = entry.runs.filter((r) => r.timedOut || r.errors > 0);
+      const partial = entry.runs.filter((r) => r.partial);
+      if (partial.length > 0) {
+        entry.incomplete =
+          `${partial.length} of ${entry.runs.length} drains stopped at the ${plan.backlog.capMs / 1000} s cap ` +
+          `(median ${Math.round(entry.median.received).toLocaleString('en-US')} delivered): ` +
+          'the rate and the peak RSS are those of the part drained';
+      } else if (problems.length > 0) {
+        const p = problems[0];
+        entry.incomplete =
+          `${problems.length} of ${entry.runs.length} runs incomplete: ` +
+          `received ${p.received?.toLocaleString('en-US')} of ${(p.deliveries ?? p.events)?.toLocaleString('en-US')}` +
+          `${p.timedOut ? ' before the time limit' : ''}${p.errors ? `, ${p.errors} errors (${p.firstError ?? 'see receiver'})` : ''}`;
+      }
+    } catch (err) {
+      entry.error = err instanceof Error ? err.message : String(err);
+      log(`  FAILED: ${entry.error}`);
+    }
+    results.push(entry);
+  }
+} finally {
+  await receiver.close();
+}
+
+function describe(r) {
+  const parts = [];
+  const n = (v, d = 0) => v.toLocaleString('en-US', { maximumFractionDigits: d });
+  if (r.deliveriesPerSec !== undefined) parts.push(`${n(r.deliveriesPerSec)} deliveries/s`);
+  if (r.drainPerSec !== undefined) parts.push(`drained at ${n(r.drainPerSec)}/s`);
+  if (r.e2eSeconds !== undefined) parts.push(`${n(r.e2eSeconds, 2)} s end to end`);
+  if (r.publishPerSec !== undefined) parts.push(`${n(r.publishPerSec)} publishes/s`);
+  if (r.p99Ms !== undefined) parts.push(`p50 ${n(r.p50Ms, 2)} p95 ${n(r.p95Ms, 2)} p99 ${n(r.p99Ms, 2)} ms`);
+  if (r.peakRssMB !== undefined) parts.push(`peak RSS ${n(r.peakRssMB)} MB`);
+  if (r.partial) parts.push(`stopped at the cap with ${n(r.received ?? 0)} delivered`);
+  if (r.timedOut) parts.push(`TIMED OUT with ${n(r.received ?? 0)} received`);
+  if (r.errors) parts.push(`${r.errors} errors: ${r.firstError ?? ''}`);
+  if (r.duplicates) parts.push(`${r.duplicates} duplicates`);
+  return parts.join(', ');
+}
+
+const byKey = Object.fromEntries(results.map((r) => [r.key, r]));
+const result = {
+  benchmark: 'countersign',
+  date: new Date().toISOString(),
+  quick,
+  commit,
+  machine,
+  plan: {
+    ...plan,
+    redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    scenarios: selected.map((s) => s.key),
+  },
+  durationSeconds: Math.round((Date.now() - began) / 1000),
+  scenarios: results,
+  ratios: ratios(byKey),
+  goals: goals(byKey),
+};
+
+const partial = quick || only !== undefined || flags.runs !== undefined || flags.events !== undefined;
+const out = flags.out ?? join(HERE, 'results', partial ? 'latest-quick.json' : 'latest.json');
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(markdown(result));
+log(`done in ${result.durationSeconds} s; results in ${out}`);
+if (results.some((r) => r.error)) process.exitCode = 1;
