@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
@@ -137,6 +137,7 @@ describe('crash safety of countersign serve', () => {
       let receiver: Receiver | undefined;
       let dir: string | undefined;
       const agent = new Agent({ connections: 64 });
+      afterAll(() => agent.close());
 
       /** A fresh database and settings for a child; every child of a case shares them. */
       async function setup() {

@@ -155,6 +155,30 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
       expect(after).toBe(before);
     });
 
+    it('refuses U+0000 anywhere in a request with a 400 naming the field, on both dialects alike', async () => {
+      const cases = [
+        { method: 'GET', url: '/v1/deliveries?event_id=%00', field: 'event_id' },
+        { method: 'GET', url: '/v1/webhooks/subscriptions/sub%00x', field: 'id' },
+        {
+          method: 'PUT',
+          url: '/api/sign/v1/callback/register',
+          payload: { callbackUrl: 'https://example.com/cb', authType: 'Basic', username: 'a\u0000b', password: 'p' },
+          field: 'username',
+        },
+        {
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.signed', data: { ...DATA, note: 'x\u0000' } },
+          field: 'data.note',
+        },
+      ] as const;
+      for (const { field, ...probe } of cases) {
+        const res = await service.request(probe as Parameters<TestService['request']>[0]);
+        expect(res.statusCode, probe.url).toBe(400);
+        expect(res.json().error.message).toBe(`${field}: must not contain NUL characters`);
+      }
+    });
+
     describe('tenant isolation', () => {
       it("answers 404 for another account's ids on every route that takes one, and changes nothing", async () => {
         const other = await service.tokenFor('globex');

@@ -19,6 +19,14 @@ export async function registerLimits(api: FastifyInstance, settings: RateLimitSe
         { field: 'body', message: `nested deeper than ${MAX_JSON_DEPTH} levels` },
       ]);
     }
+    // PostgreSQL text cannot hold U+0000, and no field of ours has a use for it: refuse it everywhere
+    // with a 400 rather than let one dialect fail where the other stores it.
+    const field = nulField(request.params, '') ?? nulField(request.query, '') ?? nulField(request.body, '');
+    if (field !== undefined) {
+      throw new CountersignError('validation_failed', `${field || 'body'}: must not contain NUL characters`, [
+        { field: field || 'body', message: 'must not contain NUL characters' },
+      ]);
+    }
   });
   if (settings.max <= 0) return;
   await api.register(rateLimit, {
@@ -34,6 +42,19 @@ export async function registerLimits(api: FastifyInstance, settings: RateLimitSe
         `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`,
       ),
   });
+}
+
+/** The path of the first string (or key) holding U+0000, or undefined. Depth is capped above. */
+function nulField(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const childPath = path ? `${path}.${key}` : key;
+    if (key.includes('\u0000')) return childPath;
+    const found = nulField(child, childPath);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** Iterative, so a hostile body cannot overflow the stack while we measure it. */
