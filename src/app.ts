@@ -19,6 +19,7 @@ import { subscriptionRoutes } from './api/subscriptions.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
+import type { Metrics } from './metrics.js';
 import { GroupCommit } from './store/group-commit.js';
 import type { PublishRequest, PublishResult, Store } from './store/store.js';
 import { VERSION } from './version.js';
@@ -30,6 +31,8 @@ export interface AppOptions {
   /** How target host names are resolved at registration; the system resolver by default. */
   resolve?: Resolver;
   logger?: FastifyBaseLogger | false;
+  /** Served at GET /metrics when given. */
+  metrics?: Metrics;
   /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
   rateLimit?: RateLimitSettings;
 }
@@ -67,10 +70,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     secrets: options.secrets,
     targetPolicy: options.targetPolicy,
     resolve: options.resolve ?? systemResolver,
-    publisher: new GroupCommit<PublishRequest, PublishResult>(
-      (items) => options.store.publishEvents(items, Date.now()),
-      500,
-    ),
+    publisher: new GroupCommit<PublishRequest, PublishResult>(async (items) => {
+      const results = await options.store.publishEvents(items, Date.now());
+      options.metrics?.eventsPublished(results.filter((r) => r.ok && !r.replayed).length);
+      return results;
+    }, 500),
   };
 
   registerErrorHandling(app);
@@ -96,6 +100,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const publicRoute = { schema: { hide: true } };
   app.get('/openapi.json', publicRoute, async () => app.swagger());
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get('/metrics', publicRoute, async (_request, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+  }
   app.get(
     '/healthz',
     { schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.String() }) } } },

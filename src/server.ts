@@ -10,6 +10,7 @@ import { Dispatcher } from './delivery/dispatcher.js';
 import { SecretBox } from './domain/secret-box.js';
 import { issueToken } from './domain/tokens.js';
 import { loadMasterKey } from './master-key.js';
+import { Metrics } from './metrics.js';
 import { openStore } from './store/kysely-store.js';
 import { describeLocation, openDialect } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -44,8 +45,9 @@ export async function start(
 
   // One SSRF policy for registration and for every send.
   const targetPolicy = { allowInsecure: config.allowInsecureTargets, allowedCidrs: config.allowedTargetCidrs };
+  const metrics = new Metrics();
   const dispatcher = config.dispatcher.enabled
-    ? new Dispatcher(store, secrets, config.dispatcher, log, { targetPolicy })
+    ? new Dispatcher(store, secrets, config.dispatcher, log, { targetPolicy, metrics })
     : undefined;
   dispatcher?.start();
 
@@ -58,6 +60,7 @@ export async function start(
       targetPolicy,
       logger: log,
       rateLimit: config.rateLimit,
+      metrics,
     });
     url = await app.listen({ port: config.port, host: config.host });
     log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');

@@ -1,5 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Metrics } from '../src/metrics.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -65,5 +66,33 @@ describe.each(DIALECTS)('delivery basics on $name', (dialect) => {
         secret_token: 'shhh_its_a_secret',
       });
     });
+  });
+});
+
+describe('metrics', () => {
+  it('counts published events and attempts by outcome at GET /metrics', async () => {
+    const metrics = new Metrics({ defaults: false });
+    const service = await startTestService(DIALECTS[0] as (typeof DIALECTS)[number], { dispatcher: true, metrics });
+    const receiver = await startReceiver((_r, i) => ({ status: i === 0 ? 500 : 200 }));
+    try {
+      await service.request({
+        method: 'POST',
+        url: '/v1/webhooks/subscriptions',
+        payload: { target_url: `${receiver.url}/m`, event_type: 'document.sent' },
+      });
+      const data = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
+      await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'document.sent', data } });
+      await receiver.waitFor(2);
+      await expect
+        .poll(async () => (await service.request({ method: 'GET', url: '/metrics', token: null })).body)
+        .toContain('countersign_delivery_attempts_total{outcome="delivered"} 1');
+      const text = (await service.request({ method: 'GET', url: '/metrics', token: null })).body;
+      expect(text).toContain('countersign_delivery_attempts_total{outcome="retry"} 1');
+      expect(text).toContain('countersign_events_published_total 1');
+      expect(text).toContain('countersign_delivery_attempt_duration_seconds_count 2');
+    } finally {
+      await service.close();
+      await receiver.close();
+    }
   });
 });

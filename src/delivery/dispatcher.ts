@@ -13,6 +13,7 @@ import { nextRetryDelay, parseRetryAfter } from '../domain/retry-policy.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { signingKey, signPayload } from '../domain/signing.js';
 import type { TargetPolicy } from '../domain/target-url.js';
+import type { Metrics } from '../metrics.js';
 import { GroupCommit } from '../store/group-commit.js';
 import type { AttemptOutcome, AttemptResult, ClaimedDelivery, Store } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -31,6 +32,7 @@ export interface DispatcherOptions {
   resolve?: Resolver;
   /** Extra PEM CA certificates trusted besides Node's roots. */
   trustedCa?: string[];
+  metrics?: Metrics;
 }
 
 interface OriginLane {
@@ -44,6 +46,7 @@ export class Dispatcher {
   private readonly results: GroupCommit<AttemptResult, void>;
   private readonly lanes = new Map<string, OriginLane>();
   private readonly keys = new Map<string, Buffer>();
+  private readonly metrics: Metrics | undefined;
   private running = false;
   /** Set at the shutdown deadline: sends ending later are not recorded, their claims go back. */
   private pastDeadline = false;
@@ -65,6 +68,12 @@ export class Dispatcher {
     private readonly log: Logger,
     options: DispatcherOptions = {},
   ) {
+    this.metrics = options.metrics;
+    this.metrics?.gauge(
+      'countersign_dispatcher_busy',
+      'Sends in flight or claimed and waiting for a slot.',
+      () => this.busy,
+    );
     this.sender = new Sender({
       connectTimeoutMs: config.connectTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
@@ -171,7 +180,11 @@ export class Dispatcher {
     lane.active++;
     this.inFlight++;
     this.deliver(item.delivery)
-      .then((result) => (this.pastDeadline ? undefined : this.results.add(result)))
+      .then((result) => {
+        if (this.pastDeadline) return undefined;
+        this.metrics?.attempt(result.outcome, result.durationMs);
+        return this.results.add(result);
+      })
       .catch((err) =>
         this.log.error(
           { err, delivery: item.delivery.id },

@@ -10,6 +10,7 @@ import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import type { Resolver } from '../../src/delivery/guarded-lookup.js';
 import { SecretBox } from '../../src/domain/secret-box.js';
 import { issueToken } from '../../src/domain/tokens.js';
+import type { Metrics } from '../../src/metrics.js';
 import { openStore } from '../../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
@@ -44,6 +45,7 @@ export interface TestServiceOptions {
   /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
+  metrics?: Metrics;
 }
 
 /** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
@@ -72,6 +74,7 @@ export async function startTestService(
     resolve,
     logger,
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   await app.ready();
 
@@ -92,7 +95,7 @@ export async function startTestService(
         ...(typeof options.dispatcher === 'object' ? options.dispatcher : {}),
       },
       logger,
-      { targetPolicy, resolve, trustedCa: options.trustedCa },
+      { targetPolicy, resolve, trustedCa: options.trustedCa, metrics: options.metrics },
     );
     dispatcher.start();
   }
