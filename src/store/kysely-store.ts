@@ -6,7 +6,7 @@ import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
 import { migrateToLatest } from './migrator.js';
 import { chunk } from './queue/chunk.js';
-import { claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
+import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
 import { eventRecordFromRow, publishEvents } from './queue/publish.js';
 import { recordAttempts } from './queue/record-attempts.js';
 import { releaseClaims } from './queue/release.js';
@@ -516,7 +516,7 @@ export class KyselyStore implements Store {
     const row = await this.d.db
       .selectFrom('deliveries')
       .select((eb) => eb.fn.min('next_attempt_at').as('due'))
-      .where('status', 'in', ['pending', 'sending'])
+      .where(CLAIMABLE)
       .executeTakeFirst();
     const due = row?.due;
     return due === null || due === undefined ? undefined : Number(due);

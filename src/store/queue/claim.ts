@@ -15,6 +15,12 @@ export const MANUAL_NONE = 0;
 export const MANUAL_ONE_OFF = 1;
 export const MANUAL_NUDGE = 2;
 
+/**
+ * The claimable statuses, written as SQL literals on purpose: with bound parameters SQLite cannot
+ * tell that the filter matches the partial index `deliveries_due` and scans the whole table.
+ */
+export const CLAIMABLE = sql<boolean>`status in ('pending', 'sending')`;
+
 export interface EventCache {
   get(id: string): EventRecord | undefined;
   set(event: EventRecord): void;
@@ -32,7 +38,7 @@ export async function claimDueDeliveries(
   const due = db
     .selectFrom('deliveries')
     .select('id')
-    .where('status', 'in', ['pending', 'sending'])
+    .where(CLAIMABLE)
     .where('next_attempt_at', '<=', now)
     .orderBy('next_attempt_at')
     .limit(limit)
