@@ -4,7 +4,7 @@ import { monotonicFactory } from 'ulidx';
 
 const nextUlid = monotonicFactory();
 
-export type IdPrefix = 'acc' | 'tok' | 'sub' | 'evt' | 'dlv' | 'att' | 'cb';
+export type IdPrefix = 'acc' | 'tok' | 'sub' | 'evt' | 'dlv';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${nextUlid()}`;

@@ -12,6 +12,13 @@ export interface StoreDialect {
   writeTransaction<T>(work: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T>;
   /** Tells other processes that new deliveries are due (PostgreSQL NOTIFY; a no-op on SQLite). */
   notifyDue(trx: Kysely<Database>): Promise<void>;
+  /** Tells other processes that API tokens changed (PostgreSQL NOTIFY; SQLite needs nothing). */
+  notifyTokensChanged(trx: Kysely<Database>): Promise<void>;
+  /**
+   * A number that changes whenever another process may have changed the data we cache (tokens).
+   * SQLite: PRAGMA data_version. PostgreSQL: bumped by token-change notifications.
+   */
+  changeMarker(): number;
   /** Calls `onDue` when another process announced due deliveries. Returns a stop function. */
   listenDue(onDue: () => void): Promise<() => Promise<void>>;
   /** Whether an error is a unique-constraint violation. */

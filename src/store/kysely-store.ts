@@ -59,6 +59,11 @@ export async function openStore(dialect: StoreDialect, options: { migrate?: bool
 export class KyselyStore implements Store {
   private readonly events = new RecentEvents();
   private readonly dueListeners = new Set<() => void>();
+  /**
+   * Tokens by lookup prefix, with the dialect's change marker at the time they were read: a token
+   * is read once, not on every request, yet a revocation by any process is seen on the next request.
+   */
+  private readonly tokens = new Map<string, { token: ApiToken; marker: number }>();
   private stopListening: (() => Promise<void>) | undefined;
 
   constructor(private readonly d: StoreDialect) {}
@@ -145,8 +150,18 @@ export class KyselyStore implements Store {
   }
 
   async findToken(lookup: string): Promise<ApiToken | undefined> {
+    const marker = this.d.changeMarker();
+    const cached = this.tokens.get(lookup);
+    if (cached && cached.marker === marker) return cached.token;
     const row = await this.tokenQuery().where('api_tokens.lookup', '=', lookup).executeTakeFirst();
-    return row ? toApiToken(row) : undefined;
+    if (!row) {
+      this.tokens.delete(lookup);
+      return undefined;
+    }
+    const token = toApiToken(row);
+    if (this.tokens.size >= 10_000) this.tokens.clear();
+    this.tokens.set(lookup, { token, marker });
+    return token;
   }
 
   async listTokens(): Promise<ApiToken[]> {
@@ -155,17 +170,25 @@ export class KyselyStore implements Store {
   }
 
   async revokeToken(id: string, now: number): Promise<boolean> {
-    const result = await this.d.db
-      .updateTable('api_tokens')
-      .set({ revoked_at: now })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    const revoked = await this.d.writeTransaction(async (trx) => {
+      const result = await trx
+        .updateTable('api_tokens')
+        .set({ revoked_at: now })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      const changed = Number(result.numUpdatedRows) > 0;
+      if (changed) await this.d.notifyTokensChanged(trx);
+      return changed;
+    });
+    this.tokens.clear();
+    return revoked;
   }
 
   async touchToken(id: string, now: number): Promise<void> {
     await this.d.db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', id).execute();
+    for (const entry of this.tokens.values())
+      if (entry.token.id === id) entry.token = { ...entry.token, lastUsedAt: now };
   }
 
   // --- the account callback ------------------------------------------------------------------

@@ -96,8 +96,8 @@ export interface DeliveriesTable {
 
 export type AttemptTrigger = 'scheduled' | 'manual';
 
+/** Keyed by (delivery_id, number): attempt numbers come from the claim, one per attempt started. */
 export interface AttemptsTable {
-  id: string;
   delivery_id: string;
   number: number;
   trigger: AttemptTrigger;

@@ -1,9 +1,16 @@
 // The initial schema. Written with Kysely's schema builder only, so the same migration builds the
 // same tables on SQLite and PostgreSQL. Times are BIGINT epoch milliseconds.
-import { type Kysely, sql } from 'kysely';
+import { type CreateTableBuilder, type Kysely, SqliteAdapter, sql } from 'kysely';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on today's row types.
 export async function up(db: Kysely<any>): Promise<void> {
+  // On SQLite the hot queue tables are clustered on their primary key (WITHOUT ROWID): one B-tree
+  // fewer to write per delivery and per attempt. PostgreSQL has no such option and needs none.
+  const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+  // biome-ignore lint/suspicious/noExplicitAny: the builder's table/column types do not matter here.
+  const clustered = <B extends CreateTableBuilder<any, any>>(builder: B): B =>
+    sqlite ? (builder.modifyEnd(sql`without rowid`) as B) : builder;
+
   await db.schema
     .createTable('accounts')
     .addColumn('id', 'text', (c) => c.primaryKey())
@@ -103,6 +110,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .addColumn('delivered_at', 'bigint')
+    .$call(clustered)
     .execute();
   // The queue: only deliveries that can still be claimed are in this index, so it stays small
   // however long the history grows.
@@ -113,16 +121,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .where(sql.ref('status'), 'in', sql`('pending', 'sending')`)
     .execute();
   await db.schema.createIndex('deliveries_account').on('deliveries').columns(['account_id', 'id']).execute();
-  await db.schema
-    .createIndex('deliveries_subscription')
-    .on('deliveries')
-    .columns(['subscription_id', 'status'])
-    .execute();
+  // Indexes on columns that never change, so moving a delivery through its states rewrites only
+  // the row and the queue index above.
+  await db.schema.createIndex('deliveries_subscription').on('deliveries').columns(['subscription_id', 'id']).execute();
   await db.schema.createIndex('deliveries_event').on('deliveries').column('event_id').execute();
 
   await db.schema
     .createTable('attempts')
-    .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('delivery_id', 'text', (c) => c.notNull())
     .addColumn('number', 'integer', (c) => c.notNull())
     .addColumn('trigger', 'text', (c) => c.notNull())
@@ -131,8 +136,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('status_code', 'integer')
     .addColumn('error', 'text')
     .addColumn('response_excerpt', 'text')
+    .addPrimaryKeyConstraint('attempts_pk', ['delivery_id', 'number'])
+    .$call(clustered)
     .execute();
-  await db.schema.createIndex('attempts_delivery').on('attempts').columns(['delivery_id', 'number']).execute();
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see up().

@@ -3,7 +3,6 @@
 // taken it over and its own result will count). Successes move together in one UPDATE; retries
 // carry their own due time each.
 import type { Kysely } from 'kysely';
-import { newId } from '../../domain/ids.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptsTable, Database } from '../schema.js';
 import type { AttemptResult, QueueSettings } from '../store.js';
@@ -20,7 +19,6 @@ export async function recordAttempts(
   if (results.length === 0) return;
   await dialect.writeTransaction(async (trx) => {
     const attemptRows: AttemptsTable[] = results.map((r) => ({
-      id: newId('att'),
       delivery_id: r.deliveryId,
       number: r.attempt,
       trigger: r.trigger,
@@ -30,7 +28,14 @@ export async function recordAttempts(
       error: r.error,
       response_excerpt: r.responseExcerpt,
     }));
-    for (const rows of chunk(attemptRows, 500)) await trx.insertInto('attempts').values(rows).execute();
+    // A number is never claimed twice; DO NOTHING only guards a batch against a bug elsewhere.
+    for (const rows of chunk(attemptRows, 500)) {
+      await trx
+        .insertInto('attempts')
+        .values(rows)
+        .onConflict((oc) => oc.columns(['delivery_id', 'number']).doNothing())
+        .execute();
+    }
 
     const delivered = results.filter((r) => r.outcome === 'delivered').map((r) => r.deliveryId);
     const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'gone').map((r) => r.deliveryId);

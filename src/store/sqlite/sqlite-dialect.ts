@@ -67,6 +67,12 @@ export function openSqlite(path: string): StoreDialect {
       });
     },
     async notifyDue() {},
+    async notifyTokensChanged() {},
+    changeMarker() {
+      // Changes when another connection (the CLI, another process) commits; our own writes do not
+      // change it, and our own token changes clear the cache directly.
+      return database.pragma('data_version', { simple: true }) as number;
+    },
     async listenDue() {
       return async () => {};
     },
