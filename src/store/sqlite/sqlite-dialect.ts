@@ -47,6 +47,7 @@ export function openSqlite(path: string): StoreDialect {
   database.pragma('foreign_keys = ON');
   database.pragma('cache_size = -65536');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  const dataVersion = database.prepare('pragma data_version').pluck();
 
   return {
     name: 'sqlite',
@@ -71,7 +72,7 @@ export function openSqlite(path: string): StoreDialect {
     changeMarker() {
       // Changes when another connection (the CLI, another process) commits; our own writes do not
       // change it, and our own token changes clear the cache directly.
-      return database.pragma('data_version', { simple: true }) as number;
+      return dataVersion.get() as number;
     },
     async listenDue() {
       return async () => {};
