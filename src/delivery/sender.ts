@@ -3,7 +3,7 @@
 // Every connection goes through the SSRF guard: literal IP hosts are vetted before connecting, host
 // names through the guarded lookup, which pins the socket to the addresses it vetted.
 import { rootCertificates } from 'node:tls';
-import { Agent, buildConnector, request } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { TargetPolicy } from '../domain/target-url.js';
 import { createGuardedLookup, type Resolver, systemResolver, vetLiteralHost } from './guarded-lookup.js';
 
@@ -28,9 +28,29 @@ export interface SendAnswer {
   excerpt: string;
 }
 
+/** A send still running at its deadline is aborted with this; the attempt log says "timeout". */
+export class SendTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no complete answer within ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+interface InFlight {
+  deadline: number;
+  controller: Dispatcher.DispatchController | undefined;
+  expire(): void;
+}
+
+const SWEEP_MS = 100;
+
 export class Sender {
   private readonly agent: Agent;
   private readonly requestTimeoutMs: number;
+  /** Sends under way, swept for their total deadline by one timer rather than a timer each. */
+  private readonly inFlight = new Set<InFlight>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly targets = new Map<string, { origin: string; path: string }>();
 
   constructor(options: SenderOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs;
@@ -53,50 +73,95 @@ export class Sender {
       headersTimeout: options.requestTimeoutMs,
       bodyTimeout: options.requestTimeoutMs,
     });
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const send of this.inFlight) if (send.deadline <= now) send.expire();
+    }, SWEEP_MS);
+    this.sweeper.unref();
   }
 
-  /** POSTs `body`; resolves with the answer, rejects on transport errors and timeouts. */
-  async post(url: string, headers: Record<string, string>, body: string): Promise<SendAnswer> {
-    const response = await request(url, {
-      method: 'POST',
-      headers,
-      body,
-      dispatcher: this.agent,
-      signal: AbortSignal.timeout(this.requestTimeoutMs),
+  /**
+   * POSTs `body`; resolves with the answer, rejects on transport errors and timeouts. Uses undici's
+   * dispatch handler directly: no response stream, no per-request timer, and the body is consumed
+   * chunk by chunk up to the read limit.
+   */
+  post(url: string, headers: Record<string, string>, body: string): Promise<SendAnswer> {
+    const { origin, path } = this.target(url);
+    return new Promise<SendAnswer>((resolve, reject) => {
+      let statusCode = 0;
+      let retryAfter: string | undefined;
+      const kept: Buffer[] = [];
+      let keptBytes = 0;
+      let readBytes = 0;
+      let settled = false;
+      const answer = (): SendAnswer => ({ statusCode, retryAfter, excerpt: Buffer.concat(kept).toString('utf8') });
+      const settle = (err: Error | undefined) => {
+        if (settled) return;
+        settled = true;
+        this.inFlight.delete(send);
+        if (err && statusCode === 0) reject(err);
+        // An answer cut short still has its status code; the excerpt is what arrived.
+        else resolve(answer());
+      };
+      const send: InFlight = {
+        deadline: Date.now() + this.requestTimeoutMs,
+        controller: undefined,
+        expire: () => {
+          const timeout = new SendTimeoutError(this.requestTimeoutMs);
+          statusCode = 0;
+          settle(timeout);
+          if (send.controller && !send.controller.aborted) send.controller.abort(timeout);
+        },
+      };
+      this.inFlight.add(send);
+      this.agent.dispatch(
+        { origin, path, method: 'POST', headers, body },
+        {
+          onRequestStart(controller) {
+            send.controller = controller;
+            if (settled) controller.abort(new SendTimeoutError(0));
+          },
+          onResponseStart(_controller, code, responseHeaders) {
+            statusCode = code;
+            const value = responseHeaders['retry-after'];
+            retryAfter = Array.isArray(value) ? value[0] : value;
+          },
+          onResponseData(controller, chunk) {
+            readBytes += chunk.length;
+            if (keptBytes < EXCERPT_LIMIT) {
+              const slice = chunk.subarray(0, EXCERPT_LIMIT - keptBytes);
+              kept.push(slice);
+              keptBytes += slice.length;
+            }
+            if (readBytes >= READ_LIMIT) {
+              settle(undefined);
+              controller.abort(new Error('response body over the read limit'));
+            }
+          },
+          onResponseEnd() {
+            settle(undefined);
+          },
+          onResponseError(_controller, err) {
+            settle(err);
+          },
+        },
+      );
     });
-    const retryAfter = response.headers['retry-after'];
-    const excerpt = await readExcerpt(response.body);
-    return {
-      statusCode: response.statusCode,
-      retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-      excerpt,
-    };
+  }
+
+  private target(url: string): { origin: string; path: string } {
+    let target = this.targets.get(url);
+    if (!target) {
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+      if (this.targets.size >= 10_000) this.targets.clear();
+      this.targets.set(url, target);
+    }
+    return target;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.agent.destroy();
   }
-}
-
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<string> {
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
-  let readBytes = 0;
-  try {
-    for await (const chunk of body) {
-      readBytes += chunk.length;
-      if (keptBytes < EXCERPT_LIMIT) {
-        const slice = chunk.subarray(0, EXCERPT_LIMIT - keptBytes);
-        kept.push(slice);
-        keptBytes += slice.length;
-      }
-      if (readBytes >= READ_LIMIT) {
-        body.destroy();
-        break;
-      }
-    }
-  } catch {
-    // A body cut short still leaves us the status code; the excerpt is what arrived.
-  }
-  return Buffer.concat(kept).toString('utf8');
 }
