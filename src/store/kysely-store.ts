@@ -1,6 +1,7 @@
 // The Store over Kysely, for both dialects. Plain CRUD lives here; the queue operations (publish,
 // claim, record, release) live in queue/, one file each.
 
+import type { Kysely } from 'kysely';
 import { newId } from '../domain/ids.js';
 import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
@@ -10,7 +11,7 @@ import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ON
 import { eventRecordFromRow, publishEvents } from './queue/publish.js';
 import { recordAttempts } from './queue/record-attempts.js';
 import { releaseClaims } from './queue/release.js';
-import type { ApiTokensTable } from './schema.js';
+import type { ApiTokensTable, Database } from './schema.js';
 import type {
   Account,
   ApiToken,
@@ -218,13 +219,7 @@ export class KyselyStore implements Store {
   }
 
   async getSubscription(accountId: string, id: string): Promise<Subscription | undefined> {
-    return this.d.db
-      .selectFrom('subscriptions')
-      .selectAll()
-      .where('id', '=', id)
-      .where('account_id', '=', accountId)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
+    return liveSubscription(this.d.db, accountId, id);
   }
 
   async listSubscriptions(accountId: string, filter: SubscriptionFilter): Promise<Page<Subscription>> {
@@ -250,13 +245,7 @@ export class KyselyStore implements Store {
   ): Promise<Subscription | undefined> {
     try {
       return await this.d.writeTransaction(async (trx) => {
-        const current = await trx
-          .selectFrom('subscriptions')
-          .selectAll()
-          .where('id', '=', id)
-          .where('account_id', '=', accountId)
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst();
+        const current = await liveSubscription(trx, accountId, id);
         if (!current) return undefined;
         const changes: Partial<Subscription> = { updated_at: now };
         if (patch.targetUrl !== undefined) changes.target_url = patch.targetUrl;
@@ -304,13 +293,7 @@ export class KyselyStore implements Store {
     now: number,
   ): Promise<Subscription | undefined> {
     return this.d.writeTransaction(async (trx) => {
-      const current = await trx
-        .selectFrom('subscriptions')
-        .selectAll()
-        .where('id', '=', id)
-        .where('account_id', '=', accountId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
+      const current = await liveSubscription(trx, accountId, id);
       if (!current) return undefined;
       const changes = {
         signing_secret_sealed: signingSecretSealed,
@@ -544,6 +527,17 @@ export class KyselyStore implements Store {
     const due = row?.due;
     return due === null || due === undefined ? undefined : Number(due);
   }
+}
+
+/** The account's subscription with this id, unless deleted: the one query every route starts from. */
+function liveSubscription(db: Kysely<Database>, accountId: string, id: string): Promise<Subscription | undefined> {
+  return db
+    .selectFrom('subscriptions')
+    .selectAll()
+    .where('id', '=', id)
+    .where('account_id', '=', accountId)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
 }
 
 function duplicateSubscription(): CountersignError {
