@@ -106,24 +106,22 @@ async function allPages<T>(fetch: (cursor: string | undefined) => Promise<Page<T
 
 const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
 
-const VITE_NODE = resolve(import.meta.dirname, '../node_modules/vite-node/vite-node.mjs');
-
-/** Runs migrateToLatest from our source in a separate Node process; returns what it applied. */
+/** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
 async function migrateInChild(databaseUrl: string): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'countersign-migrate-'));
   try {
-    const script = join(dir, 'migrate.ts');
-    const src = (file: string) => JSON.stringify(resolve(import.meta.dirname, '../src/store', file));
+    const script = join(dir, 'migrate.mjs');
+    const built = (file: string) => JSON.stringify(resolve(import.meta.dirname, '../dist/store', file));
     writeFileSync(
       script,
       [
-        `import { migrateToLatest } from ${src('migrator.ts')};`,
-        `import { openDialect, parseDatabaseUrl } from ${src('open.ts')};`,
-        'const dialect = openDialect(parseDatabaseUrl(process.argv[2] as string));',
+        `import { migrateToLatest } from ${built('migrator.js')};`,
+        `import { openDialect, parseDatabaseUrl } from ${built('open.js')};`,
+        'const dialect = openDialect(parseDatabaseUrl(process.argv[2]));',
         'try { process.stdout.write(JSON.stringify(await migrateToLatest(dialect))); } finally { await dialect.close(); }',
       ].join('\n'),
     );
-    const { stdout } = await run(process.execPath, [VITE_NODE, script, databaseUrl], {
+    const { stdout } = await run(process.execPath, [script, databaseUrl], {
       cwd: resolve(import.meta.dirname, '..'),
       timeout: 60_000,
     });
