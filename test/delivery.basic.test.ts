@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../src/metrics.js';
@@ -94,5 +96,70 @@ describe('metrics', () => {
       await service.close();
       await receiver.close();
     }
+  });
+});
+
+describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    it('keeps at most perOriginConcurrency sends in flight per origin and maxConcurrency overall', async () => {
+      let inFlight = 0;
+      let peakOverall = 0;
+      const peaks = new Map<string, number>();
+      const active = new Map<string, number>();
+      const servers: Server[] = [];
+      const origins: string[] = [];
+      for (const name of ['a', 'b']) {
+        const server = createServer((req, res) => {
+          req.resume();
+          req.on('end', () => {
+            inFlight++;
+            active.set(name, (active.get(name) ?? 0) + 1);
+            peakOverall = Math.max(peakOverall, inFlight);
+            peaks.set(name, Math.max(peaks.get(name) ?? 0, active.get(name) ?? 0));
+            setTimeout(() => {
+              inFlight--;
+              active.set(name, (active.get(name) ?? 0) - 1);
+              res.end('ok');
+            }, 150);
+          });
+        });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        servers.push(server);
+        origins.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      }
+      const service = await startTestService(dialect, { dispatcher: { perOriginConcurrency: 2, maxConcurrency: 3 } });
+      try {
+        for (const origin of origins) {
+          const res = await service.request({
+            method: 'POST',
+            url: '/v1/webhooks/subscriptions',
+            payload: { target_url: `${origin}/hook`, event_type: 'document.signed' },
+          });
+          expect(res.statusCode).toBe(200);
+        }
+        const data = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
+        for (let i = 0; i < 8; i++) {
+          await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'document.signed', data } });
+        }
+        await expect
+          .poll(
+            async () =>
+              (await service.request({ method: 'GET', url: '/v1/deliveries?status=delivered&limit=100' })).json()
+                .deliveries.length,
+            {
+              timeout: 15_000,
+            },
+          )
+          .toBe(16);
+        expect(Math.max(...peaks.values())).toBe(2);
+        expect(peakOverall).toBe(3);
+      } finally {
+        await service.close();
+        for (const server of servers) {
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+        }
+      }
+    });
   });
 });

@@ -202,19 +202,14 @@ export class Dispatcher {
   private pump(origin: string, lane: OriginLane): void {
     const stale = Date.now() - this.config.leaseMs / 2;
     const release: string[] = [];
-    const lanes = [[origin, lane] as const, ...this.lanes.entries()];
-    for (const [o, l] of lanes) {
-      while (
-        l.waiting.length > 0 &&
-        l.active < this.config.perOriginConcurrency &&
-        this.inFlight < this.config.maxConcurrency
-      ) {
-        const next = l.waiting.shift() as Queued;
-        this.queued--;
-        if (!this.running || next.claimedAt < stale) release.push(next.delivery.id);
-        else this.startSend(o, l, next);
+    this.drainLane(origin, lane, stale, release);
+    // Other origins only when something waits there and the global limit has room: with many
+    // origins, a finished send must not cost a walk over all of them.
+    if (this.queued > 0 && this.inFlight < this.config.maxConcurrency) {
+      for (const [o, l] of this.lanes) {
+        if (l !== lane) this.drainLane(o, l, stale, release);
+        if (this.queued === 0 || this.inFlight >= this.config.maxConcurrency) break;
       }
-      if (this.inFlight >= this.config.maxConcurrency) break;
     }
     if (lane.active === 0 && lane.waiting.length === 0) this.lanes.delete(origin);
     if (release.length > 0) {
@@ -224,6 +219,20 @@ export class Dispatcher {
     }
     if (this.mayHaveMore && this.capacity() >= this.config.claimBatchSize / 2) this.wake();
     if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Starts this origin's waiting sends while both limits allow; stale claims go back instead. */
+  private drainLane(origin: string, lane: OriginLane, stale: number, release: string[]): void {
+    while (
+      lane.waiting.length > 0 &&
+      lane.active < this.config.perOriginConcurrency &&
+      this.inFlight < this.config.maxConcurrency
+    ) {
+      const next = lane.waiting.shift() as Queued;
+      this.queued--;
+      if (!this.running || next.claimedAt < stale) release.push(next.delivery.id);
+      else this.startSend(origin, lane, next);
+    }
   }
 
   private async deliver(d: ClaimedDelivery): Promise<AttemptResult> {

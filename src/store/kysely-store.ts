@@ -33,7 +33,7 @@ import type {
   SubscriptionPatch,
 } from './store.js';
 
-const EVENT_CACHE_SIZE = 50_000;
+const EVENT_CACHE_SIZE = 10_000;
 
 /** Events are immutable, so the dispatcher keeps recent ones rather than reading them back. */
 class RecentEvents implements EventCache {
