@@ -6,21 +6,11 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT } from '../src/app.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { expectError } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
 const SUBSCRIPTIONS = '/v1/webhooks/subscriptions';
 const REGISTER = '/api/sign/v1/callback/register';
-
-function expectError(res: LightMyRequestResponse, status: number, code: string): { code: string; message: string } {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  const body = res.json();
-  expect(Object.keys(body)).toEqual(['error']);
-  expect(body.error.code).toBe(code);
-  expect(typeof body.error.message).toBe('string');
-  expect(body.error.message.length).toBeGreaterThan(0);
-  return body.error;
-}
 
 /** Every `$ref` in the document, so the test can check each one points at something. */
 function collectRefs(node: unknown, out: string[] = []): string[] {

@@ -6,6 +6,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/domain/tokens.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { expectError, expectFieldError, expectUnauthorized } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
 const PATH = '/v1/webhooks/subscriptions';
@@ -25,27 +26,6 @@ interface SubscriptionView {
   updated_at: string;
   has_secret_token: boolean;
   disabled_reason: string | null;
-}
-
-function expectError(res: LightMyRequestResponse, status: number, code: string): { code: string; message: string } {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  const body = res.json();
-  expect(Object.keys(body)).toEqual(['error']);
-  expect(body.error.code).toBe(code);
-  expect(typeof body.error.message).toBe('string');
-  return body.error;
-}
-
-/** A 400 whose message names `field`. */
-function expectFieldError(res: LightMyRequestResponse, field: string): void {
-  const error = expectError(res, 400, 'validation_failed');
-  expect(error.message).toContain(field);
-}
-
-function expectUnauthorized(res: LightMyRequestResponse): void {
-  const error = expectError(res, 401, 'unauthorized');
-  expect(error.message).toContain('invalid or expired');
 }
 
 describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
