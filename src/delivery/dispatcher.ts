@@ -56,6 +56,7 @@ export class Dispatcher {
   private inFlight = 0;
   private queued = 0;
   private dueTimer: NodeJS.Timeout | undefined;
+  private dueTimerAt = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -86,6 +87,11 @@ export class Dispatcher {
       await this.store.recordAttempts(this.owner, items, Date.now(), {
         disableAfterFailingMs: config.disableAfterFailingMs,
       });
+      // A retry due before the next poll gets a timer now: the claim round that could have seen
+      // it may have ended before this result was written.
+      let soonest = Number.POSITIVE_INFINITY;
+      for (const r of items) if (r.nextAttemptAt !== undefined && r.nextAttemptAt < soonest) soonest = r.nextAttemptAt;
+      if (soonest !== Number.POSITIVE_INFINITY) this.wakeAt(soonest);
       return items.map(() => undefined);
     }, 2000);
   }
@@ -152,12 +158,21 @@ export class Dispatcher {
 
   private async scheduleNextDue(): Promise<void> {
     const due = await this.store.nextDueAt();
-    if (this.dueTimer) clearTimeout(this.dueTimer);
-    this.dueTimer = undefined;
-    if (due === undefined || !this.running) return;
+    if (due !== undefined) this.wakeAt(due);
+  }
+
+  /** Arms the timer for `due` unless it already fires sooner; the poll covers anything later. */
+  private wakeAt(due: number): void {
+    if (!this.running) return;
     const delay = Math.max(0, due - Date.now());
-    if (delay >= this.config.pollIntervalMs) return; // the poll will get there first
-    this.dueTimer = setTimeout(() => this.wake(), delay + 1);
+    if (delay >= this.config.pollIntervalMs) return;
+    if (this.dueTimer && this.dueTimerAt <= due) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueTimerAt = due;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = undefined;
+      this.wake();
+    }, delay + 1);
     this.dueTimer.unref();
   }
 
