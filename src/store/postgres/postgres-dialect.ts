@@ -1,5 +1,6 @@
 // PostgreSQL through pg: a pool for queries, FOR UPDATE SKIP LOCKED claims (in the store), and a
 // dedicated LISTEN connection so a publish on one node wakes the dispatchers on all of them.
+import { randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { StoreDialect } from '../dialect.js';
@@ -21,6 +22,9 @@ export function openPostgres(connectionString: string, poolSize = 10): StoreDial
   // hear those, so changeMarker() then returns a new value on every call (no caching at all).
   let tokenVersion = 0;
   let listening = false;
+  // Our own announcements carry this, so we do not wake ourselves twice: the store already wakes
+  // this process's dispatcher directly after its commits.
+  const self = randomBytes(8).toString('hex');
 
   return {
     name: 'postgres',
@@ -29,7 +33,7 @@ export function openPostgres(connectionString: string, poolSize = 10): StoreDial
       return db.transaction().execute(work);
     },
     async notifyDue(trx) {
-      await sql`select pg_notify(${DUE_CHANNEL}, '')`.execute(trx);
+      await sql`select pg_notify(${DUE_CHANNEL}, ${self})`.execute(trx);
     },
     async notifyTokensChanged(trx) {
       await sql`select pg_notify(${TOKENS_CHANNEL}, '')`.execute(trx);
@@ -56,7 +60,7 @@ export function openPostgres(connectionString: string, poolSize = 10): StoreDial
         next.on('end', lost);
         next.on('notification', (message) => {
           if (message.channel === TOKENS_CHANNEL) tokenVersion++;
-          else onDue();
+          else if (message.payload !== self) onDue();
         });
         await next.connect();
         await next.query(`LISTEN ${DUE_CHANNEL}; LISTEN ${TOKENS_CHANNEL}`);
