@@ -2,10 +2,11 @@
 // route, bad JSON, oversize body, wrong media type), the health endpoints, and the published API
 // description: /openapi.json must be a valid OpenAPI 3.1 document listing the seed paths.
 import { Validator } from '@seriousme/openapi-schema-validator';
+import BetterSqlite3 from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT } from '../src/app.js';
-import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { DIALECTS, dialectLabel, sqliteDialect } from './helpers/databases.js';
 import { expectError } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
@@ -229,5 +230,36 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         await service.database.drop();
       }
     });
+  });
+});
+
+describe('when the database cannot take a write', () => {
+  it('answers 503 with Retry-After, accepts nothing, and works again once the lock is gone', async () => {
+    const service = await startTestService(sqliteDialect);
+    const holder = new BetterSqlite3(service.database.url);
+    try {
+      holder.pragma('busy_timeout = 0');
+      holder.exec('begin immediate');
+      const data = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
+      const refused = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { event: 'document.signed', data },
+      });
+      expectError(refused, 503, 'unavailable');
+      expect(refused.headers['retry-after']).toBe('1');
+      holder.exec('rollback');
+      const events = await service.request({ method: 'GET', url: '/v1/events' });
+      expect(events.json().events).toEqual([]);
+      const accepted = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { event: 'document.signed', data },
+      });
+      expect(accepted.statusCode).toBe(202);
+    } finally {
+      holder.close();
+      await service.close();
+    }
   });
 });

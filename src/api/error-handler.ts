@@ -35,6 +35,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err.validation) return sendError(reply, fromValidation(err.validation, err.validationContext));
     const mapped = fromFastify(err);
     if (mapped) return sendError(reply, mapped);
+    if (databaseUnavailable(err)) {
+      // Nothing was accepted: the transaction did not commit. The client may simply retry.
+      request.log.warn({ err }, 'database unavailable');
+      reply.header('retry-after', '1');
+      return sendError(reply, new CountersignError('unavailable', 'the database is unavailable; retry shortly'));
+    }
     request.log.error({ err }, 'unhandled error');
     return sendError(reply, new CountersignError('internal_error', 'internal error'));
   });
@@ -63,6 +69,28 @@ function describeAjvError(e: AjvError, context: string | undefined): ErrorDetail
     default:
       return { field: path || (context ?? 'body'), message: e.message ?? 'is invalid' };
   }
+}
+
+const UNAVAILABLE_CODES = new Set([
+  // SQLite: another process held the write lock past busy_timeout.
+  'SQLITE_BUSY',
+  'SQLITE_BUSY_SNAPSHOT',
+  'SQLITE_LOCKED',
+  // PostgreSQL: server unreachable, shutting down, or the connection dropped.
+  'ECONNREFUSED',
+  'ECONNRESET',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+]);
+
+/** Whether an error means "the database cannot answer now" rather than a bug of ours. */
+function databaseUnavailable(err: { code?: unknown; message?: string }): boolean {
+  if (typeof err.code === 'string' && UNAVAILABLE_CODES.has(err.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect/i.test(err.message ?? '');
 }
 
 /** Fastify's own 4xx errors (bad JSON, size, media type) in our shape. */
