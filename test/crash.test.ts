@@ -3,13 +3,13 @@
 // SIGTERM finishes what is in flight, hands back the rest and exits 0.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import { freePort } from './helpers/cli-process.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
 
@@ -38,14 +38,6 @@ interface ServeProcess {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The environment of the child: ours minus any countersign settings, plus the test's. */

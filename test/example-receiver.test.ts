@@ -1,9 +1,9 @@
 // The README's example receiver (examples/receiver.mjs), run as a real process against a real
 // dispatcher: it accepts what countersign signs and refuses a wrong secret or secret_token.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from './helpers/cli-process.js';
 import { sqliteDialect } from './helpers/databases.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
@@ -13,14 +13,6 @@ const DATA = {
   signer_email: 'client@example.com',
   audit_url: 'https://congasign.com/audit/88291',
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startExample(env: Record<string, string>): Promise<{ child: ChildProcess; lines: string[] }> {
   const child = spawn(process.execPath, [RECEIVER], {
@@ -70,24 +62,8 @@ describe('the example receiver', () => {
     return list.json().deliveries[0]?.last_attempt as { status_code: number } | null | undefined;
   }
 
-  it('verifies the signature and secret_token of a real delivery and answers 204', async () => {
-    const port = await freePort();
-    const secret = await subscribe(port);
-    const example = await startExample({
-      WEBHOOK_SECRET: secret,
-      SECRET_TOKEN: 'shhh_its_a_secret',
-      PORT: String(port),
-    });
-    child = example.child;
-    const eventId = await publish();
-    await expect.poll(() => lastAttempt(eventId), { timeout: 10_000 }).toMatchObject({ status_code: 204 });
-    expect(example.lines).toContain(`verified document.signed ${eventId} ${JSON.stringify(DATA)}`);
-  });
-
-  it.each([
-    ['the signing secret', { WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, 'rejected: bad signature'],
-    ['the secret_token', { SECRET_TOKEN: 'not_the_token' }, 'rejected: secret_token mismatch'],
-  ])('answers 401 when %s does not match', async (_what, wrong, message) => {
+  /** The example on a free port, subscribed to with the seed's secret_token; `wrong` overrides its settings. */
+  async function exampleReceiving(wrong: Record<string, string> = {}) {
     const port = await freePort();
     const secret = await subscribe(port);
     const example = await startExample({
@@ -97,6 +73,21 @@ describe('the example receiver', () => {
       ...wrong,
     });
     child = example.child;
+    return example;
+  }
+
+  it('verifies the signature and secret_token of a real delivery and answers 204', async () => {
+    const example = await exampleReceiving();
+    const eventId = await publish();
+    await expect.poll(() => lastAttempt(eventId), { timeout: 10_000 }).toMatchObject({ status_code: 204 });
+    expect(example.lines).toContain(`verified document.signed ${eventId} ${JSON.stringify(DATA)}`);
+  });
+
+  it.each([
+    ['the signing secret', { WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, 'rejected: bad signature'],
+    ['the secret_token', { SECRET_TOKEN: 'not_the_token' }, 'rejected: secret_token mismatch'],
+  ])('answers 401 when %s does not match', async (_what, wrong, message) => {
+    const example = await exampleReceiving(wrong);
     const eventId = await publish();
     await expect.poll(() => lastAttempt(eventId), { timeout: 10_000 }).toMatchObject({ status_code: 401 });
     expect(example.lines).toContain(message);
