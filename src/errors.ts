@@ -5,7 +5,6 @@
 export const ERROR_CATALOGUE = {
   validation_failed: 400,
   malformed_json: 400,
-  invalid_target_url: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

@@ -215,8 +215,3 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
     );
   };
 }
-
-export function requireSubscription(sub: Subscription | undefined): Subscription {
-  if (!sub) throw notFound('subscription');
-  return sub;
-}

@@ -27,10 +27,6 @@ export class GroupCommit<I, O> {
     }
   }
 
-  get size(): number {
-    return this.pending.length;
-  }
-
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;

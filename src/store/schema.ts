@@ -1,7 +1,5 @@
 // Row types of the one schema both dialects share. Times are epoch milliseconds (BIGINT), booleans
 // are 0/1 integers, ids are prefixed text, and JSON is stored as text exactly as it will be sent.
-import type { Generated } from 'kysely';
-
 export interface AccountsTable {
   id: string;
   name: string;
@@ -117,6 +115,3 @@ export interface Database {
   deliveries: DeliveriesTable;
   attempts: AttemptsTable;
 }
-
-// Kept for migrations that may want generated columns later without changing imports.
-export type { Generated };
