@@ -106,10 +106,11 @@ export function markdown(result) {
       'Publish/s',
       'p50 / p95 / p99 (ms)',
       'Peak RSS (MB)',
+      'CPU µs each',
       'Runs',
     ]),
   );
-  lines.push(row(['--', '--', '--:', '--:', '--:', '--:', '--:', '--:']));
+  lines.push(row(['--', '--', '--:', '--:', '--:', '--:', '--:', '--:', '--:']));
   const notes = [];
   for (const s of scenarios) {
     const m = s.median ?? {};
@@ -131,6 +132,7 @@ export function markdown(result) {
         fmt(m.publishPerSec ?? m.offeredPerSec),
         latency,
         fmt(m.peakRssMB, 0),
+        fmt(m.cpuUsPerDelivery ?? m.cpuUsPerEvent, 0),
         String(s.runs?.length ?? 0),
       ]),
     );

@@ -2,7 +2,7 @@
 // one run on one machine, all against the same receiver process on loopback. Progress goes to
 // stderr; the Markdown table to stdout; the full results to bench/results/latest.json.
 //
-//   node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--out FILE]
+//   node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--node-args ARGS] [--out FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -28,6 +28,7 @@ const { values: flags } = parseArgs({
     runs: { type: 'string' },
     events: { type: 'string' },
     profile: { type: 'boolean' },
+    'node-args': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -150,7 +151,9 @@ function machineInfo() {
 }
 
 const profileDir = join(HERE, 'results', 'profiles');
-const nodeArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+// Extra node flags for every countersign process (e.g. --node-args="--max-semi-space-size=8").
+const extraNodeArgs = flags['node-args']?.split(/\s+/).filter(Boolean) ?? [];
+const nodeArgs = [...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extraNodeArgs];
 if (flags.profile) mkdirSync(profileDir, { recursive: true });
 
 const { machine, commit } = machineInfo();
@@ -223,6 +226,8 @@ function describe(r) {
   if (r.publishPerSec !== undefined) parts.push(`${n(r.publishPerSec)} publishes/s`);
   if (r.p99Ms !== undefined) parts.push(`p50 ${n(r.p50Ms, 2)} p95 ${n(r.p95Ms, 2)} p99 ${n(r.p99Ms, 2)} ms`);
   if (r.peakRssMB !== undefined) parts.push(`peak RSS ${n(r.peakRssMB)} MB`);
+  const cpu = r.cpuUsPerDelivery ?? r.cpuUsPerEvent;
+  if (cpu !== undefined) parts.push(`${n(cpu)} µs CPU each`);
   if (r.partial) parts.push(`stopped at the cap with ${n(r.received ?? 0)} delivered`);
   if (r.timedOut) parts.push(`TIMED OUT with ${n(r.received ?? 0)} received`);
   if (r.errors) parts.push(`${r.errors} errors: ${r.firstError ?? ''}`);
@@ -248,7 +253,8 @@ const result = {
   goals: goals(byKey),
 };
 
-const partial = quick || only !== undefined || flags.runs !== undefined || flags.events !== undefined;
+const partial =
+  quick || only !== undefined || flags.runs !== undefined || flags.events !== undefined || extraNodeArgs.length > 0;
 const out = flags.out ?? join(HERE, 'results', partial ? 'latest-quick.json' : 'latest.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

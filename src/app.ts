@@ -16,12 +16,13 @@ import { type RateLimitSettings, registerLimits } from './api/limits.js';
 import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
+import type { Dispatcher } from './delivery/dispatcher.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
 import type { Metrics } from './metrics.js';
 import { GroupCommit } from './store/group-commit.js';
-import type { PublishRequest, PublishResult, Store } from './store/store.js';
+import type { ClaimedDelivery, PublishRequest, PublishResult, Store } from './store/store.js';
 import { VERSION } from './version.js';
 
 export interface AppOptions {
@@ -35,6 +36,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
   rateLimit?: RateLimitSettings;
+  /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
+  dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
@@ -71,9 +74,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     targetPolicy: options.targetPolicy,
     resolve: options.resolve ?? systemResolver,
     publisher: new GroupCommit<PublishRequest, PublishResult>(async (items) => {
-      const results = await options.store.publishEvents(items, Date.now());
-      options.metrics?.eventsPublished(results.filter((r) => r.ok && !r.replayed).length);
-      return results;
+      const dispatcher = options.dispatcher;
+      const claim = dispatcher?.reserveForPublish();
+      const now = Date.now();
+      let claimed: ClaimedDelivery[] = [];
+      try {
+        const outcome = await options.store.publishAndClaim(items, now, claim);
+        claimed = outcome.claimed;
+        options.metrics?.eventsPublished(outcome.results.filter((r) => r.ok && !r.replayed).length);
+        return outcome.results;
+      } finally {
+        if (claim) dispatcher?.acceptPublished(claim, claimed, now);
+      }
     }, 500),
   };
 

@@ -61,6 +61,7 @@ export async function start(
       logger: log,
       rateLimit: config.rateLimit,
       metrics,
+      dispatcher,
     });
     url = await app.listen({ port: config.port, host: config.host });
     log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { classifyStatus, describeSendError } from '../src/domain/classify.js';
 import { buildPayload, validateEventData } from '../src/domain/events.js';
-import { isId, newId } from '../src/domain/ids.js';
+import { isId, newId, pooledRandom } from '../src/domain/ids.js';
 import {
   DEFAULT_RETRY_SCHEDULE,
   MAX_RETRY_AFTER_MS,
@@ -232,6 +232,21 @@ describe('time, ids and configuration', () => {
     expect(parseDuration('30d')).toBe(30 * 86_400_000);
     expect(parseDuration('1.5s')).toBe(1500);
     expect(parseDuration('soon')).toBeUndefined();
+  });
+
+  it('draws the ids’ randomness uniformly from a pooled CSPRNG, across pool refills', () => {
+    const buckets = new Array<number>(32).fill(0);
+    const draws = 320_000; // 312 refills of the 1,024-draw pool
+    const seen = new Set<number>();
+    for (let i = 0; i < draws; i++) {
+      const value = pooledRandom();
+      expect(value >= 0 && value < 1).toBe(true);
+      buckets[Math.floor(value * 32)] = (buckets[Math.floor(value * 32)] ?? 0) + 1;
+      if (i < 5_000) seen.add(value);
+    }
+    // 10,000 expected per bucket, standard deviation about 98: ±1,000 is ten of them.
+    for (const count of buckets) expect(Math.abs(count - draws / 32)).toBeLessThan(1_000);
+    expect(seen.size).toBeGreaterThan(4_990);
   });
 
   it('makes prefixed ids that sort in creation order', () => {

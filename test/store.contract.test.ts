@@ -859,6 +859,126 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
       });
 
+      describe('publishAndClaim (direct hand-off)', () => {
+        it('leases the new deliveries to the publisher, exactly as a claim would, and hands them over', async () => {
+          const sub = await addSubscription(acme.id, {
+            previous_secret_sealed: 'sealed-old-secret',
+            previous_secret_expires_at: T0 + HOUR,
+          });
+          await store.putCallback(callbackRow(acme.id));
+          const request = { accountId: acme.id, type: 'document.signed', dataJson: '{"n":1}', occurredAt: T0 };
+          const { results, claimed } = await store.publishAndClaim([request], T0, {
+            owner: 'worker-a',
+            leaseMs: LEASE_MS,
+            limit: 10,
+          });
+          const [published] = results;
+          if (!published?.ok) throw new Error('publish refused');
+          expect(claimed).toHaveLength(2);
+
+          // The same ClaimedDelivery values a claim of the queued deliveries gives, on a twin store.
+          const twin = await openStore(openDialect(parseDatabaseUrl(database.url)));
+          try {
+            await twin.publishEvents([request], T0);
+            const viaClaim = await twin.claimDueDeliveries('worker-b', 10, T0, LEASE_MS);
+            const strip = (c: ClaimedDelivery) => ({ ...c, id: '', eventId: '', event: { ...c.event, id: '' } });
+            const order = (list: ClaimedDelivery[]) =>
+              [...list].sort((a, b) => String(a.subscriptionId).localeCompare(String(b.subscriptionId))).map(strip);
+            expect(order(claimed)).toEqual(order(viaClaim));
+          } finally {
+            await twin.close();
+          }
+          expect(claimed.find((c) => c.subscriptionId === sub.id)).toMatchObject({
+            eventId: published.event.id,
+            event: published.event,
+            attempt: 1,
+            attemptsBefore: 0,
+            target: { signingSecretsSealed: ['sealed-signing-secret', 'sealed-old-secret'] },
+          });
+          for (const c of claimed) {
+            expect(await delivery(c.id)).toMatchObject({
+              status: 'sending',
+              lease_owner: 'worker-a',
+              attempt_count: 1,
+              next_attempt_at: T0 + LEASE_MS,
+            });
+          }
+          // Nobody else can take them while the lease holds; the lease's end is the next due time.
+          const onlyOurs = (list: ClaimedDelivery[]) => list.filter((c) => c.eventId === published.event.id);
+          expect(onlyOurs(await store.claimDueDeliveries('worker-c', 10, T0 + LEASE_MS - 1, LEASE_MS))).toEqual([]);
+
+          // Recorded like any claim; a second attempt after a crash is claimed once the lease ends.
+          const toSub = claimed.find((c) => c.subscriptionId !== null) as ClaimedDelivery;
+          const toCallback = claimed.find((c) => c.subscriptionId === null) as ClaimedDelivery;
+          await store.recordAttempts('worker-a', [result(toSub, 'delivered', T0 + 5)], T0 + 5, SETTINGS);
+          expect(await delivery(toSub.id)).toMatchObject({ status: 'delivered', lease_owner: null });
+          expect((await store.listAttempts([toSub.id])).map((a) => a.number)).toEqual([1]);
+          const afterLease = onlyOurs(await store.claimDueDeliveries('worker-c', 10, T0 + LEASE_MS, LEASE_MS));
+          expect(afterLease).toHaveLength(1);
+          expect(afterLease[0]).toMatchObject({ id: toCallback.id, attempt: 2, attemptsBefore: 1 });
+        });
+
+        it('claims at most `limit` deliveries, never held ones, and queues the rest', async () => {
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/1' });
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/2' });
+          const paused = await addSubscription(acme.id, { target_url: 'https://your-app.com/3', status: 'paused' });
+          const requests: PublishRequest[] = [1, 2, 3].map((n) => ({
+            accountId: acme.id,
+            type: 'document.signed',
+            dataJson: JSON.stringify({ n }),
+            occurredAt: T0,
+          }));
+          const { results, claimed } = await store.publishAndClaim(requests, T0, {
+            owner: 'worker-a',
+            leaseMs: LEASE_MS,
+            limit: 4,
+          });
+          expect(results.every((r) => r.ok && r.event.deliveryCount === 3)).toBe(true);
+          expect(claimed).toHaveLength(4);
+          expect(claimed.some((c) => c.subscriptionId === paused.id)).toBe(false);
+          const all = (await store.listDeliveries(acme.id, { limit: 100 })).items;
+          const count = (status: string) => all.filter((d) => d.status === status).length;
+          expect([count('sending'), count('pending'), count('held')]).toEqual([4, 2, 3]);
+          const rest = await store.claimDueDeliveries('worker-b', 10, T0, LEASE_MS);
+          expect(rest).toHaveLength(2);
+          expect(new Set(ids([...claimed, ...rest])).size).toBe(6);
+        });
+
+        it('wakes in-process listeners only for deliveries it left in the queue', async () => {
+          await addSubscription(acme.id);
+          let wakes = 0;
+          const stop = store.onDue(() => wakes++);
+          try {
+            const request = { accountId: acme.id, type: 'document.signed', dataJson: '{}', occurredAt: T0 };
+            const claim = { owner: 'worker-a', leaseMs: LEASE_MS, limit: 1 };
+            await store.publishAndClaim([request], T0, claim);
+            expect(wakes).toBe(0);
+            await store.publishAndClaim([request, request], T0, claim);
+            expect(wakes).toBe(1);
+          } finally {
+            stop();
+          }
+        });
+
+        it('claims nothing for a keyed request that replays an earlier event', async () => {
+          await addSubscription(acme.id);
+          const request = {
+            accountId: acme.id,
+            type: 'document.signed',
+            dataJson: '{}',
+            occurredAt: T0,
+            idempotencyKey: 'k-1',
+            requestHash: 'h',
+          };
+          const claim = { owner: 'worker-a', leaseMs: LEASE_MS, limit: 10 };
+          const first = await store.publishAndClaim([request], T0, claim);
+          const second = await store.publishAndClaim([request], T0 + 1, claim);
+          expect(first.claimed).toHaveLength(1);
+          expect(second.claimed).toEqual([]);
+          expect(second.results[0]).toMatchObject({ ok: true, replayed: true });
+        });
+      });
+
       describe('claiming and recording', () => {
         it('claims only deliveries that are due, earliest first', async () => {
           await addSubscription(acme.id);

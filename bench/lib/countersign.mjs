@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { request } from 'undici';
-import { freePort, lastWords, onInterrupt, peakRssMB, sleep, spawnNode, stopChild } from './processes.mjs';
+import { cpuSeconds, freePort, lastWords, onInterrupt, peakRssMB, sleep, spawnNode, stopChild } from './processes.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const TOKEN = /cst_[A-Za-z0-9_-]{43}/;
@@ -157,6 +157,23 @@ export async function startWorker(database, { nodeArgs = [] } = {}) {
 export function peakRssOf(children) {
   const peaks = children.map((c) => peakRssMB(c.pid));
   return peaks.some((p) => p === undefined) ? undefined : peaks.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Starts counting the processes' CPU time; the returned function gives the CPU microseconds they
+ * used per unit of `work` since (undefined where /proc is not available). On a shared machine this
+ * moves less than a rate does, so changes are compared with it too.
+ */
+export function cpuMeter(children) {
+  const total = () => {
+    const each = children.map((c) => cpuSeconds(c.pid));
+    return each.some((s) => s === undefined) ? undefined : each.reduce((a, b) => a + b, 0);
+  };
+  const start = total();
+  return (work) => {
+    const end = total();
+    return start === undefined || end === undefined || work <= 0 ? undefined : ((end - start) * 1e6) / work;
+  };
 }
 
 /** Stops the processes (API first, so nothing new arrives while workers finish). */

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { monotonicFactory } from 'ulidx';
 import { peakRssOf, sqliteDatabase, startServe } from '../lib/countersign.mjs';
 import { apiClient, EVENT_TYPE, eventData } from '../lib/load.mjs';
-import { stopChild } from '../lib/processes.mjs';
+import { cpuSeconds, stopChild } from '../lib/processes.mjs';
 import { seconds } from '../lib/stats.mjs';
 
 const ROWS_PER_TRANSACTION = 50_000;
@@ -78,6 +78,11 @@ async function buildBacklog(ctx, deliveries) {
   }
 }
 
+function cpuUsedPer(child, count) {
+  const used = cpuSeconds(child.pid);
+  return used === undefined || count === 0 ? undefined : (used * 1e6) / count;
+}
+
 export async function backlog(ctx) {
   const { plan, receiver } = ctx;
   const { deliveries, runs, capMs } = plan.backlog;
@@ -101,6 +106,8 @@ export async function backlog(ctx) {
           drainPerSec: got.count / drain,
           fromStartSeconds: seconds(startNs, got.lastNs),
           peakRssMB: peakRssOf([child]),
+          // Counted from process start: the drain begins as soon as the dispatcher does.
+          cpuUsPerDelivery: cpuUsedPer(child, got.count),
           errors: got.errors,
           partial: got.timedOut,
         };

@@ -1,7 +1,15 @@
 // Scenarios 3 and 4: countersign end to end. A fresh database and fresh processes per run; one
 // subscription to the receiver; N events published through POST /v1/events by concurrent
 // clients. Measured from the first publish to the last delivery the receiver gets.
-import { peakRssOf, postgresDatabase, sqliteDatabase, startServe, startWorker, stopAll } from '../lib/countersign.mjs';
+import {
+  cpuMeter,
+  peakRssOf,
+  postgresDatabase,
+  sqliteDatabase,
+  startServe,
+  startWorker,
+  stopAll,
+} from '../lib/countersign.mjs';
 import { apiClient, closedLoop, EVENT_TYPE } from '../lib/load.mjs';
 import { sendAndWait, throughput } from '../lib/measure.mjs';
 import { seconds } from '../lib/stats.mjs';
@@ -43,8 +51,13 @@ export async function endToEnd(ctx, { store, workers = 0 }) {
         event_type: EVENT_TYPE,
       });
       await publishAndWait(ctx, client, plan.warmup);
+      const cpu = cpuMeter(children);
       const measured = await publishAndWait(ctx, client, plan.events);
-      return throughput(measured, { peakRssMB: peakRssOf(children), processes: children.length });
+      return throughput(measured, {
+        peakRssMB: peakRssOf(children),
+        cpuUsPerDelivery: cpu(measured.got.unique),
+        processes: children.length,
+      });
     }),
   );
 }
@@ -67,10 +80,12 @@ export async function publishOnly(ctx, { store }) {
       });
       const warm = await publish(client, plan.warmup);
       if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
+      const cpu = cpuMeter(children);
       const sent = await publish(client, plan.events);
       return {
         events: sent.ok,
         publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
+        cpuUsPerEvent: cpu(sent.ok),
         peakRssMB: peakRssOf(children),
         errors: sent.errors,
         firstError: sent.firstError,

@@ -1,7 +1,8 @@
 // The dispatcher: claims due deliveries in batches under a lease, sends them with bounded
 // concurrency (globally and per target origin), and hands results to a batched writer. It wakes at
 // once when a publish commits (in-process, or over LISTEN/NOTIFY), when the next retry falls due,
-// and on a slow poll as a safety net for leases that ran out.
+// and on a slow poll as a safety net for leases that ran out. Publishes in its own process hand
+// their new deliveries over directly (reserveForPublish / acceptPublished), already leased.
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -15,7 +16,7 @@ import { signingKey, signPayload } from '../domain/signing.js';
 import type { TargetPolicy } from '../domain/target-url.js';
 import type { Metrics } from '../metrics.js';
 import { GroupCommit } from '../store/group-commit.js';
-import type { AttemptOutcome, AttemptResult, ClaimedDelivery, Store } from '../store/store.js';
+import type { AttemptOutcome, AttemptResult, ClaimedDelivery, PublishClaim, Store } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
 import { Sender } from './sender.js';
@@ -55,6 +56,8 @@ export class Dispatcher {
   private mayHaveMore = false;
   private inFlight = 0;
   private queued = 0;
+  /** Room promised to publishes whose transactions have not finished yet. */
+  private reserved = 0;
   private dueTimer: NodeJS.Timeout | undefined;
   private dueTimerAt = 0;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -128,13 +131,47 @@ export class Dispatcher {
   private capacity(): number {
     // Keep a claimed buffer of up to one batch beyond the concurrency limit, so a finished send
     // can start the next one without waiting for a claim round trip.
-    return this.config.maxConcurrency + this.config.claimBatchSize - this.busy;
+    return this.config.maxConcurrency + this.config.claimBatchSize - this.busy - this.reserved;
+  }
+
+  /**
+   * Direct hand-off, step 1: how many of a publish's new deliveries this dispatcher takes, leased
+   * to it in the publishing transaction. The room stays reserved until `acceptPublished`.
+   */
+  reserveForPublish(): PublishClaim | undefined {
+    if (!this.running) return undefined;
+    const limit = Math.min(this.capacity(), this.config.claimBatchSize);
+    if (limit <= 0) return undefined;
+    this.reserved += limit;
+    return { owner: this.owner, leaseMs: this.config.leaseMs, limit };
+  }
+
+  /**
+   * Step 2, once the transaction has ended: queues what it claimed (nothing if it failed). The
+   * lease began at `claimedAt`. Claims arriving after stop() go back to the queue.
+   */
+  acceptPublished(claim: PublishClaim, claimed: ClaimedDelivery[], claimedAt: number): void {
+    this.reserved -= claim.limit;
+    if (claimed.length === 0) return;
+    if (!this.running) {
+      this.store
+        .releaseClaims(
+          this.owner,
+          claimed.map((d) => d.id),
+          Date.now(),
+        )
+        .catch((err) => this.log.warn({ err }, 'release failed; the lease will bring them back'));
+      return;
+    }
+    for (const delivery of claimed) this.enqueue({ delivery, claimedAt });
   }
 
   private async claimLoop(): Promise<void> {
     do {
       this.wakeAgain = false;
       let room = this.capacity();
+      // Full: a finished send wakes the loop again (pump) once there is room for half a batch.
+      if (room <= 0) this.mayHaveMore = true;
       while (this.running && room > 0) {
         const want = Math.min(room, this.config.claimBatchSize);
         const now = Date.now();

@@ -24,6 +24,8 @@ import type {
   EventFilter,
   EventRecord,
   Page,
+  PublishClaim,
+  PublishOutcome,
   PublishRequest,
   PublishResult,
   QueueSettings,
@@ -329,16 +331,19 @@ export class KyselyStore implements Store {
   // --- events --------------------------------------------------------------------------------
 
   async publishEvents(requests: PublishRequest[], now: number): Promise<PublishResult[]> {
-    const results = await publishEvents(this.d, requests, now);
-    let fresh = false;
-    for (const result of results) {
-      if (result.ok && !result.replayed) {
-        this.events.set(result.event);
-        if (result.event.deliveryCount > 0) fresh = true;
-      }
-    }
-    if (fresh) this.emitDue();
-    return results;
+    return (await this.publishAndClaim(requests, now, undefined)).results;
+  }
+
+  async publishAndClaim(
+    requests: PublishRequest[],
+    now: number,
+    claim: PublishClaim | undefined,
+  ): Promise<PublishOutcome> {
+    const { results, claimed, queued } = await publishEvents(this.d, requests, now, claim);
+    for (const result of results) if (result.ok && !result.replayed) this.events.set(result.event);
+    // Deliveries handed off at publish need no wake-up; only those left in the queue do.
+    if (queued > 0) this.emitDue();
+    return { results, claimed };
   }
 
   async getEvent(accountId: string, id: string): Promise<EventRecord | undefined> {

@@ -98,6 +98,23 @@ export type PublishResult =
   | { ok: true; event: EventRecord; replayed: boolean }
   | { ok: false; reason: 'idempotency_key_reused' };
 
+/**
+ * Direct hand-off at publish: a dispatcher in the publishing process takes up to `limit` of the
+ * batch's new deliveries under its lease in the same transaction, so they skip the claim round
+ * trip. Anything beyond the limit is queued as usual.
+ */
+export interface PublishClaim {
+  owner: string;
+  leaseMs: number;
+  limit: number;
+}
+
+export interface PublishOutcome {
+  results: PublishResult[];
+  /** The deliveries taken under `claim`, ready to send. */
+  claimed: ClaimedDelivery[];
+}
+
 /** A claimed delivery with everything the sender needs, loaded in batch. */
 export interface ClaimedDelivery {
   id: string;
@@ -204,6 +221,8 @@ export interface Store {
 
   /** Commits events and their deliveries, all of a batch in one transaction (group commit). */
   publishEvents(requests: PublishRequest[], now: number): Promise<PublishResult[]>;
+  /** publishEvents, with up to `claim.limit` of the new deliveries leased to `claim.owner`. */
+  publishAndClaim(requests: PublishRequest[], now: number, claim: PublishClaim | undefined): Promise<PublishOutcome>;
   getEvent(accountId: string, id: string): Promise<EventRecord | undefined>;
   listEvents(accountId: string, filter: EventFilter): Promise<Page<EventRecord>>;
 

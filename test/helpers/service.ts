@@ -67,17 +67,6 @@ export async function startTestService(
     allowedCidrs: options.allowedTargetCidrs ?? [],
   };
   const resolve = options.resolve ?? offlineResolver;
-  const app = await buildApp({
-    store,
-    secrets,
-    targetPolicy,
-    resolve,
-    logger,
-    ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
-    ...(options.metrics ? { metrics: options.metrics } : {}),
-  });
-  await app.ready();
-
   let dispatcher: Dispatcher | undefined;
   if (options.dispatcher) {
     const defaults = loadConfig({}, {}).dispatcher;
@@ -97,8 +86,20 @@ export async function startTestService(
       logger,
       { targetPolicy, resolve, trustedCa: options.trustedCa, metrics: options.metrics },
     );
-    dispatcher.start();
   }
+
+  const app = await buildApp({
+    store,
+    secrets,
+    targetPolicy,
+    resolve,
+    logger,
+    ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(dispatcher ? { dispatcher } : {}),
+  });
+  await app.ready();
+  dispatcher?.start();
 
   const tokenFor = async (account: string, opts: { scopes?: Scope[]; expiresAt?: number | null } = {}) => {
     const now = Date.now();

@@ -81,29 +81,14 @@ export async function claimDueDeliveries(
         toHold.push(row.id);
         continue;
       }
-      const secrets = [sub.signing_secret_sealed];
-      if (sub.previous_secret_sealed && (sub.previous_secret_expires_at ?? 0) > now)
-        secrets.push(sub.previous_secret_sealed);
-      target = {
-        kind: 'subscription',
-        url: sub.target_url,
-        secretTokenSealed: sub.secret_token_sealed,
-        signingSecretsSealed: secrets,
-      };
+      target = subscriptionTarget(sub, now);
     } else {
       const cb = callbacks.get(row.account_id);
       if (!cb || cb.url === '') {
         toCancel.push(row.id);
         continue;
       }
-      target = {
-        kind: 'callback',
-        url: cb.url,
-        authType: cb.auth_type,
-        username: cb.username,
-        passwordSealed: cb.password_sealed,
-        bearerTokenSealed: cb.bearer_token_sealed,
-      };
+      target = callbackTarget(cb);
     }
     if (!event) {
       toCancel.push(row.id);
@@ -126,6 +111,31 @@ export async function claimDueDeliveries(
     await settleUnsendable(db, owner, toHold, toCancel, now);
   }
   return claimed;
+}
+
+/** Where and how a subscription's delivery goes: the old signing secret signs too until it expires. */
+export function subscriptionTarget(sub: SubscriptionsTable, now: number): DeliveryTarget {
+  const secrets = [sub.signing_secret_sealed];
+  if (sub.previous_secret_sealed && (sub.previous_secret_expires_at ?? 0) > now)
+    secrets.push(sub.previous_secret_sealed);
+  return {
+    kind: 'subscription',
+    url: sub.target_url,
+    secretTokenSealed: sub.secret_token_sealed,
+    signingSecretsSealed: secrets,
+  };
+}
+
+/** Where and how an account callback delivery goes. */
+export function callbackTarget(cb: CallbacksTable): DeliveryTarget {
+  return {
+    kind: 'callback',
+    url: cb.url,
+    authType: cb.auth_type,
+    username: cb.username,
+    passwordSealed: cb.password_sealed,
+    bearerTokenSealed: cb.bearer_token_sealed,
+  };
 }
 
 /** Gives back claims that must not be sent: the attempt they counted never happened. */

@@ -1,18 +1,38 @@
 // Publish: commit a batch of events and one delivery per matching target, all in one transaction.
 // Concurrent API requests are grouped into one call of this function (group commit), so the cost
-// of a transaction is shared by every event in the tick.
+// of a transaction is shared by every event in the tick. A dispatcher in the same process can take
+// the new deliveries under its lease right here (direct hand-off), sparing each one the claim
+// statement; a crash before they are sent is then covered by the lease, as for any claim.
 import type { Kysely } from 'kysely';
 import { newId } from '../../domain/ids.js';
 import type { StoreDialect } from '../dialect.js';
-import type { Database, DeliveriesTable, EventsTable } from '../schema.js';
-import type { EventRecord, PublishRequest, PublishResult } from '../store.js';
+import type { Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
+import type {
+  ClaimedDelivery,
+  DeliveryTarget,
+  EventRecord,
+  PublishClaim,
+  PublishRequest,
+  PublishResult,
+} from '../store.js';
 import { chunk, unique } from './chunk.js';
+import { callbackTarget, subscriptionTarget } from './claim.js';
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 interface FanOutTarget {
   subscriptionId: string | null;
   held: boolean;
+  /** What the sender needs, should the delivery be claimed at publish. */
+  target: DeliveryTarget;
+}
+
+export interface PublishedBatch {
+  results: PublishResult[];
+  /** New deliveries leased to `claim.owner`, ready to send. */
+  claimed: ClaimedDelivery[];
+  /** New deliveries left pending for any dispatcher to claim. */
+  queued: number;
 }
 
 export function eventRecordFromRow(row: EventsTable): EventRecord {
@@ -31,7 +51,8 @@ export async function publishEvents(
   dialect: StoreDialect,
   requests: PublishRequest[],
   now: number,
-): Promise<PublishResult[]> {
+  claim?: PublishClaim,
+): Promise<PublishedBatch> {
   return dialect.writeTransaction(async (trx) => {
     const results: (PublishResult | undefined)[] = new Array(requests.length);
     const sameKeyAs = new Map<number, number>();
@@ -40,9 +61,11 @@ export async function publishEvents(
     const targets = await loadFanOut(
       trx,
       toInsert.map((i) => requests[i] as PublishRequest),
+      now,
     );
     const eventRows: EventsTable[] = [];
     const deliveryRows: DeliveriesTable[] = [];
+    let claimed: ClaimedDelivery[] = [];
     for (const [n, i] of toInsert.entries()) {
       const request = requests[i] as PublishRequest;
       const event: EventsTable = {
@@ -59,28 +82,47 @@ export async function publishEvents(
       const eventTargets = targets[n] as FanOutTarget[];
       event.delivery_count = eventTargets.length;
       eventRows.push(event);
+      const record = eventRecordFromRow(event);
       for (const target of eventTargets) {
+        const take = claim !== undefined && !target.held && claimed.length < claim.limit;
+        const id = newId('dlv');
         deliveryRows.push({
-          id: newId('dlv'),
+          id,
           event_id: event.id,
           account_id: event.account_id,
           subscription_id: target.subscriptionId,
-          status: target.held ? 'held' : 'pending',
-          attempt_count: 0,
+          status: take ? 'sending' : target.held ? 'held' : 'pending',
+          attempt_count: take ? 1 : 0,
           round_start: 0,
           manual: 0,
-          next_attempt_at: now,
-          lease_owner: null,
+          // A claimed delivery's lease expiry, as claimDueDeliveries would set it.
+          next_attempt_at: take ? now + claim.leaseMs : now,
+          lease_owner: take ? claim.owner : null,
           created_at: now,
           updated_at: now,
           delivered_at: null,
         });
+        if (take) {
+          claimed.push({
+            id,
+            eventId: event.id,
+            accountId: event.account_id,
+            subscriptionId: target.subscriptionId,
+            attempt: 1,
+            attemptsBefore: 0,
+            trigger: 'scheduled',
+            oneOff: false,
+            event: record,
+            target: target.target,
+          });
+        }
       }
-      results[i] = { ok: true, event: eventRecordFromRow(event), replayed: false };
+      results[i] = { ok: true, event: record, replayed: false };
     }
 
     const lostRace = await insertEvents(trx, eventRows);
     const liveDeliveries = lostRace.size === 0 ? deliveryRows : deliveryRows.filter((d) => !lostRace.has(d.event_id));
+    if (lostRace.size > 0) claimed = claimed.filter((c) => !lostRace.has(c.eventId));
     for (const rows of chunk(liveDeliveries, 400)) {
       await trx.insertInto('deliveries').values(rows).execute();
     }
@@ -94,8 +136,10 @@ export async function publishEvents(
           ? { ...firstResult, replayed: true }
           : { ok: false, reason: 'idempotency_key_reused' };
     }
-    if (liveDeliveries.some((d) => d.status === 'pending')) await dialect.notifyDue(trx);
-    return results as PublishResult[];
+    let queued = 0;
+    for (const d of liveDeliveries) if (d.status === 'pending') queued++;
+    if (queued > 0) await dialect.notifyDue(trx);
+    return { results: results as PublishResult[], claimed, queued };
   });
 }
 
@@ -153,16 +197,16 @@ async function resolveIdempotency(
 }
 
 /** For each request, the subscriptions (and the callback) that get a delivery. */
-async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[]): Promise<FanOutTarget[][]> {
+async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[], now: number): Promise<FanOutTarget[][]> {
   if (requests.length === 0) return [];
   const fanOut = requests.filter((r) => r.onlySubscriptionId === undefined);
   const accountIds = unique(fanOut.map((r) => r.accountId));
   const subsByKey = new Map<string, FanOutTarget[]>();
-  const callbackAccounts = new Set<string>();
+  const callbackOf = new Map<string, FanOutTarget>();
   if (accountIds.length > 0) {
     const subs = await trx
       .selectFrom('subscriptions')
-      .select(['id', 'account_id', 'event_type', 'status'])
+      .selectAll()
       .where('account_id', 'in', accountIds)
       .where('event_type', 'in', unique(fanOut.map((r) => r.type)))
       .where('deleted_at', 'is', null)
@@ -172,37 +216,41 @@ async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[]): Pr
     for (const sub of subs) {
       const key = `${sub.account_id}\0${sub.event_type}`;
       const list = subsByKey.get(key) ?? [];
-      list.push({ subscriptionId: sub.id, held: sub.status !== 'active' });
+      list.push({ subscriptionId: sub.id, held: sub.status !== 'active', target: subscriptionTarget(sub, now) });
       subsByKey.set(key, list);
     }
     const callbacks = await trx
       .selectFrom('callbacks')
-      .select('account_id')
+      .selectAll()
       .where('account_id', 'in', accountIds)
       .where('url', '<>', '')
       .execute();
-    for (const cb of callbacks) callbackAccounts.add(cb.account_id);
+    for (const cb of callbacks) {
+      callbackOf.set(cb.account_id, { subscriptionId: null, held: false, target: callbackTarget(cb) });
+    }
   }
   const direct = unique(requests.flatMap((r) => (r.onlySubscriptionId ? [r.onlySubscriptionId] : [])));
   // The owner of each directly addressed subscription: an event never reaches another account's.
-  const directOwner = new Map<string, string>();
+  const directSubs = new Map<string, SubscriptionsTable>();
   if (direct.length > 0) {
     const rows = await trx
       .selectFrom('subscriptions')
-      .select(['id', 'account_id'])
+      .selectAll()
       .where('id', 'in', direct)
       .where('deleted_at', 'is', null)
       .execute();
-    for (const row of rows) directOwner.set(row.id, row.account_id);
+    for (const row of rows) directSubs.set(row.id, row);
   }
   return requests.map((r) => {
     if (r.onlySubscriptionId !== undefined) {
-      return directOwner.get(r.onlySubscriptionId) === r.accountId
-        ? [{ subscriptionId: r.onlySubscriptionId, held: false }]
+      const sub = directSubs.get(r.onlySubscriptionId);
+      return sub?.account_id === r.accountId
+        ? [{ subscriptionId: sub.id, held: false, target: subscriptionTarget(sub, now) }]
         : [];
     }
     const subs = subsByKey.get(`${r.accountId}\0${r.type}`) ?? [];
-    return callbackAccounts.has(r.accountId) ? [...subs, { subscriptionId: null, held: false }] : subs;
+    const callback = callbackOf.get(r.accountId);
+    return callback ? [...subs, callback] : subs;
   });
 }
 
