@@ -5,7 +5,7 @@
 // statement; a crash before they are sent is then covered by the lease, as for any claim.
 import type { Kysely } from 'kysely';
 import { newId } from '../../domain/ids.js';
-import type { StoreDialect } from '../dialect.js';
+import type { DialectName, StoreDialect } from '../dialect.js';
 import type { Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
 import type {
   ClaimedDelivery,
@@ -15,10 +15,48 @@ import type {
   PublishRequest,
   PublishResult,
 } from '../store.js';
+import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
 import { callbackTarget, subscriptionTarget } from './claim.js';
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+const EVENT_COLUMNS = allColumns<EventsTable>({
+  id: true,
+  account_id: true,
+  type: true,
+  data: true,
+  occurred_at: true,
+  created_at: true,
+  idempotency_key: true,
+  request_hash: true,
+  delivery_count: true,
+});
+const insertEventRows = bulkInsert<EventsTable>('events', EVENT_COLUMNS);
+/** A keyed event that loses a race for its key is skipped; the ids returned are the ones written. */
+const insertKeyedEventRows = bulkInsert<EventsTable>(
+  'events',
+  EVENT_COLUMNS,
+  'on conflict ("account_id", "idempotency_key") where "idempotency_key" is not null do nothing returning "id"',
+);
+const insertDeliveryRows = bulkInsert<DeliveriesTable>(
+  'deliveries',
+  allColumns<DeliveriesTable>({
+    id: true,
+    event_id: true,
+    account_id: true,
+    subscription_id: true,
+    status: true,
+    attempt_count: true,
+    round_start: true,
+    manual: true,
+    next_attempt_at: true,
+    lease_owner: true,
+    created_at: true,
+    updated_at: true,
+    delivered_at: true,
+  }),
+);
 
 interface FanOutTarget {
   subscriptionId: string | null;
@@ -120,12 +158,10 @@ export async function publishEvents(
       results[i] = { ok: true, event: record, replayed: false };
     }
 
-    const lostRace = await insertEvents(trx, eventRows);
+    const lostRace = await insertEvents(trx, dialect.name, eventRows);
     const liveDeliveries = lostRace.size === 0 ? deliveryRows : deliveryRows.filter((d) => !lostRace.has(d.event_id));
     if (lostRace.size > 0) claimed = claimed.filter((c) => !lostRace.has(c.eventId));
-    for (const rows of chunk(liveDeliveries, 400)) {
-      await trx.insertInto('deliveries').values(rows).execute();
-    }
+    for (const rows of chunk(liveDeliveries, 400)) await insertDeliveryRows(trx, dialect.name, rows);
     if (lostRace.size > 0) await replayLostRaces(trx, requests, results, lostRace);
     for (const [i, first] of sameKeyAs) {
       const firstResult = results[first] as PublishResult;
@@ -259,21 +295,14 @@ async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[], now
  * at the same moment (PostgreSQL); those are skipped and returned so the caller answers with the
  * winner's event.
  */
-async function insertEvents(trx: Kysely<Database>, rows: EventsTable[]): Promise<Set<string>> {
+async function insertEvents(trx: Kysely<Database>, dialect: DialectName, rows: EventsTable[]): Promise<Set<string>> {
   const lost = new Set<string>();
   for (const batch of chunk(rows, 500)) {
     if (!batch.some((r) => r.idempotency_key !== null)) {
-      await trx.insertInto('events').values(batch).execute();
+      await insertEventRows(trx, dialect, batch);
       continue;
     }
-    const inserted = await trx
-      .insertInto('events')
-      .values(batch)
-      .onConflict((oc) =>
-        oc.columns(['account_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing(),
-      )
-      .returning('id')
-      .execute();
+    const inserted = (await insertKeyedEventRows(trx, dialect, batch)) as { id: string }[];
     const ids = new Set(inserted.map((r) => r.id));
     for (const row of batch) if (!ids.has(row.id)) lost.add(row.id);
   }

@@ -6,8 +6,25 @@ import type { Kysely } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptsTable, Database } from '../schema.js';
 import type { AttemptResult, QueueSettings } from '../store.js';
+import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
 import { MANUAL_NONE } from './claim.js';
+
+/** A number is never claimed twice; DO NOTHING only guards a batch against a bug elsewhere. */
+const insertAttemptRows = bulkInsert<AttemptsTable>(
+  'attempts',
+  allColumns<AttemptsTable>({
+    delivery_id: true,
+    number: true,
+    trigger: true,
+    started_at: true,
+    duration_ms: true,
+    status_code: true,
+    error: true,
+    response_excerpt: true,
+  }),
+  'on conflict ("delivery_id", "number") do nothing',
+);
 
 export async function recordAttempts(
   dialect: StoreDialect,
@@ -28,14 +45,7 @@ export async function recordAttempts(
       error: r.error,
       response_excerpt: r.responseExcerpt,
     }));
-    // A number is never claimed twice; DO NOTHING only guards a batch against a bug elsewhere.
-    for (const rows of chunk(attemptRows, 500)) {
-      await trx
-        .insertInto('attempts')
-        .values(rows)
-        .onConflict((oc) => oc.columns(['delivery_id', 'number']).doNothing())
-        .execute();
-    }
+    for (const rows of chunk(attemptRows, 500)) await insertAttemptRows(trx, dialect.name, rows);
 
     const delivered = results.filter((r) => r.outcome === 'delivered').map((r) => r.deliveryId);
     const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'gone').map((r) => r.deliveryId);
