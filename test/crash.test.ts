@@ -87,6 +87,30 @@ async function serve(env: NodeJS.ProcessEnv): Promise<ServeProcess> {
   return { child, url, token, output, exited };
 }
 
+/** Starts `countersign worker` and resolves once its store is open (its dispatcher starts next). */
+async function worker(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; exited: Promise<Exit> }> {
+  const child = spawn(process.execPath, [CLI, 'worker'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start in time:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('"store ready"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    exited.then((exit) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited (${exit.code ?? exit.signal}) before starting:\n${output}`));
+    });
+  });
+  return { child, exited };
+}
+
 async function call(
   agent: Agent,
   base: string,
@@ -246,6 +270,38 @@ describe('crash safety of countersign serve', () => {
         );
         expect(await withStatus('failed')).toEqual([]);
       }, 90_000);
+
+      it('runs a separate `countersign worker` beside an API-only serve: it stays up, delivers, and exits 0 on SIGTERM', async () => {
+        const env = await setup();
+        receiver = await startReceiver(() => ({ status: 200 }));
+        const api = await start({ ...env, COUNTERSIGN_NO_DISPATCHER: 'true' });
+        const token = api.token;
+        if (!token) throw new Error(`no first-start token in the output:\n${api.output.join('\n')}`);
+        await subscribe(api, token, `${receiver.url}/hook`);
+        const { PORT: _port, ...workerEnv } = env;
+        const dispatching = await worker(workerEnv);
+        children.push(dispatching.child);
+        // Longer than a poll interval or two: the worker must still be there to see later events.
+        await sleep(1_000);
+        expect(dispatching.child.exitCode).toBeNull();
+
+        const ids: string[] = [];
+        for (let i = 0; i < 20; i++) {
+          const res = await call(agent, api.url, token, 'POST', '/v1/events', {
+            event: 'document.signed',
+            data: EVENT_DATA,
+          });
+          expect(res.status).toBe(202);
+          ids.push(res.json.id as string);
+        }
+        await waitUntil(
+          'every event at the receiver',
+          () => ids.every((id) => receivedIds(receiver as Receiver).has(id)),
+          20_000,
+        );
+        dispatching.child.kill('SIGTERM');
+        expect(await dispatching.exited).toEqual({ code: 0, signal: null });
+      }, 60_000);
 
       it('on SIGTERM finishes sends in flight, hands back the rest, exits 0, and loses nothing', async () => {
         const TOTAL = 300;

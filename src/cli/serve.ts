@@ -9,8 +9,12 @@ export async function serveCommand(flags: Flags, options: { api: boolean }): Pro
   const config = loadConfig(flags);
   const log = createLogger(config.logLevel);
   const running = await start(config, log, { api: options.api });
+  // A worker has no listening socket, and the dispatcher's timers do not hold the event loop open
+  // (nor, on SQLite, does any connection): without this, `worker` would exit right after starting.
+  const keepAlive = setInterval(() => {}, 2 ** 30);
   const onSignal = (signal: string) => {
     log.info({ signal }, 'signal received');
+    clearInterval(keepAlive);
     running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
