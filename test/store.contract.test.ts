@@ -2,7 +2,7 @@
 // suite against every router). Each test opens a store on a fresh database and drives the clock
 // through the `now` arguments, so nothing here sleeps.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -1617,5 +1617,34 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
       });
     });
+  });
+});
+
+describe('SQLite WAL checkpoints', () => {
+  it('are made by the background thread: automatic ones are off, yet the WAL is reused, not grown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-wal-'));
+    const path = join(dir, 'wal.db');
+    const dialect = openDialect(parseDatabaseUrl(path));
+    try {
+      await dialect.db.schema.createTable('filler').addColumn('body', 'text').execute();
+      const automatic = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(dialect.db);
+      expect(automatic.rows[0]?.wal_autocheckpoint).toBe(0);
+      // About 25 MiB through the WAL over a few seconds, in 256 KiB transactions. Left alone, the WAL
+      // would hold all of it; checkpointed (once the thread is up), it is reset and reused.
+      const body = 'x'.repeat(4000);
+      for (let t = 0; t < 100; t++) {
+        await dialect.writeTransaction(async (trx) => {
+          for (let i = 0; i < 64; i++) await sql`insert into filler (body) values (${body})`.execute(trx);
+        });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const walBytes = statSync(`${path}-wal`).size;
+      expect(walBytes).toBeLessThan((100 * 64 * 4000) / 2);
+      const count = await sql<{ n: number }>`select count(*) as n from filler`.execute(dialect.db);
+      expect(count.rows[0]?.n).toBe(100 * 64);
+    } finally {
+      await dialect.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

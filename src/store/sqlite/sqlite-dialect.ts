@@ -6,6 +6,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
 import type { Database } from '../schema.js';
+import { startCheckpointer } from './checkpointer.js';
 
 const STATEMENT_CACHE_SIZE = 256;
 
@@ -46,6 +47,15 @@ export function openSqlite(path: string): StoreDialect {
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
   database.pragma('cache_size = -16384');
+  // Checkpoints run on their own thread (checkpointer.ts), not inside whichever commit fills the
+  // WAL; should that thread fail, SQLite's automatic checkpoints take over again.
+  const checkpointer =
+    path === ':memory:'
+      ? undefined
+      : startCheckpointer(path, () => {
+          if (database.open) database.pragma('wal_autocheckpoint = 1000');
+        });
+  if (checkpointer) database.pragma('wal_autocheckpoint = 0');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   const dataVersion = database.prepare('pragma data_version').pluck();
   let marker = 0;
@@ -91,6 +101,8 @@ export function openSqlite(path: string): StoreDialect {
       return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
     },
     async close() {
+      // The checkpoint thread first: the connection closed last checkpoints and removes the WAL.
+      await checkpointer?.stop();
       await db.destroy();
     },
   };
