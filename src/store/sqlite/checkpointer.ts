@@ -68,9 +68,16 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
     async stop() {
       if (stopping) return;
       stopping = true;
+      // Held open while stopping: with only an unref'd worker left, Node would exit mid-await.
+      worker.ref();
+      let timer: NodeJS.Timeout | undefined;
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 5_000);
+      });
       worker.postMessage('stop');
-      await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref())]);
+      await Promise.race([exited, deadline]);
+      clearTimeout(timer);
       await worker.terminate();
     },
   };
