@@ -211,9 +211,10 @@ describe('crash safety of countersign serve', () => {
         const KILL_AFTER = 1000;
         const CLIENTS = 32;
         const env = await setup();
-        // A receiver that takes a moment, so that many deliveries are claimed and in flight at the kill.
+        // A receiver that takes a moment, and few sends at a time, so that at the kill many deliveries
+        // are in flight and many more are committed but not yet sent (the restart has work to do).
         receiver = await startReceiver(() => ({ status: 200, delayMs: 100 }));
-        const first = await start(env);
+        const first = await start({ ...env, COUNTERSIGN_ORIGIN_CONCURRENCY: '8' });
         const token = first.token;
         if (!token) throw new Error(`no first-start token in the output:\n${first.output.join('\n')}`);
         await subscribe(first, token, `${receiver.url}/hook`);
