@@ -2,7 +2,6 @@
 // inject() or listen on an ephemeral port themselves. server.ts owns the process lifecycle.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Type } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
@@ -13,6 +12,7 @@ import { deliveryRoutes } from './api/deliveries.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import { registerOpsRoutes } from './api/ops.js';
 import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
@@ -110,39 +110,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
 
-  const publicRoute = { schema: { hide: true } };
-  app.get('/openapi.json', publicRoute, async () => app.swagger());
-  const metrics = options.metrics;
-  if (metrics) {
-    app.get('/metrics', publicRoute, async (_request, reply) =>
-      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-    );
-  }
-  app.get(
-    '/healthz',
-    { schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.String() }) } } },
-    async () => ({
-      status: 'ok',
-    }),
-  );
-  app.get(
-    '/readyz',
-    {
-      schema: {
-        tags: ['health'],
-        security: [],
-        response: { 200: Type.Object({ status: Type.String() }), 503: Type.Ref('ErrorResponse') },
-      },
-    },
-    async (_request, reply) => {
-      try {
-        await options.store.ping();
-        return { status: 'ready' };
-      } catch {
-        return reply.code(503).send({ error: { code: 'unavailable', message: 'the database does not answer' } });
-      }
-    },
-  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerOpsRoutes(app, { store: options.store, ...(options.metrics ? { metrics: options.metrics } : {}) });
 
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));

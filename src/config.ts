@@ -8,6 +8,8 @@ import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
 export interface Config {
   port: number;
   host: string;
+  /** `worker` only: serve /healthz, /readyz and /metrics on this port (off when undefined). */
+  metricsPort: number | undefined;
   database: DatabaseLocation;
   databaseUrl: string;
   allowInsecureTargets: boolean;
@@ -52,6 +54,9 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   return {
     port: integer('PORT', pick('port', 'PORT') ?? '8080', 0, 65535),
     host: pick('host', 'HOST') ?? '0.0.0.0',
+    metricsPort: ((value) => (value === undefined ? undefined : integer('COUNTERSIGN_METRICS_PORT', value, 0, 65535)))(
+      pick('metrics-port', 'COUNTERSIGN_METRICS_PORT'),
+    ),
     database: parseDatabaseUrl(databaseUrl),
     databaseUrl,
     allowInsecureTargets: bool(

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ALL_SCOPES } from './api/auth.js';
+import { buildOpsApp } from './api/ops.js';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { Dispatcher } from './delivery/dispatcher.js';
@@ -20,6 +21,8 @@ export interface Running {
   dispatcher: Dispatcher | undefined;
   store: Store;
   url: string | undefined;
+  /** A worker's operations endpoint (/healthz, /readyz, /metrics), when it has one. */
+  opsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -66,19 +69,27 @@ export async function start(
     url = await app.listen({ port: config.port, host: config.host });
     log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
   }
+  let ops: FastifyInstance | undefined;
+  let opsUrl: string | undefined;
+  if (!options.api && config.metricsPort !== undefined) {
+    ops = await buildOpsApp({ store, metrics, logger: log });
+    opsUrl = await ops.listen({ port: config.metricsPort, host: config.host });
+    log.info({ url: opsUrl }, 'operations endpoint listening');
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
       await app?.close();
+      await ops?.close();
       await dispatcher?.stop();
       await store.close();
       log.info('stopped');
     })();
     return stopping;
   };
-  return { app, dispatcher, store, url, stop };
+  return { app, dispatcher, store, url, opsUrl, stop };
 }
 
 /** On first start with an empty database, make an account and print a token once. */

@@ -272,7 +272,7 @@ describe('crash safety of countersign serve', () => {
         expect(await withStatus('failed')).toEqual([]);
       }, 90_000);
 
-      it('runs a separate `countersign worker` beside an API-only serve: it stays up, delivers, and exits 0 on SIGTERM', async () => {
+      it('runs a separate `countersign worker` beside an API-only serve: it stays up, delivers, shows its metrics, and exits 0 on SIGTERM', async () => {
         const env = await setup();
         receiver = await startReceiver(() => ({ status: 200 }));
         const api = await start({ ...env, COUNTERSIGN_NO_DISPATCHER: 'true' });
@@ -280,7 +280,8 @@ describe('crash safety of countersign serve', () => {
         if (!token) throw new Error(`no first-start token in the output:\n${api.output.join('\n')}`);
         await subscribe(api, token, `${receiver.url}/hook`);
         const { PORT: _port, ...workerEnv } = env;
-        const dispatching = await worker(workerEnv);
+        const opsPort = await freePort();
+        const dispatching = await worker({ ...workerEnv, COUNTERSIGN_METRICS_PORT: String(opsPort) });
         children.push(dispatching.child);
         // Longer than a poll interval or two: the worker must still be there to see later events.
         await sleep(1_000);
@@ -300,6 +301,17 @@ describe('crash safety of countersign serve', () => {
           () => ids.every((id) => receivedIds(receiver as Receiver).has(id)),
           20_000,
         );
+        // Its operations endpoint: ready, and counting the attempts it made (the API process made none).
+        const ops = `http://127.0.0.1:${opsPort}`;
+        const ready = await request(`${ops}/readyz`, { dispatcher: agent });
+        expect([ready.statusCode, await ready.body.json()]).toEqual([200, { status: 'ready' }]);
+        const scraped = await request(`${ops}/metrics`, { dispatcher: agent });
+        expect(scraped.statusCode).toBe(200);
+        expect(await scraped.body.text()).toMatch(/^countersign_delivery_attempts_total\{outcome="delivered"\} 20$/m);
+        const noApi = await request(`${ops}/v1/webhooks/subscriptions`, { dispatcher: agent });
+        expect(noApi.statusCode).toBe(404);
+        await noApi.body.dump();
+
         dispatching.child.kill('SIGTERM');
         expect(await dispatching.exited).toEqual({ code: 0, signal: null });
       }, 60_000);

@@ -24,6 +24,7 @@ Common options (each also read from the environment):
   --database URL            DATABASE_URL: a file path or sqlite: URL (SQLite), or postgres://
   --port N                  PORT (serve), default 8080
   --host H                  HOST (serve), default 0.0.0.0
+  --metrics-port N          COUNTERSIGN_METRICS_PORT (worker): /healthz, /readyz and /metrics on HOST:N
   --allow-insecure-targets  COUNTERSIGN_ALLOW_INSECURE_TARGETS: allow http and private hosts
   --allowed-target-cidrs L  COUNTERSIGN_ALLOWED_TARGET_CIDRS: internal CIDRs the SSRF guard lets through
   --no-dispatcher           COUNTERSIGN_NO_DISPATCHER: serve the API only
@@ -35,6 +36,7 @@ export const COMMON_OPTIONS = {
   database: { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
+  'metrics-port': { type: 'string' },
   'allow-insecure-targets': { type: 'boolean' },
   'allowed-target-cidrs': { type: 'string' },
   'no-dispatcher': { type: 'boolean' },
