@@ -57,7 +57,9 @@ export function authenticate(store: Store) {
     if (now - Math.max(row.lastUsedAt ?? 0, touched.get(row.id) ?? 0) >= TOUCH_EVERY_MS) {
       if (touched.size > 100_000) touched.clear();
       touched.set(row.id, now);
-      store.touchToken(row.id, now).catch((err: unknown) => request.log.warn({ err }, 'could not record token use'));
+      store
+        .touchToken(row.id, now)
+        .catch((err: unknown) => request.log.warn({ reqId: request.id, err }, 'could not record token use'));
     }
     request.principal = { accountId: row.accountId, accountName: row.accountName, tokenId: row.id, scopes };
   };

@@ -37,11 +37,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (mapped) return sendError(reply, mapped);
     if (databaseUnavailable(err)) {
       // Nothing was accepted: the transaction did not commit. The client may simply retry.
-      request.log.warn({ err }, 'database unavailable');
+      request.log.warn({ reqId: request.id, err }, 'database unavailable');
       reply.header('retry-after', '1');
       return sendError(reply, new CountersignError('unavailable', 'the database is unavailable; retry shortly'));
     }
-    request.log.error({ err }, 'unhandled error');
+    request.log.error({ reqId: request.id, err }, 'unhandled error');
     return sendError(reply, new CountersignError('internal_error', 'internal error'));
   });
 }
