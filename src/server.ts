@@ -28,9 +28,11 @@ export interface Running {
 
 export async function openConfiguredStore(
   config: Config,
+  log?: Logger,
 ): Promise<{ store: Store; secrets: SecretBox; keyCreated: boolean }> {
   const master = loadMasterKey(config.masterKey, config.masterKeyFile);
-  const store = await openStore(openDialect(config.database));
+  const warn = log ? (err: Error, message: string) => log.warn({ err }, message) : undefined;
+  const store = await openStore(openDialect(config.database, warn ? { warn } : {}));
   return { store, secrets: new SecretBox(master.key), keyCreated: master.origin === 'created' };
 }
 
@@ -39,7 +41,7 @@ export async function start(
   log: Logger,
   options: { api: boolean; out?: NodeJS.WritableStream },
 ): Promise<Running> {
-  const { store, secrets, keyCreated } = await openConfiguredStore(config);
+  const { store, secrets, keyCreated } = await openConfiguredStore(config, log);
   log.info({ database: describeLocation(config.database) }, 'store ready');
   if (keyCreated)
     log.warn({ file: config.masterKeyFile }, 'created a new master key file; back it up, secrets at rest need it');

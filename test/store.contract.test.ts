@@ -13,6 +13,7 @@ import { CountersignError } from '../src/errors.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { migrateToLatest } from '../src/store/migrator.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import { startCheckpointer } from '../src/store/sqlite/checkpointer.js';
 import type {
   Account,
   AttemptOutcome,
@@ -1621,6 +1622,20 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
 });
 
 describe('SQLite WAL checkpoints', () => {
+  it('reports a checkpoint thread that cannot work, so the dialect can fall back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-wal-'));
+    try {
+      const failure = new Promise<Error>((resolve) => {
+        startCheckpointer(join(dir, 'missing.db'), resolve);
+      });
+      const err = await failure;
+      expect(err).toBeInstanceOf(Error);
+      expect(err.message).toMatch(/^WAL checkpoint thread: SQLITE_CANTOPEN/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('are made by the background thread: automatic ones are off, yet the WAL is reused, not grown', {
     timeout: 30_000,
   }, async () => {

@@ -21,8 +21,17 @@ export function parseDatabaseUrl(value: string): DatabaseLocation {
   return { kind: 'sqlite', path: value === ':memory:' ? value : resolve(value) };
 }
 
-export function openDialect(location: DatabaseLocation, poolSize?: number): StoreDialect {
-  return location.kind === 'postgres' ? openPostgres(location.url, poolSize) : openSqlite(location.path);
+export interface OpenOptions {
+  /** PostgreSQL connection pool size. */
+  poolSize?: number;
+  /** Told about trouble the store works around by itself (SQLite's checkpoint thread failing). */
+  warn?: (err: Error, message: string) => void;
+}
+
+export function openDialect(location: DatabaseLocation, options: OpenOptions = {}): StoreDialect {
+  return location.kind === 'postgres'
+    ? openPostgres(location.url, options.poolSize)
+    : openSqlite(location.path, options.warn);
 }
 
 /** A URL with any password replaced, for logs. */

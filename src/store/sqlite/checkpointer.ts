@@ -58,8 +58,8 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
   });
   worker.unref();
   let stopping = false;
-  worker.on('error', (err) => {
-    if (!stopping) onFailure(err);
+  worker.on('error', (err: unknown) => {
+    if (!stopping) onFailure(asError(err));
   });
   worker.on('exit', (code) => {
     if (!stopping) onFailure(new Error(`the WAL checkpoint thread exited with code ${code}`));
@@ -81,4 +81,15 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
       await worker.terminate();
     },
   };
+}
+
+/** An error thrown in the worker arrives cloned, often as a plain object: make it an Error again. */
+function asError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  const text = [code, message].filter((part) => typeof part === 'string' && part !== '').join(': ');
+  return Object.assign(
+    new Error(`WAL checkpoint thread: ${text || 'failed'}`),
+    typeof code === 'string' ? { code } : {},
+  );
 }

@@ -37,7 +37,7 @@ function withStatementCache(database: BetterSqlite3.Database) {
   };
 }
 
-export function openSqlite(path: string): StoreDialect {
+export function openSqlite(path: string, warn?: (err: Error, message: string) => void): StoreDialect {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const database = new BetterSqlite3(path);
   database.pragma('journal_mode = WAL');
@@ -52,8 +52,9 @@ export function openSqlite(path: string): StoreDialect {
   const checkpointer =
     path === ':memory:'
       ? undefined
-      : startCheckpointer(path, () => {
+      : startCheckpointer(path, (err) => {
           if (database.open) database.pragma('wal_autocheckpoint = 1000');
+          warn?.(err, 'the WAL checkpoint thread failed; SQLite checkpoints automatically again');
         });
   if (checkpointer) database.pragma('wal_autocheckpoint = 0');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
