@@ -75,25 +75,34 @@ const plan = {
 };
 
 const SCENARIOS = [
-  { id: '1', key: 'ceiling', title: 'Ceiling: undici → receiver', run: (ctx) => ceiling(ctx) },
-  { id: '2', key: 'bullmq', title: 'BullMQ + worker (Redis)', run: (ctx) => bullmq(ctx) },
-  { id: '3', key: 'sqlite', title: 'countersign, SQLite', run: (ctx) => endToEnd(ctx, { store: 'sqlite' }) },
+  { id: '1', key: 'ceiling', title: 'Ceiling: undici → receiver', interleave: true, run: (ctx) => ceiling(ctx) },
+  { id: '2', key: 'bullmq', title: 'BullMQ + worker (Redis)', interleave: true, run: (ctx) => bullmq(ctx) },
+  {
+    id: '3',
+    key: 'sqlite',
+    title: 'countersign, SQLite',
+    interleave: true,
+    run: (ctx) => endToEnd(ctx, { store: 'sqlite' }),
+  },
   {
     id: '3',
     key: 'sqlite-publish',
     title: 'countersign, SQLite, publish only (dispatcher off)',
+    interleave: true,
     run: (ctx) => publishOnly(ctx, { store: 'sqlite' }),
   },
   {
     id: '4',
     key: 'postgres',
     title: 'countersign, PostgreSQL, 1 process',
+    interleave: true,
     run: (ctx) => endToEnd(ctx, { store: 'postgres' }),
   },
   {
     id: '4',
     key: 'postgres-3w',
     title: 'countersign, PostgreSQL, API + 3 workers',
+    interleave: true,
     run: (ctx) => endToEnd(ctx, { store: 'postgres', workers: 3 }),
   },
   {
@@ -165,54 +174,82 @@ log(
 const receiver = await startReceiver();
 log(`receiver listening on ${receiver.origin} (pid in its own process)`);
 
-const results = [];
-try {
-  for (const [n, scenario] of selected.entries()) {
-    const prefix = `[${n + 1}/${selected.length}] ${scenario.id}. ${scenario.title}`;
-    log(prefix);
-    const ctx = {
-      receiver,
-      plan,
-      nodeArgs,
-      redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
-      pgUrl: process.env.COUNTERSIGN_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
-      log,
-      progress: (expected) => (s) =>
-        log(`    … ${s.unique.toLocaleString('en-US')} of ${expected.toLocaleString('en-US')} delivered`),
-      async repeat(count, once) {
-        const out = [];
-        for (let r = 1; r <= count; r++) {
-          const result = await once();
-          out.push(result);
-          log(`  run ${r}/${count}: ${describe(result)}`);
-        }
-        return out;
-      },
-    };
-    const entry = { id: scenario.id, key: scenario.key, title: scenario.title };
-    try {
-      entry.runs = await scenario.run(ctx);
-      entry.median = medianOfRuns(entry.runs);
-      const problems = entry.runs.filter((r) => r.timedOut || r.errors > 0);
-      const partial = entry.runs.filter((r) => r.partial);
-      if (partial.length > 0) {
-        entry.incomplete =
-          `${partial.length} of ${entry.runs.length} drains stopped at the ${plan.backlog.capMs / 1000} s cap ` +
-          `(median ${Math.round(entry.median.received).toLocaleString('en-US')} delivered): ` +
-          'the rate and the peak RSS are those of the part drained';
-      } else if (problems.length > 0) {
-        const p = problems[0];
-        entry.incomplete =
-          `${problems.length} of ${entry.runs.length} runs incomplete: ` +
-          `received ${p.received?.toLocaleString('en-US')} of ${(p.deliveries ?? p.events)?.toLocaleString('en-US')}` +
-          `${p.timedOut ? ' before the time limit' : ''}${p.errors ? `, ${p.errors} errors (${p.firstError ?? 'see receiver'})` : ''}`;
+const baseCtx = {
+  receiver,
+  plan,
+  nodeArgs,
+  redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+  pgUrl: process.env.COUNTERSIGN_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
+  log,
+  progress: (expected) => (s) =>
+    log(`    … ${s.unique.toLocaleString('en-US')} of ${expected.toLocaleString('en-US')} delivered`),
+};
+
+/**
+ * Runs `scenario` `count` times, appending to entry.runs. Runs are numbered from `first` out of
+ * `total` (a round of the interleaved scenarios), or out of what the scenario repeats.
+ */
+async function runInto(entry, scenario, count, first = 1, total = undefined) {
+  const ctx = {
+    ...baseCtx,
+    plan: { ...plan, runs: count },
+    async repeat(n, once) {
+      const out = [];
+      for (let r = 0; r < n; r++) {
+        const result = await once();
+        out.push(result);
+        log(`  run ${first + r}/${total ?? n}: ${describe(result)}`);
       }
-    } catch (err) {
-      entry.error = err instanceof Error ? err.message : String(err);
-      log(`  FAILED: ${entry.error}`);
-    }
-    results.push(entry);
+      return out;
+    },
+  };
+  try {
+    entry.runs.push(...(await scenario.run(ctx)));
+  } catch (err) {
+    entry.error = err instanceof Error ? err.message : String(err);
+    log(`  FAILED: ${entry.error}`);
   }
+}
+
+function finish(entry) {
+  if (entry.runs.length === 0) return;
+  entry.median = medianOfRuns(entry.runs);
+  const problems = entry.runs.filter((r) => r.timedOut || r.errors > 0);
+  const partial = entry.runs.filter((r) => r.partial);
+  if (partial.length > 0) {
+    entry.incomplete =
+      `${partial.length} of ${entry.runs.length} drains stopped at the ${plan.backlog.capMs / 1000} s cap ` +
+      `(median ${Math.round(entry.median.received).toLocaleString('en-US')} delivered): ` +
+      'the rate and the peak RSS are those of the part drained';
+  } else if (problems.length > 0) {
+    const p = problems[0];
+    entry.incomplete =
+      `${problems.length} of ${entry.runs.length} runs incomplete: ` +
+      `received ${p.received?.toLocaleString('en-US')} of ${(p.deliveries ?? p.events)?.toLocaleString('en-US')}` +
+      `${p.timedOut ? ' before the time limit' : ''}${p.errors ? `, ${p.errors} errors (${p.firstError ?? 'see receiver'})` : ''}`;
+  }
+}
+
+const entries = selected.map((s) => ({ id: s.id, key: s.key, title: s.title, runs: [] }));
+try {
+  // The throughput scenarios that the ratios compare run in rounds, one run of each per round, so a
+  // machine whose speed drifts over minutes slows every pipeline alike and the ratios stay fair.
+  const interleaved = selected.filter((s) => s.interleave);
+  for (let round = 1; round <= runs && interleaved.length > 0; round++) {
+    for (const scenario of interleaved) {
+      const entry = entries[selected.indexOf(scenario)];
+      if (entry.error) continue;
+      log(`[round ${round}/${runs}] ${scenario.id}. ${scenario.title}`);
+      entry.interleaved = true;
+      await runInto(entry, scenario, 1, round, runs);
+    }
+  }
+  for (const [n, scenario] of selected.entries()) {
+    if (scenario.interleave) continue;
+    log(`[${n + 1}/${selected.length}] ${scenario.id}. ${scenario.title}`);
+    await runInto(entries[n], scenario, runs);
+  }
+  for (const entry of entries) finish(entry);
 } finally {
   await receiver.close();
 }
@@ -235,6 +272,7 @@ function describe(r) {
   return parts.join(', ');
 }
 
+const results = entries;
 const byKey = Object.fromEntries(results.map((r) => [r.key, r]));
 const result = {
   benchmark: 'countersign',
