@@ -102,24 +102,14 @@ describe('metrics', () => {
 describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
   describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
     it('delivers a burst larger than its room exactly once: handed off at publish, the rest claimed', async () => {
-      const received = new Map<string, number>();
-      const server = createServer((req, res) => {
-        req.resume();
-        req.on('end', () => {
-          const id = String(req.headers['webhook-id']);
-          received.set(id, (received.get(id) ?? 0) + 1);
-          setTimeout(() => res.end('ok'), 20);
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const receiver = await startReceiver(() => ({ status: 200, delayMs: 20 }));
       // Room for 2 in flight plus 3 claimed: most of 40 simultaneous publishes cannot be handed off.
       const service = await startTestService(dialect, { dispatcher: { maxConcurrency: 2, claimBatchSize: 3 } });
       try {
         const res = await service.request({
           method: 'POST',
           url: '/v1/webhooks/subscriptions',
-          payload: { target_url: `${origin}/hook`, event_type: 'document.signed' },
+          payload: { target_url: `${receiver.url}/hook`, event_type: 'document.signed' },
         });
         expect(res.statusCode).toBe(200);
         const data = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
@@ -129,10 +119,12 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
           ),
         );
         expect(published.map((r) => r.statusCode)).toEqual(new Array(40).fill(202));
-        await expect.poll(() => received.size, { timeout: 15_000 }).toBe(40);
+        await receiver.waitFor(40);
         const dispatcher = service.dispatcher as NonNullable<typeof service.dispatcher>;
         await dispatcher.idle();
-        expect([...received.values()].every((n) => n === 1)).toBe(true);
+        const ids = receiver.requests.map((r) => String(r.headers['webhook-id']));
+        expect(ids).toHaveLength(40);
+        expect(new Set(ids).size).toBe(40);
         const delivered = await service.request({ method: 'GET', url: '/v1/deliveries?status=delivered&limit=100' });
         expect(delivered.json().deliveries).toHaveLength(40);
         // Every reservation was given back: the full room is on offer again.
@@ -141,8 +133,7 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
         if (claim) dispatcher.acceptPublished(claim, [], Date.now());
       } finally {
         await service.close();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await receiver.close();
       }
     });
 
