@@ -114,7 +114,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  registerOpsRoutes(app, { store: options.store, ...(options.metrics ? { metrics: options.metrics } : {}) });
+  registerOpsRoutes(app, options);
 
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));
