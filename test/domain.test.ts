@@ -1,8 +1,10 @@
 // Pure domain logic, tested with plain values.
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { SlotList } from '../src/delivery/slot-list.js';
 import { classifyStatus, describeSendError } from '../src/domain/classify.js';
 import { buildPayload, validateEventData } from '../src/domain/events.js';
 import { isId, newId, pooledRandom } from '../src/domain/ids.js';
@@ -19,6 +21,7 @@ import { checkTargetUrl } from '../src/domain/target-url.js';
 import { parseDuration, parseTimestamp, toIsoSeconds } from '../src/domain/time.js';
 import { hashToken, issueToken, tokenLookup, tokenMatches } from '../src/domain/tokens.js';
 import { CountersignError } from '../src/errors.js';
+import { GenerationCache } from '../src/store/generation-cache.js';
 
 describe('retry policy', () => {
   it('defaults to ten attempts: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h', () => {
@@ -283,5 +286,66 @@ describe('time, ids and configuration', () => {
     expect(defaults.metricsPort).toBeUndefined();
     expect(loadConfig({ 'metrics-port': '9464' }, { COUNTERSIGN_METRICS_PORT: '9000' }).metricsPort).toBe(9464);
     expect(() => loadConfig({}, { COUNTERSIGN_METRICS_PORT: 'x' })).toThrow(/COUNTERSIGN_METRICS_PORT/);
+  });
+});
+
+describe('churn-free collections', () => {
+  // Operations: add item n, delete item n, or a sweep that deletes every item whose number is odd.
+  const operations = fc.array(
+    fc.oneof(
+      fc.record({ op: fc.constant('add' as const), n: fc.nat(30) }),
+      fc.record({ op: fc.constant('delete' as const), n: fc.nat(30) }),
+      fc.record({ op: fc.constant('sweep' as const), n: fc.constant(0) }),
+    ),
+    { maxLength: 200 },
+  );
+
+  it('SlotList holds what a Set would, and a sweep may delete the item it visits', () => {
+    fc.assert(
+      fc.property(operations, (ops) => {
+        const items = Array.from({ length: 31 }, (_, n) => ({ n, slot: -1 }));
+        const list = new SlotList<{ n: number; slot: number }>();
+        const reference = new Set<number>();
+        for (const { op, n } of ops) {
+          if (op === 'add') {
+            list.add(items[n] as { n: number; slot: number });
+            reference.add(n);
+          } else if (op === 'delete') {
+            list.delete(items[n] as { n: number; slot: number });
+            reference.delete(n);
+          } else {
+            const visited: number[] = [];
+            list.forEach((item) => {
+              visited.push(item.n);
+              if (item.n % 2 === 1) list.delete(item);
+            });
+            // Every item is visited exactly once, even though deletes move items between slots.
+            expect(visited.sort((a, b) => a - b)).toEqual([...reference].sort((a, b) => a - b));
+            for (const n of [...reference]) if (n % 2 === 1) reference.delete(n);
+          }
+          expect(list.size).toBe(reference.size);
+        }
+        const held: number[] = [];
+        list.forEach((item) => held.push(item.n));
+        expect(held.sort((a, b) => a - b)).toEqual([...reference].sort((a, b) => a - b));
+        for (const item of items) expect(item.slot === -1).toBe(!reference.has(item.n));
+      }),
+    );
+  });
+
+  it('GenerationCache keeps the last generation whole, what is still used, and at most two generations', () => {
+    const cache = new GenerationCache<number, string>(100);
+    for (let i = 0; i < 1000; i++) {
+      cache.set(i, `v${i}`);
+      // Key 7 is read after every insert, so it always moves forward before its generation goes.
+      expect(cache.get(7)).toBe(i >= 7 ? 'v7' : undefined);
+    }
+    for (let i = 900; i < 1000; i++) expect(cache.get(i)).toBe(`v${i}`);
+    let held = 0;
+    for (let i = 0; i < 1000; i++) if (cache.get(i) !== undefined) held++;
+    expect(held).toBeLessThanOrEqual(200);
+    expect(cache.get(500)).toBeUndefined();
+    cache.clear();
+    expect(cache.get(999)).toBeUndefined();
   });
 });

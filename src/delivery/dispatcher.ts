@@ -46,6 +46,7 @@ export class Dispatcher {
   private readonly sender: Sender;
   private readonly results: GroupCommit<AttemptResult, void>;
   private readonly lanes = new Map<string, OriginLane>();
+  private lanesPrunedAt = 0;
   private readonly keys = new Map<string, Buffer>();
   private readonly metrics: Metrics | undefined;
   private running = false;
@@ -263,7 +264,7 @@ export class Dispatcher {
         if (this.queued === 0 || this.inFlight >= this.config.maxConcurrency) break;
       }
     }
-    if (lane.active === 0 && lane.waiting.length === 0) this.lanes.delete(origin);
+    if (lane.active === 0 && lane.waiting.length === 0) this.pruneLanes();
     if (release.length > 0) {
       this.store
         .releaseClaims(this.owner, release, Date.now())
@@ -271,6 +272,20 @@ export class Dispatcher {
     }
     if (this.mayHaveMore && this.capacity() >= this.config.claimBatchSize / 2) this.wake();
     if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Forgets origins with nothing under way, at most once a second. Deleting a lane each time it
+   * empties would add and remove Map entries at the delivery rate when sends do not overlap, and
+   * V8 Maps under such churn keep their entries alive through young-generation GCs (slot-list.ts).
+   */
+  private pruneLanes(): void {
+    const now = Date.now();
+    if (now - this.lanesPrunedAt < 1000) return;
+    this.lanesPrunedAt = now;
+    for (const [origin, lane] of this.lanes) {
+      if (lane.active === 0 && lane.waiting.length === 0) this.lanes.delete(origin);
+    }
   }
 
   /** Starts this origin's waiting sends while both limits allow; stale claims go back instead. */

@@ -6,6 +6,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { TargetPolicy } from '../domain/target-url.js';
 import { createGuardedLookup, type Resolver, systemResolver, vetLiteralHost } from './guarded-lookup.js';
+import { SlotList, type Slotted } from './slot-list.js';
 
 export const READ_LIMIT = 64 * 1024;
 export const EXCERPT_LIMIT = 4 * 1024;
@@ -36,7 +37,7 @@ export class SendTimeoutError extends Error {
   }
 }
 
-interface InFlight {
+interface InFlight extends Slotted {
   deadline: number;
   controller: Dispatcher.DispatchController | undefined;
   expire(): void;
@@ -48,7 +49,7 @@ export class Sender {
   private readonly agent: Agent;
   private readonly requestTimeoutMs: number;
   /** Sends under way, swept for their total deadline by one timer rather than a timer each. */
-  private readonly inFlight = new Set<InFlight>();
+  private readonly inFlight = new SlotList<InFlight>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly targets = new Map<string, { origin: string; path: string }>();
 
@@ -75,7 +76,9 @@ export class Sender {
     });
     this.sweeper = setInterval(() => {
       const now = Date.now();
-      for (const send of this.inFlight) if (send.deadline <= now) send.expire();
+      this.inFlight.forEach((send) => {
+        if (send.deadline <= now) send.expire();
+      });
     }, SWEEP_MS);
     this.sweeper.unref();
   }
@@ -104,6 +107,7 @@ export class Sender {
         else resolve(answer());
       };
       const send: InFlight = {
+        slot: -1,
         deadline: Date.now() + this.requestTimeoutMs,
         controller: undefined,
         expire: () => {

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import { newId } from '../domain/ids.js';
 import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
+import { GenerationCache } from './generation-cache.js';
 import { migrateToLatest } from './migrator.js';
 import { chunk } from './queue/chunk.js';
 import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
@@ -37,18 +38,19 @@ import type {
 
 const EVENT_CACHE_SIZE = 10_000;
 
-/** Events are immutable, so the dispatcher keeps recent ones rather than reading them back. */
+/**
+ * Events are immutable, so the dispatcher keeps recent ones rather than reading them back. Only
+ * events a claim will need are kept: those published with deliveries left in the queue, and those
+ * with more than one delivery. An event whose only delivery went straight to the dispatcher is
+ * never read again, and caching it would only fill the old generation.
+ */
 class RecentEvents implements EventCache {
-  private readonly map = new Map<string, EventRecord>();
+  private readonly cache = new GenerationCache<string, EventRecord>(EVENT_CACHE_SIZE / 2);
   get(id: string) {
-    return this.map.get(id);
+    return this.cache.get(id);
   }
   set(event: EventRecord) {
-    if (this.map.size >= EVENT_CACHE_SIZE) {
-      const oldest = this.map.keys().next().value as string;
-      this.map.delete(oldest);
-    }
-    this.map.set(event.id, event);
+    this.cache.set(event.id, event);
   }
 }
 
@@ -339,8 +341,8 @@ export class KyselyStore implements Store {
     now: number,
     claim: PublishClaim | undefined,
   ): Promise<PublishOutcome> {
-    const { results, claimed, queued } = await publishEvents(this.d, requests, now, claim);
-    for (const result of results) if (result.ok && !result.replayed) this.events.set(result.event);
+    const { results, claimed, queued, queuedEvents } = await publishEvents(this.d, requests, now, claim);
+    for (const event of queuedEvents) this.events.set(event);
     // Deliveries handed off at publish need no wake-up; only those left in the queue do.
     if (queued > 0) this.emitDue();
     return { results, claimed };

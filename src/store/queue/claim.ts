@@ -173,7 +173,8 @@ async function loadEvents(db: Kysely<Database>, cache: EventCache, ids: string[]
     const rows = await db.selectFrom('events').selectAll().where('id', 'in', missing).execute();
     for (const row of rows) {
       const record = eventRecordFromRow(row);
-      cache.set(record);
+      // Other deliveries of a fanned-out event may be claimed later; a lone delivery's event not.
+      if (record.deliveryCount > 1) cache.set(record);
       found.set(row.id, record);
     }
   }

@@ -71,6 +71,8 @@ export interface PublishedBatch {
   claimed: ClaimedDelivery[];
   /** New deliveries left pending for any dispatcher to claim. */
   queued: number;
+  /** The new events with deliveries among those `queued`: a claim will need them soon. */
+  queuedEvents: EventRecord[];
 }
 
 export function eventRecordFromRow(row: EventsTable): EventRecord {
@@ -104,6 +106,7 @@ export async function publishEvents(
     const eventRows: EventsTable[] = [];
     const deliveryRows: DeliveriesTable[] = [];
     let claimed: ClaimedDelivery[] = [];
+    let queuedEvents: EventRecord[] = [];
     for (const [n, i] of toInsert.entries()) {
       const request = requests[i] as PublishRequest;
       const event: EventsTable = {
@@ -121,8 +124,10 @@ export async function publishEvents(
       event.delivery_count = eventTargets.length;
       eventRows.push(event);
       const record = eventRecordFromRow(event);
+      let leftQueued = false;
       for (const target of eventTargets) {
         const take = claim !== undefined && !target.held && claimed.length < claim.limit;
+        if (!take && !target.held) leftQueued = true;
         const id = newId('dlv');
         deliveryRows.push({
           id,
@@ -155,12 +160,16 @@ export async function publishEvents(
           });
         }
       }
+      if (leftQueued) queuedEvents.push(record);
       results[i] = { ok: true, event: record, replayed: false };
     }
 
     const lostRace = await insertEvents(trx, dialect.name, eventRows);
     const liveDeliveries = lostRace.size === 0 ? deliveryRows : deliveryRows.filter((d) => !lostRace.has(d.event_id));
-    if (lostRace.size > 0) claimed = claimed.filter((c) => !lostRace.has(c.eventId));
+    if (lostRace.size > 0) {
+      claimed = claimed.filter((c) => !lostRace.has(c.eventId));
+      queuedEvents = queuedEvents.filter((e) => !lostRace.has(e.id));
+    }
     for (const rows of chunk(liveDeliveries, 400)) await insertDeliveryRows(trx, dialect.name, rows);
     if (lostRace.size > 0) await replayLostRaces(trx, requests, results, lostRace);
     for (const [i, first] of sameKeyAs) {
@@ -175,7 +184,7 @@ export async function publishEvents(
     let queued = 0;
     for (const d of liveDeliveries) if (d.status === 'pending') queued++;
     if (queued > 0) await dialect.notifyDue(trx);
-    return { results: results as PublishResult[], claimed, queued };
+    return { results: results as PublishResult[], claimed, queued, queuedEvents };
   });
 }
 

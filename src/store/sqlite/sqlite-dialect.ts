@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
+import { GenerationCache } from '../generation-cache.js';
 import type { Database } from '../schema.js';
 import { startCheckpointer } from './checkpointer.js';
 
@@ -13,21 +14,19 @@ const STATEMENT_CACHE_SIZE = 256;
 /**
  * Kysely prepares every query afresh; SQLite's parse-and-plan then costs more than running the
  * statement. Our queries come from a small set of shapes, so prepared statements are reused by SQL
- * text (least recently used out first). Safe because Kysely runs each statement to completion
- * synchronously (we never stream), so a statement is never in use twice at once.
+ * text, in a cache of two generations that a hit does not write to (generation-cache.ts). Safe
+ * because Kysely runs each statement to completion synchronously (we never stream), so a statement
+ * is never in use twice at once.
  */
 function withStatementCache(database: BetterSqlite3.Database) {
-  const cache = new Map<string, BetterSqlite3.Statement>();
+  const cache = new GenerationCache<string, BetterSqlite3.Statement>(STATEMENT_CACHE_SIZE);
   return {
     prepare(text: string) {
       let statement = cache.get(text);
-      if (statement) {
-        cache.delete(text);
-      } else {
+      if (!statement) {
         statement = database.prepare(text);
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+        cache.set(text, statement);
       }
-      cache.set(text, statement);
       return statement;
     },
     close() {
