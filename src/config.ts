@@ -18,6 +18,8 @@ export interface Config {
   masterKey: string | undefined;
   masterKeyFile: string;
   logLevel: string;
+  /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
+  heapGrowthPercent: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
   rateLimit: { max: number; windowMs: number };
   dispatcher: DispatcherConfig;
@@ -70,6 +72,12 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     masterKeyFile: pick('master-key-file', 'COUNTERSIGN_MASTER_KEY_FILE') ?? './data/master.key',
     logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
+    heapGrowthPercent: integer(
+      'COUNTERSIGN_HEAP_GROWTH',
+      pick('heap-growth', 'COUNTERSIGN_HEAP_GROWTH') ?? '50',
+      0,
+      1000,
+    ),
     rateLimit: rateLimit(pick('rate-limit', 'COUNTERSIGN_RATE_LIMIT') ?? '100000/10s'),
     dispatcher: {
       enabled: flags['no-dispatcher'] !== true && !bool('COUNTERSIGN_NO_DISPATCHER', env.COUNTERSIGN_NO_DISPATCHER),

@@ -21,6 +21,7 @@ import { checkTargetUrl } from '../src/domain/target-url.js';
 import { parseDuration, parseTimestamp, toIsoSeconds } from '../src/domain/time.js';
 import { hashToken, issueToken, tokenLookup, tokenMatches } from '../src/domain/tokens.js';
 import { CountersignError } from '../src/errors.js';
+import { heapFlags } from '../src/heap-tuning.js';
 import { GenerationCache } from '../src/store/generation-cache.js';
 
 describe('retry policy', () => {
@@ -286,6 +287,9 @@ describe('time, ids and configuration', () => {
     expect(defaults.metricsPort).toBeUndefined();
     expect(loadConfig({ 'metrics-port': '9464' }, { COUNTERSIGN_METRICS_PORT: '9000' }).metricsPort).toBe(9464);
     expect(() => loadConfig({}, { COUNTERSIGN_METRICS_PORT: 'x' })).toThrow(/COUNTERSIGN_METRICS_PORT/);
+    expect(defaults.heapGrowthPercent).toBe(50);
+    expect(loadConfig({}, { COUNTERSIGN_HEAP_GROWTH: '0' }).heapGrowthPercent).toBe(0);
+    expect(() => loadConfig({}, { COUNTERSIGN_HEAP_GROWTH: '-5' })).toThrow(/COUNTERSIGN_HEAP_GROWTH/);
   });
 });
 
@@ -347,5 +351,17 @@ describe('churn-free collections', () => {
     expect(cache.get(500)).toBeUndefined();
     cache.clear();
     expect(cache.get(999)).toBeUndefined();
+  });
+});
+
+describe('heap tuning', () => {
+  it('turns pretenuring off and sets the growth, unless node was given those flags', () => {
+    expect(heapFlags(50, [])).toEqual(['--no-allocation-site-pretenuring', '--heap-growing-percent=50']);
+    expect(heapFlags(0, [])).toEqual(['--no-allocation-site-pretenuring']);
+    expect(heapFlags(50, ['--heap_growing_percent=80', '--allocation-site-pretenuring'])).toEqual([]);
+    expect(heapFlags(50, ['--max-old-space-size=512', ''])).toEqual([
+      '--no-allocation-site-pretenuring',
+      '--heap-growing-percent=50',
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 // `countersign serve` (API + dispatcher) and `countersign worker` (dispatcher only). Runs until
 // SIGTERM or SIGINT, then shuts down gracefully.
 import { type Flags, loadConfig } from '../config.js';
+import { tuneHeap } from '../heap-tuning.js';
 import { createLogger } from '../logger.js';
 import { start } from '../server.js';
 
@@ -8,6 +9,8 @@ import { start } from '../server.js';
 export async function serveCommand(flags: Flags, options: { api: boolean }): Promise<number> {
   const config = loadConfig(flags);
   const log = createLogger(config.logLevel);
+  const v8Flags = tuneHeap(config.heapGrowthPercent);
+  if (v8Flags.length > 0) log.debug({ v8Flags }, 'heap tuned');
   const running = await start(config, log, { api: options.api });
   // A worker has no listening socket, and the dispatcher's timers do not hold the event loop open
   // (nor, on SQLite, does any connection): without this, `worker` would exit right after starting.
