@@ -330,7 +330,9 @@ describe('churn-free collections', () => {
           expect(list.size).toBe(reference.size);
         }
         const held: number[] = [];
-        list.forEach((item) => held.push(item.n));
+        list.forEach((item) => {
+          held.push(item.n);
+        });
         expect(held.sort((a, b) => a - b)).toEqual([...reference].sort((a, b) => a - b));
         for (const item of items) expect(item.slot === -1).toBe(!reference.has(item.n));
       }),
