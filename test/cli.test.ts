@@ -245,7 +245,7 @@ describe('migrate', () => {
       await client.connect();
       try {
         const applied = await client.query('SELECT name FROM countersign_migrations');
-        expect(applied.rows.map((r: { name: string }) => r.name)).toEqual(['001_initial']);
+        expect(applied.rows.map((r: { name: string }) => r.name)).toEqual(['001_initial', '002_fan_out_version']);
         const tables = await client.query(
           `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'subscriptions'`,
         );

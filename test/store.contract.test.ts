@@ -35,6 +35,8 @@ const T0 = Date.UTC(2025, 11, 18, 14, 30, 5);
 const SECOND = 1000;
 const HOUR = 3_600_000;
 const LEASE_MS = 30 * SECOND;
+/** Every migration, in order (both dialects record each, whether or not it changes anything there). */
+const MIGRATIONS = ['001_initial', '002_fan_out_version'];
 const SETTINGS: QueueSettings = { disableAfterFailingMs: 72 * HOUR };
 
 function subscriptionRow(accountId: string, overrides: Partial<Subscription> = {}): Subscription {
@@ -175,7 +177,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         const location = parseDatabaseUrl(database.url);
         const direct = openDialect(location);
         try {
-          expect(await migrateToLatest(direct)).toEqual(['001_initial']);
+          expect(await migrateToLatest(direct)).toEqual(MIGRATIONS);
           expect(await migrateToLatest(direct)).toEqual([]);
         } finally {
           await direct.close();
@@ -205,7 +207,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           const check = openDialect(location);
           try {
             const rows = await sql<{ name: string }>`select name from countersign_migrations`.execute(check.db);
-            expect(rows.rows.map((r) => r.name)).toEqual(['001_initial']);
+            expect(rows.rows.map((r) => r.name)).toEqual(MIGRATIONS);
           } finally {
             await check.close();
           }
@@ -216,7 +218,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
 
       it('lets three processes migrate the same fresh database at once: exactly one applies the migration', async () => {
         const runs = await Promise.all([1, 2, 3].map(() => migrateInChild(database.url)));
-        expect(runs.filter((applied) => applied.length > 0)).toEqual([['001_initial']]);
+        expect(runs.filter((applied) => applied.length > 0)).toEqual([MIGRATIONS]);
         expect(runs.filter((applied) => applied.length === 0)).toHaveLength(2);
         const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
         try {
@@ -636,6 +638,96 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect(made.map((d) => d.subscription_id === null)).toEqual([false]);
         });
 
+        it('fans out to what the tables hold at each publish, whatever changed in between', async () => {
+          // SQLite keeps fan-out rows between publishes (FanOutCache); every kind of change must
+          // show in the very next publish.
+          const claim = { owner: 'worker-a', leaseMs: LEASE_MS, limit: 100 };
+          const targets = async (now: number) => {
+            const request = { accountId: acme.id, type: 'document.signed', dataJson: '{}', occurredAt: now };
+            const { claimed, results } = await store.publishAndClaim([request], now, claim);
+            const [published] = results;
+            if (!published?.ok) throw new Error('publish refused');
+            const made = await deliveriesOf(acme.id, published.event.id);
+            return made
+              .map((d) => {
+                const sent = claimed.find((c) => c.id === d.id);
+                const target = sent?.target;
+                const secret = target?.kind === 'subscription' ? target.signingSecretsSealed.join('+') : undefined;
+                return `${d.subscription_id ?? 'callback'}:${d.status}${secret ? `:${secret}` : ''}${target?.url ? `:${target.url}` : ''}`;
+              })
+              .sort();
+          };
+          const a = await addSubscription(acme.id, { target_url: 'https://your-app.com/a' });
+          const url = 'https://your-app.com/a';
+          expect(await targets(T0)).toEqual([`${a.id}:sending:sealed-signing-secret:${url}`]);
+
+          const b = await addSubscription(acme.id, { target_url: 'https://your-app.com/b' });
+          expect(await targets(T0 + 1)).toHaveLength(2);
+
+          await store.updateSubscription(acme.id, a.id, { status: 'paused' }, T0 + 2);
+          expect(await targets(T0 + 3)).toEqual(
+            [`${a.id}:held`, `${b.id}:sending:sealed-signing-secret:https://your-app.com/b`].sort(),
+          );
+
+          await store.updateSubscription(acme.id, b.id, { targetUrl: 'https://your-app.com/b2' }, T0 + 4);
+          await store.rotateSigningSecret(acme.id, b.id, 'sealed-new', T0 + HOUR, T0 + 4);
+          expect(await targets(T0 + 5)).toEqual(
+            [`${a.id}:held`, `${b.id}:sending:sealed-new+sealed-signing-secret:https://your-app.com/b2`].sort(),
+          );
+          // The rotated-out secret stops signing when it expires, with no change to the tables.
+          expect(await targets(T0 + HOUR + 1)).toEqual(
+            [`${a.id}:held`, `${b.id}:sending:sealed-new:https://your-app.com/b2`].sort(),
+          );
+
+          await store.putCallback(callbackRow(acme.id));
+          expect(await targets(T0 + HOUR + 2)).toEqual(
+            [
+              `${a.id}:held`,
+              `${b.id}:sending:sealed-new:https://your-app.com/b2`,
+              'callback:sending:https://your-app.com/callback',
+            ].sort(),
+          );
+          await store.putCallback(callbackRow(acme.id, { url: '' }));
+          await store.deleteSubscription(acme.id, b.id, T0 + HOUR + 3);
+          expect(await targets(T0 + HOUR + 4)).toEqual([`${a.id}:held`]);
+
+          // The health bookkeeping of an attempt result changes subscriptions too: a 410 disables.
+          await store.updateSubscription(acme.id, a.id, { status: 'active' }, T0 + HOUR + 5);
+          const c = await addSubscription(acme.id, { target_url: 'https://your-app.com/c' });
+          const [claimed] = await store.claimDueDeliveries('worker-b', 100, T0 + HOUR + 6, LEASE_MS);
+          if (!claimed || claimed.subscriptionId !== a.id) throw new Error('expected a’s released delivery');
+          await store.recordAttempts('worker-b', [result(claimed, 'gone', T0 + HOUR + 7)], T0 + HOUR + 7, SETTINGS);
+          expect((await subscription(a.id)).status).toBe('disabled');
+          expect(await targets(T0 + HOUR + 8)).toEqual([
+            `${c.id}:sending:sealed-signing-secret:https://your-app.com/c`,
+          ]);
+        });
+
+        it('fans out each request of a batch once when some of its pairs were read by an earlier publish', async () => {
+          await addSubscription(acme.id, { event_type: 'document.signed' });
+          await addSubscription(acme.id, { event_type: 'document.sent' });
+          await addSubscription(other.id, { event_type: 'document.signed' });
+          await addSubscription(other.id, { event_type: 'document.sent' });
+          await publish({ accountId: acme.id, type: 'document.signed' }, T0);
+          await publish({ accountId: other.id, type: 'document.sent' }, T0);
+          // (acme, sent) and (other, signed) are new; the read for them spans the cached pairs too.
+          const batch = await store.publishEvents(
+            [
+              [acme.id, 'document.signed'],
+              [acme.id, 'document.sent'],
+              [other.id, 'document.signed'],
+              [other.id, 'document.sent'],
+            ].map(([accountId, type]) => ({
+              accountId: accountId as string,
+              type: type as string,
+              dataJson: '{}',
+              occurredAt: T0,
+            })),
+            T0 + 1,
+          );
+          expect(batch.map((r) => (r.ok ? r.event.deliveryCount : -1))).toEqual([1, 1, 1, 1]);
+        });
+
         it('stores an event with no deliveries when nothing matches', async () => {
           await addSubscription(acme.id, { event_type: 'document.sent' });
           const { event } = await publish({ accountId: acme.id }, T0);
@@ -818,6 +910,29 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           }
           expect(seen).toHaveLength(40);
           expect(new Set(seen).size).toBe(40);
+        });
+
+        it('fans out to subscriptions another store or a hand-written statement changed since the last publish', async () => {
+          const first = await addSubscription(acme.id, { target_url: 'https://your-app.com/1' });
+          expect((await publish({ accountId: acme.id }, T0)).event.deliveryCount).toBe(1);
+          const added = subscriptionRow(acme.id, { target_url: 'https://your-app.com/2' });
+          await second.createSubscription(added);
+          const { event } = await publish({ accountId: acme.id }, T0 + 1);
+          expect((await deliveriesOf(acme.id, event.id)).map((d) => d.subscription_id).sort()).toEqual(
+            [first.id, added.id].sort(),
+          );
+          await second.deleteSubscription(acme.id, first.id, T0 + 2);
+          const after = await publish({ accountId: acme.id }, T0 + 3);
+          expect((await deliveriesOf(acme.id, after.event.id)).map((d) => d.subscription_id)).toEqual([added.id]);
+
+          const direct = openDialect(parseDatabaseUrl(database.url));
+          try {
+            await sql`update subscriptions set status = 'paused' where id = ${added.id}`.execute(direct.db);
+          } finally {
+            await direct.close();
+          }
+          const paused = await publish({ accountId: acme.id }, T0 + 4);
+          expect((await deliveriesOf(acme.id, paused.event.id)).map((d) => d.status)).toEqual(['held']);
         });
 
         it('answers one idempotency key published by two stores at once with one event (PostgreSQL)', async (context) => {

@@ -19,6 +19,12 @@ export interface StoreDialect {
    * SQLite: PRAGMA data_version. PostgreSQL: bumped by token-change notifications.
    */
   changeMarker(): number;
+  /**
+   * Read inside a write transaction: a number that moves with every change to subscriptions or
+   * callbacks, by anyone, so a publish may keep their rows between transactions (SQLite, kept by
+   * triggers). Undefined where there is none: the publish reads the tables every time.
+   */
+  fanOutVersion(): number | undefined;
   /** Calls `onDue` when another process announced due deliveries. Returns a stop function. */
   listenDue(onDue: () => void): Promise<() => Promise<void>>;
   /** Whether an error is a unique-constraint violation. */

@@ -9,7 +9,7 @@ import { GenerationCache } from './generation-cache.js';
 import { migrateToLatest } from './migrator.js';
 import { chunk } from './queue/chunk.js';
 import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
-import { eventRecordFromRow, publishEvents } from './queue/publish.js';
+import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import { recordAttempts } from './queue/record-attempts.js';
 import { releaseClaims } from './queue/release.js';
 import type { ApiTokensTable, Database } from './schema.js';
@@ -63,6 +63,8 @@ export async function openStore(dialect: StoreDialect, options: { migrate?: bool
 
 export class KyselyStore implements Store {
   private readonly events = new RecentEvents();
+  /** Subscriptions and callbacks for fan-out, kept while the dialect's fan-out version stands still. */
+  private readonly fanOut = new FanOutCache();
   private readonly dueListeners = new Set<() => void>();
   /**
    * Tokens by lookup prefix, with the dialect's change marker at the time they were read: a token
@@ -341,7 +343,7 @@ export class KyselyStore implements Store {
     now: number,
     claim: PublishClaim | undefined,
   ): Promise<PublishOutcome> {
-    const { results, claimed, queued, queuedEvents } = await publishEvents(this.d, requests, now, claim);
+    const { results, claimed, queued, queuedEvents } = await publishEvents(this.d, requests, now, claim, this.fanOut);
     for (const event of queuedEvents) this.events.set(event);
     // Deliveries handed off at publish need no wake-up; only those left in the queue do.
     if (queued > 0) this.emitDue();

@@ -7,9 +7,11 @@
 import { type Kysely, type Migration, Migrator } from 'kysely';
 import type { StoreDialect } from './dialect.js';
 import * as initial from './migrations/001_initial.js';
+import * as fanOutVersion from './migrations/002_fan_out_version.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
+  '002_fan_out_version': fanOutVersion,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

@@ -41,6 +41,10 @@ export function openPostgres(connectionString: string, poolSize = 10): StoreDial
     changeMarker() {
       return listening ? tokenVersion : ++tokenVersion;
     },
+    fanOutVersion() {
+      // No triggers here (migrations/002_fan_out_version.ts): fan-out is read in the transaction.
+      return undefined;
+    },
     async listenDue(onDue) {
       let stopped = false;
       let client: pg.Client | undefined;

@@ -6,7 +6,8 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../../domain/ids.js';
 import type { DialectName, StoreDialect } from '../dialect.js';
-import type { Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
+import { GenerationCache } from '../generation-cache.js';
+import type { CallbacksTable, Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
 import type {
   ClaimedDelivery,
   DeliveryTarget,
@@ -92,16 +93,19 @@ export async function publishEvents(
   requests: PublishRequest[],
   now: number,
   claim?: PublishClaim,
+  fanOutCache?: FanOutCache,
 ): Promise<PublishedBatch> {
   return dialect.writeTransaction(async (trx) => {
     const results: (PublishResult | undefined)[] = new Array(requests.length);
     const sameKeyAs = new Map<number, number>();
     const toInsert = await resolveIdempotency(trx, requests, now, results, sameKeyAs);
 
+    const fanOutVersion = dialect.fanOutVersion();
     const targets = await loadFanOut(
       trx,
       toInsert.map((i) => requests[i] as PublishRequest),
       now,
+      fanOutVersion === undefined ? undefined : fanOutCache?.at(fanOutVersion),
     );
     const eventRows: EventsTable[] = [];
     const deliveryRows: DeliveriesTable[] = [];
@@ -241,38 +245,91 @@ async function resolveIdempotency(
   return toInsert;
 }
 
+/** Entries per generation of the fan-out cache: (account, event type) pairs, and accounts. */
+const FAN_OUT_CACHE_SIZE = 5_000;
+
+/**
+ * Live subscriptions by (account, event type) and callbacks by account, as read at one fan-out
+ * version (`StoreDialect.fanOutVersion`). A publish that finds the version moved starts over, so
+ * an entry is never older than the last change to either table. Rows are kept, not targets: a
+ * target depends on the time (a rotated-out secret signs only until it expires).
+ */
+export class FanOutCache {
+  private version: number | undefined;
+  readonly subscriptions = new GenerationCache<string, SubscriptionsTable[]>(FAN_OUT_CACHE_SIZE);
+  readonly callbacks = new GenerationCache<string, CallbacksTable | null>(FAN_OUT_CACHE_SIZE);
+
+  /** This cache, emptied if the tables changed since it was filled. */
+  at(version: number): this {
+    if (version !== this.version) {
+      this.subscriptions.clear();
+      this.callbacks.clear();
+      this.version = version;
+    }
+    return this;
+  }
+}
+
+const fanOutKey = (accountId: string, type: string): string => `${accountId}\0${type}`;
+
 /** For each request, the subscriptions (and the callback) that get a delivery. */
-async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[], now: number): Promise<FanOutTarget[][]> {
+async function loadFanOut(
+  trx: Kysely<Database>,
+  requests: PublishRequest[],
+  now: number,
+  cache: FanOutCache | undefined,
+): Promise<FanOutTarget[][]> {
   if (requests.length === 0) return [];
   const fanOut = requests.filter((r) => r.onlySubscriptionId === undefined);
-  const accountIds = unique(fanOut.map((r) => r.accountId));
-  const subsByKey = new Map<string, FanOutTarget[]>();
-  const callbackOf = new Map<string, FanOutTarget>();
-  if (accountIds.length > 0) {
-    const subs = await trx
+  const subsByKey = new Map<string, SubscriptionsTable[]>();
+  const callbackOf = new Map<string, CallbacksTable | null>();
+  const subsMissing = { accounts: new Set<string>(), types: new Set<string>(), keys: new Set<string>() };
+  const callbacksMissing = new Set<string>();
+  for (const r of fanOut) {
+    const key = fanOutKey(r.accountId, r.type);
+    if (!subsByKey.has(key)) {
+      const subs = cache?.subscriptions.get(key);
+      if (subs === undefined) {
+        subsMissing.accounts.add(r.accountId);
+        subsMissing.types.add(r.type);
+        subsMissing.keys.add(key);
+      } else subsByKey.set(key, subs);
+    }
+    if (!callbackOf.has(r.accountId)) {
+      const callback = cache?.callbacks.get(r.accountId);
+      if (callback === undefined) callbacksMissing.add(r.accountId);
+      else callbackOf.set(r.accountId, callback);
+    }
+  }
+  if (subsMissing.keys.size > 0) {
+    const rows = await trx
       .selectFrom('subscriptions')
       .selectAll()
-      .where('account_id', 'in', accountIds)
-      .where('event_type', 'in', unique(fanOut.map((r) => r.type)))
+      .where('account_id', 'in', [...subsMissing.accounts])
+      .where('event_type', 'in', [...subsMissing.types])
       .where('deleted_at', 'is', null)
       .where('status', 'in', ['active', 'paused'])
       .orderBy('id')
       .execute();
-    for (const sub of subs) {
-      const key = `${sub.account_id}\0${sub.event_type}`;
-      const list = subsByKey.get(key) ?? [];
-      list.push({ subscriptionId: sub.id, held: sub.status !== 'active', target: subscriptionTarget(sub, now) });
-      subsByKey.set(key, list);
+    for (const key of subsMissing.keys) subsByKey.set(key, []);
+    for (const sub of rows) {
+      const key = fanOutKey(sub.account_id, sub.event_type);
+      // The query spans every pair of the accounts and types asked for, some of them answered from
+      // the cache already (whose lists are never changed); only the pairs asked for are filled.
+      if (subsMissing.keys.has(key)) subsByKey.get(key)?.push(sub);
     }
-    const callbacks = await trx
+    for (const key of subsMissing.keys) cache?.subscriptions.set(key, subsByKey.get(key) as SubscriptionsTable[]);
+  }
+  if (callbacksMissing.size > 0) {
+    const rows = await trx
       .selectFrom('callbacks')
       .selectAll()
-      .where('account_id', 'in', accountIds)
+      .where('account_id', 'in', [...callbacksMissing])
       .where('url', '<>', '')
       .execute();
-    for (const cb of callbacks) {
-      callbackOf.set(cb.account_id, { subscriptionId: null, held: false, target: callbackTarget(cb) });
-    }
+    for (const accountId of callbacksMissing) callbackOf.set(accountId, null);
+    for (const cb of rows) callbackOf.set(cb.account_id, cb);
+    for (const accountId of callbacksMissing) cache?.callbacks.set(accountId, callbackOf.get(accountId) ?? null);
   }
   const direct = unique(requests.flatMap((r) => (r.onlySubscriptionId ? [r.onlySubscriptionId] : [])));
   // The owner of each directly addressed subscription: an event never reaches another account's.
@@ -293,9 +350,13 @@ async function loadFanOut(trx: Kysely<Database>, requests: PublishRequest[], now
         ? [{ subscriptionId: sub.id, held: false, target: subscriptionTarget(sub, now) }]
         : [];
     }
-    const subs = subsByKey.get(`${r.accountId}\0${r.type}`) ?? [];
+    const targets: FanOutTarget[] = [];
+    for (const sub of subsByKey.get(fanOutKey(r.accountId, r.type)) ?? []) {
+      targets.push({ subscriptionId: sub.id, held: sub.status !== 'active', target: subscriptionTarget(sub, now) });
+    }
     const callback = callbackOf.get(r.accountId);
-    return callback ? [...subs, callback] : subs;
+    if (callback) targets.push({ subscriptionId: null, held: false, target: callbackTarget(callback) });
+    return targets;
   });
 }
 
