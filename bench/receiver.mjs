@@ -12,7 +12,11 @@ const SENT_AT = '"sent_at_ns":"';
 /** One armed measurement. */
 let run = newRun({ expected: 0, latency: false, unique: false });
 
-function newRun({ expected, latency, unique }) {
+/**
+ * `windowsMs`: extra latency percentiles over parts of the run, each [from, to) in ms of send time
+ * counted from the earliest send (e.g. [[5000, 15000]]: events sent from 5 s to 15 s).
+ */
+function newRun({ expected, latency, unique, windowsMs = [] }) {
   return {
     expected,
     count: 0,
@@ -20,6 +24,8 @@ function newRun({ expected, latency, unique }) {
     firstNs: 0n,
     lastNs: 0n,
     latenciesMs: latency ? [] : undefined,
+    sentNs: latency ? [] : undefined,
+    windowsMs,
     seen: unique ? new Set() : undefined,
     done: false,
   };
@@ -31,6 +37,7 @@ function uniqueCount(r) {
 
 function summary(r) {
   const latency = r.latenciesMs ? percentiles(r.latenciesMs) : undefined;
+  const windows = r.latenciesMs ? r.windowsMs.map((w) => windowPercentiles(r, w)) : undefined;
   return {
     expected: r.expected,
     count: r.count,
@@ -40,7 +47,19 @@ function summary(r) {
     firstNs: r.firstNs.toString(),
     lastNs: r.lastNs.toString(),
     latency,
+    windows,
   };
+}
+
+function windowPercentiles(r, [fromMs, toMs]) {
+  let earliest;
+  for (const sent of r.sentNs) if (earliest === undefined || sent < earliest) earliest = sent;
+  const inWindow = [];
+  for (const [i, sent] of r.sentNs.entries()) {
+    const atMs = Number(sent - earliest) / 1e6;
+    if (atMs >= fromMs && atMs < toMs) inWindow.push(r.latenciesMs[i]);
+  }
+  return { fromMs, toMs, ...percentiles(inWindow) };
 }
 
 function percentiles(samples) {
@@ -70,6 +89,7 @@ function record(url, id, body) {
       const start = at + SENT_AT.length;
       const sent = BigInt(body.slice(start, body.indexOf('"', start)));
       r.latenciesMs.push(Number(now - sent) / 1e6);
+      r.sentNs.push(sent);
     }
   }
   checkDone(r);

@@ -64,7 +64,7 @@ const plan = {
   publishForMs: quick ? 5_000 : 12_000,
   /** Once sending ends, how long the deliveries may take to arrive before the run counts as incomplete. */
   waitMs: quick ? 30_000 : 60_000,
-  latency: { rate: 1_000, seconds: quick ? 3 : 10, runs: quick ? 1 : runs },
+  latency: { rate: 1_000, seconds: quick ? 3 : 10, settleSeconds: quick ? 2 : 5, runs: quick ? 1 : runs },
   fanOut: { subscriptions: 1_000, events: quick ? 20 : 100, runs: quick ? 1 : runs, waitMs: quick ? 30_000 : 40_000 },
   backlog: {
     deliveries: quick ? 100_000 : 1_000_000,
@@ -108,7 +108,7 @@ const SCENARIOS = [
   {
     id: '5',
     key: 'latency',
-    title: `Latency, SQLite, ${plan.latency.rate.toLocaleString('en-US')} events/s × ${plan.latency.seconds} s`,
+    title: `Latency, SQLite, ${plan.latency.rate.toLocaleString('en-US')} events/s, first ${plan.latency.seconds} s`,
     run: (ctx) => latency({ ...ctx, plan: { ...ctx.plan, runs: plan.latency.runs } }),
   },
   {
@@ -262,6 +262,7 @@ function describe(r) {
   if (r.e2eSeconds !== undefined) parts.push(`${n(r.e2eSeconds, 2)} s end to end`);
   if (r.publishPerSec !== undefined) parts.push(`${n(r.publishPerSec)} publishes/s`);
   if (r.p99Ms !== undefined) parts.push(`p50 ${n(r.p50Ms, 2)} p95 ${n(r.p95Ms, 2)} p99 ${n(r.p99Ms, 2)} ms`);
+  if (r.p99SteadyMs !== undefined) parts.push(`from ${r.steadyFromS} s on: p99 ${n(r.p99SteadyMs, 2)} ms`);
   if (r.peakRssMB !== undefined) parts.push(`peak RSS ${n(r.peakRssMB)} MB`);
   const cpu = r.cpuUsPerDelivery ?? r.cpuUsPerEvent;
   if (cpu !== undefined) parts.push(`${n(cpu)} µs CPU each`);

@@ -26,9 +26,9 @@ export async function startReceiver() {
      * Starts a measurement of `expected` deliveries. The returned `wait` resolves with the
      * receiver's summary once they are all in, or after `timeoutMs` with what arrived (`timedOut`).
      */
-    async arm({ expected, latency = false }) {
+    async arm({ expected, latency = false, windowsMs }) {
       const armed = nextMessage(child, 'armed', 10_000);
-      child.send({ cmd: 'arm', expected, latency, unique: expected <= UNIQUE_LIMIT });
+      child.send({ cmd: 'arm', expected, latency, windowsMs, unique: expected <= UNIQUE_LIMIT });
       await armed;
       let onDone;
       const done = new Promise((resolve) => {
