@@ -13,7 +13,7 @@ import { CountersignError } from '../src/errors.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { migrateToLatest } from '../src/store/migrator.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
-import { startCheckpointer } from '../src/store/sqlite/checkpointer.js';
+import { RESTART_AT_FRAMES, startCheckpointer } from '../src/store/sqlite/checkpointer.js';
 import type {
   Account,
   AttemptOutcome,
@@ -1782,6 +1782,36 @@ describe('SQLite WAL checkpoints', () => {
       expect(flat).toBe(20);
       const count = await sql<{ n: number }>`select count(*) as n from filler`.execute(dialect.db);
       expect(count.rows[0]?.n).toBe(written * 64);
+    } finally {
+      await dialect.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the WAL bounded under writes that never pause, and loses none of them', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-wal-'));
+    const path = join(dir, 'wal.db');
+    const dialect = openDialect(parseDatabaseUrl(path));
+    try {
+      await dialect.db.schema.createTable('filler').addColumn('body', 'text').execute();
+      // Back-to-back transactions of 64 KiB, three times the restart threshold in all. Checkpoints
+      // alone never find a moment with every frame copied, so without the restart handshake the
+      // WAL would grow by every transaction to about the total written.
+      const body = 'x'.repeat(4000);
+      const limit = RESTART_AT_FRAMES * (4096 + 24);
+      let written = 0;
+      let largest = 0;
+      while (written * 16 * 4096 < 3 * limit) {
+        await dialect.writeTransaction(async (trx) => {
+          for (let i = 0; i < 16; i++) await sql`insert into filler (body) values (${body})`.execute(trx);
+        });
+        written++;
+        largest = Math.max(largest, statSync(`${path}-wal`).size);
+      }
+      expect(largest).toBeGreaterThan(0);
+      expect(largest).toBeLessThan(2 * limit);
+      const count = await sql<{ n: number }>`select count(*) as n from filler`.execute(dialect.db);
+      expect(count.rows[0]?.n).toBe(written * 16);
     } finally {
       await dialect.close();
       rmSync(dir, { recursive: true, force: true });

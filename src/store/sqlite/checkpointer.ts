@@ -2,32 +2,63 @@
 // commit pushes the WAL past 1,000 pages, on that connection's thread: here the one event loop that
 // serves the API and the dispatcher, stalled for milliseconds while pages are copied and the file
 // is synced. A second connection on a worker thread checkpoints instead, PASSIVE (it never waits
-// for, or blocks, a reader or writer), every CHECKPOINT_EVERY_MS. Once it has copied every frame,
-// the next commit starts the WAL over from the beginning, so the file stays small.
+// for, or blocks, a reader or writer), every CHECKPOINT_EVERY_MS.
+//
+// A checkpoint alone does not bound the WAL. SQLite starts the WAL over only when a write
+// transaction begins while every frame has been copied back; under steady writes (one commit a
+// millisecond at 1,000 events/s) some commit always lands between a checkpoint's start and the
+// next transaction, so the file grew by every commit: 500 MB in 15 s of that load. So once the WAL
+// holds RESTART_AT_FRAMES frames, the writer asks (`beforeWrite`): its next write transaction waits
+// while the thread copies the last few frames (those since its previous round), and then begins on
+// a fully copied WAL and starts it over. The event loop is never blocked; only that one write waits.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 export const CHECKPOINT_EVERY_MS = 100;
+/** 8,192 frames: 32 MiB of 4 KiB pages. */
+export const RESTART_AT_FRAMES = 8_192;
+
+/** How long a write waits at most for the thread to catch up. */
+const CATCH_UP_LIMIT_MS = 1_000;
+
+/** Shared with the thread: frames in the WAL and rounds run, as of its last checkpoint. */
+const WAL_FRAMES = 0;
+const ROUNDS = 1;
 
 // Plain JavaScript run with `eval`, so it works the same from dist/ and from the TypeScript sources
 // under test. better-sqlite3 is loaded by its resolved path: a worker's cwd can be anywhere.
 const WORKER_SOURCE = `
+const WAL_FRAMES = 0;
+const ROUNDS = 1;
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 const checkpoint = db.prepare('pragma wal_checkpoint(PASSIVE)');
+const state = new Int32Array(workerData.state);
 let timer;
-const tick = () => {
+const round = () => {
   try {
-    checkpoint.get();
+    const { log } = checkpoint.get();
+    Atomics.store(state, WAL_FRAMES, log);
   } catch (err) {
     // SQLITE_BUSY only means another checkpoint is running; anything else ends this thread.
     if (err && err.code !== 'SQLITE_BUSY') throw err;
   }
+  Atomics.add(state, ROUNDS, 1);
+};
+const tick = () => {
+  round();
   timer = setTimeout(tick, workerData.everyMs);
 };
 tick();
 parentPort.on('message', (message) => {
+  if (message === 'catch-up') {
+    clearTimeout(timer);
+    round();
+    parentPort.postMessage('caught-up');
+    timer = setTimeout(tick, workerData.everyMs);
+    return;
+  }
   if (message !== 'stop') return;
   clearTimeout(timer);
   try {
@@ -40,6 +71,13 @@ parentPort.on('message', (message) => {
 `;
 
 export interface Checkpointer {
+  /**
+   * Called before each write transaction. Undefined while the WAL is small; once it has reached
+   * RESTART_AT_FRAMES, a promise that the write must wait for: it resolves once `idle` has resolved
+   * (no transaction of ours under way) and the thread has copied every frame, so the write that
+   * follows starts the WAL over. Every caller in the meantime gets the same promise.
+   */
+  beforeWrite(idle: () => Promise<void>): Promise<void> | undefined;
   /** Runs a last checkpoint, then ends the thread. */
   stop(): Promise<void>;
 }
@@ -50,21 +88,58 @@ export interface Checkpointer {
  */
 export function startCheckpointer(path: string, onFailure: (err: Error) => void): Checkpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const state = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path, driver, everyMs: CHECKPOINT_EVERY_MS },
+    workerData: { path, driver, everyMs: CHECKPOINT_EVERY_MS, state: state.buffer },
     // A small heap: the thread holds one connection and one statement.
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
   });
   worker.unref();
   let stopping = false;
+  let failed = false;
+  let gate: Promise<void> | undefined;
+  let caughtUp: (() => void) | undefined;
+  /** The thread's round count when the last catch-up ended: its WAL size is stale until the next. */
+  let roundsAtCatchUp = -1;
+  worker.on('message', (message) => {
+    if (message === 'caught-up') caughtUp?.();
+  });
   worker.on('error', (err: unknown) => {
+    failed = true;
+    caughtUp?.();
     if (!stopping) onFailure(asError(err));
   });
   worker.on('exit', (code) => {
+    failed = true;
+    caughtUp?.();
     if (!stopping) onFailure(new Error(`the WAL checkpoint thread exited with code ${code}`));
   });
+  const catchUp = async (idle: () => Promise<void>): Promise<void> => {
+    await idle();
+    if (failed || stopping) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      caughtUp = resolve;
+      // A thread that never answers must not hold writes up for long.
+      timer = setTimeout(resolve, CATCH_UP_LIMIT_MS);
+      worker.postMessage('catch-up');
+    });
+    clearTimeout(timer);
+    caughtUp = undefined;
+    roundsAtCatchUp = Atomics.load(state, ROUNDS);
+  };
   return {
+    beforeWrite(idle) {
+      if (gate || failed || stopping) return gate;
+      if (Atomics.load(state, WAL_FRAMES) < RESTART_AT_FRAMES || Atomics.load(state, ROUNDS) <= roundsAtCatchUp) {
+        return undefined;
+      }
+      gate = catchUp(idle).finally(() => {
+        gate = undefined;
+      });
+      return gate;
+    },
     async stop() {
       if (stopping) return;
       stopping = true;

@@ -7,7 +7,7 @@ import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
 import { GenerationCache } from '../generation-cache.js';
 import type { Database } from '../schema.js';
-import { startCheckpointer } from './checkpointer.js';
+import { RESTART_AT_FRAMES, startCheckpointer } from './checkpointer.js';
 
 const STATEMENT_CACHE_SIZE = 256;
 
@@ -50,6 +50,8 @@ export function openSqlite(path: string, warn?: (err: Error, message: string) =>
   // temporary file once they pass 64 KiB: a create, write and unlink on disk, in the middle of a
   // commit on our one event loop. strace showed about a dozen a second at 1,000 events/s.
   database.pragma('temp_store = MEMORY');
+  // When the WAL starts over, a file grown past this is cut back to it (see checkpointer.ts).
+  database.pragma(`journal_size_limit = ${RESTART_AT_FRAMES * 4096}`);
   // Checkpoints run on their own thread (checkpointer.ts), not inside whichever commit fills the
   // WAL; should that thread fail, SQLite's automatic checkpoints take over again.
   const checkpointer =
@@ -62,6 +64,8 @@ export function openSqlite(path: string, warn?: (err: Error, message: string) =>
   if (checkpointer) database.pragma('wal_autocheckpoint = 0');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   const dataVersion = database.prepare('pragma data_version').pluck();
+  /** Resolves once no query of ours holds the connection (Kysely's single-connection mutex). */
+  const idle = () => db.connection().execute(async () => {});
   let marker = 0;
   let markerReadAt = Number.NEGATIVE_INFINITY;
   // Prepared on first use: the table exists only once migrations have run.
@@ -73,6 +77,8 @@ export function openSqlite(path: string, warn?: (err: Error, message: string) =>
     async writeTransaction<T>(work: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T> {
       // connection() holds Kysely's single-connection mutex for the whole callback, so nothing
       // else from this process interleaves with the transaction.
+      const gate = checkpointer?.beforeWrite(idle);
+      if (gate) await gate;
       return db.connection().execute(async (conn) => {
         await sql`begin immediate`.execute(conn);
         try {
