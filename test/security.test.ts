@@ -271,6 +271,10 @@ describe.each(DIALECTS)('rate limits on $name', (dialect) => {
         expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429]);
         const limited = await service.request({ method: 'GET', url: '/v1/events' });
         expect(limited.json().error.code).toBe('rate_limited');
+        // The window the limit counts over, then how long until it lets this token in again.
+        expect(limited.json().error.message).toMatch(
+          /^rate limit of 5 requests per 1 minute exceeded; retry in \d+ (second|minute)s?$/,
+        );
         expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
         const other = await service.tokenFor('acme');
         expect((await service.request({ method: 'GET', url: '/v1/events', token: other.token })).statusCode).toBe(200);

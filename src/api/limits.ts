@@ -2,6 +2,7 @@
 // nesting, so no client can monopolise the service or make validation walk a pathological body.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describeSpan } from '../domain/time.js';
 import { CountersignError } from '../errors.js';
 
 export const MAX_JSON_DEPTH = 32;
@@ -47,7 +48,7 @@ export async function registerLimits(api: FastifyInstance, settings: RateLimitSe
     errorResponseBuilder: (_request, context) =>
       new CountersignError(
         'rate_limited',
-        `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`,
+        `rate limit of ${context.max} requests per ${describeSpan(settings.windowMs)} exceeded; retry in ${context.after}`,
       ),
   });
 }

@@ -28,3 +28,19 @@ export function parseDuration(value: string): number | undefined {
   const unit = match[2] ?? 's';
   return Math.round(amount * (UNIT_MS[unit] as number));
 }
+
+/** `120 hours`, `5 minutes`, `300 ms`: the largest unit the span reaches, for messages. */
+export function describeSpan(ms: number): string {
+  const units: [number, string][] = [
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size) {
+      const n = Math.round(ms / size);
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${ms} ms`;
+}

@@ -3,6 +3,7 @@
 // taken it over and its own result will count). Successes move together in one UPDATE; retries
 // carry their own due time each.
 import type { Kysely } from 'kysely';
+import { describeSpan } from '../../domain/time.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptsTable, Database } from '../schema.js';
 import type { AttemptResult, QueueSettings } from '../store.js';
@@ -143,20 +144,4 @@ async function updateSubscriptionHealth(
       .where('failing_since', 'is not', null)
       .execute();
   }
-}
-
-/** `120 hours`, `5 minutes`, `300 ms`: hours once the span reaches one, for disabled_reason. */
-function describeSpan(ms: number): string {
-  const units: [number, string][] = [
-    [3_600_000, 'hour'],
-    [60_000, 'minute'],
-    [1000, 'second'],
-  ];
-  for (const [size, name] of units) {
-    if (ms >= size) {
-      const n = Math.round(ms / size);
-      return `${n} ${name}${n === 1 ? '' : 's'}`;
-    }
-  }
-  return `${ms} ms`;
 }
