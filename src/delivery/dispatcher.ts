@@ -30,6 +30,8 @@ import { Sender } from './sender.js';
  */
 const RECORD_LINGER = { ms: 5, below: 64 };
 
+const NEXT_DUE_EVERY_MS = 100;
+
 interface Queued {
   delivery: ClaimedDelivery;
   claimedAt: number;
@@ -56,6 +58,7 @@ export class Dispatcher {
   private readonly results: GroupCommit<AttemptResult, void>;
   private readonly lanes = new Map<string, OriginLane>();
   private lanesPrunedAt = 0;
+  private nextDueAskedAt = Number.NEGATIVE_INFINITY;
   private readonly keys = new Map<string, Buffer>();
   private readonly metrics: Metrics | undefined;
   private running = false;
@@ -208,7 +211,17 @@ export class Dispatcher {
     if (this.running && !this.mayHaveMore) await this.scheduleNextDue();
   }
 
+  /**
+   * Arms a timer for the earliest delivery due later (a retry, a lease running out), at most once
+   * per NEXT_DUE_EVERY_MS: under a steady stream of wake-ups (on PostgreSQL every publish wakes
+   * every dispatcher) asking after each claim round was a query per round, a third of a worker's
+   * queries. Retries this process records arm their own timer (see `results`), and the poll
+   * catches anything else, so a check at most 100 ms old loses nothing.
+   */
   private async scheduleNextDue(): Promise<void> {
+    const now = Date.now();
+    if (now - this.nextDueAskedAt < NEXT_DUE_EVERY_MS) return;
+    this.nextDueAskedAt = now;
     const due = await this.store.nextDueAt();
     if (due !== undefined) this.wakeAt(due);
   }
