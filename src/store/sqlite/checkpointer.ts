@@ -28,23 +28,22 @@ const ROUNDS = 1;
 // Plain JavaScript run with `eval`, so it works the same from dist/ and from the TypeScript sources
 // under test. better-sqlite3 is loaded by its resolved path: a worker's cwd can be anywhere.
 const WORKER_SOURCE = `
-const WAL_FRAMES = 0;
-const ROUNDS = 1;
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 const checkpoint = db.prepare('pragma wal_checkpoint(PASSIVE)');
-const state = new Int32Array(workerData.state);
+const { state: buffer, walFramesSlot, roundsSlot } = workerData;
+const state = new Int32Array(buffer);
 let timer;
 const round = () => {
   try {
     const { log } = checkpoint.get();
-    Atomics.store(state, WAL_FRAMES, log);
+    Atomics.store(state, walFramesSlot, log);
   } catch (err) {
     // SQLITE_BUSY only means another checkpoint is running; anything else ends this thread.
     if (err && err.code !== 'SQLITE_BUSY') throw err;
   }
-  Atomics.add(state, ROUNDS, 1);
+  Atomics.add(state, roundsSlot, 1);
 };
 const tick = () => {
   round();
@@ -91,7 +90,14 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
   const state = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path, driver, everyMs: CHECKPOINT_EVERY_MS, state: state.buffer },
+    workerData: {
+      path,
+      driver,
+      everyMs: CHECKPOINT_EVERY_MS,
+      state: state.buffer,
+      walFramesSlot: WAL_FRAMES,
+      roundsSlot: ROUNDS,
+    },
     // A small heap: the thread holds one connection and one statement.
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
   });
