@@ -37,7 +37,7 @@ function uniqueCount(r) {
 
 function summary(r) {
   const latency = r.latenciesMs ? percentiles(r.latenciesMs) : undefined;
-  const windows = r.latenciesMs ? r.windowsMs.map((w) => windowPercentiles(r, w)) : undefined;
+  const windows = r.latenciesMs ? windowPercentiles(r) : undefined;
   return {
     expected: r.expected,
     count: r.count,
@@ -51,15 +51,14 @@ function summary(r) {
   };
 }
 
-function windowPercentiles(r, [fromMs, toMs]) {
+function windowPercentiles(r) {
   let earliest;
   for (const sent of r.sentNs) if (earliest === undefined || sent < earliest) earliest = sent;
-  const inWindow = [];
-  for (const [i, sent] of r.sentNs.entries()) {
-    const atMs = Number(sent - earliest) / 1e6;
-    if (atMs >= fromMs && atMs < toMs) inWindow.push(r.latenciesMs[i]);
-  }
-  return { fromMs, toMs, ...percentiles(inWindow) };
+  const atMs = r.sentNs.map((sent) => Number(sent - earliest) / 1e6);
+  return r.windowsMs.map(([fromMs, toMs]) => {
+    const inWindow = r.latenciesMs.filter((_, i) => atMs[i] >= fromMs && atMs[i] < toMs);
+    return { fromMs, toMs, ...percentiles(inWindow) };
+  });
 }
 
 function percentiles(samples) {

@@ -97,10 +97,6 @@ export function ratios(byKey) {
     }));
 }
 
-function byKeyOf(scenarios) {
-  return Object.fromEntries(scenarios.map((s) => [s.key, s]));
-}
-
 function row(cells) {
   return `| ${cells.join(' | ')} |`;
 }
@@ -155,7 +151,7 @@ export function markdown(result) {
     );
   }
   for (const [i, note] of notes.entries()) lines.push('', `⚠${i + 1} ${note}`);
-  const settled = byKeyOf(scenarios).latency?.median;
+  const settled = scenarios.find((s) => s.key === 'latency')?.median;
   if (settled?.p99SteadyMs !== undefined) {
     lines.push(
       '',
