@@ -173,6 +173,38 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         }
       });
 
+      it('answers cachedToken from memory only for a row findToken read, until any process changes tokens', async () => {
+        const location = parseDatabaseUrl(database.url);
+        const server = await openStore(openDialect(location));
+        const cli = await openStore(openDialect(location));
+        try {
+          const account = await server.ensureAccount('acme', T0);
+          const input = { accountId: account.id, hash: 'ab'.repeat(32), scopes: ['admin'], expiresAt: null, now: T0 };
+          const first = await server.createToken({ ...input, lookup: 'cst_lookup0001' });
+          await server.createToken({ ...input, lookup: 'cst_lookup0002' });
+          expect(server.cachedToken('cst_lookup0001')).toBeUndefined();
+          const read = await server.findToken('cst_lookup0001');
+          expect(read?.id).toBe(first.id);
+          expect(server.cachedToken('cst_lookup0001')).toBe(read);
+          expect(server.cachedToken('cst_unknown000')).toBeUndefined();
+
+          // Another process revokes: the cached row stops being answered (at once on SQLite, once
+          // the NOTIFY arrives on PostgreSQL), and findToken reads the revoked row.
+          expect(await cli.revokeToken(first.id, T0 + 1)).toBe(true);
+          await expect.poll(() => server.cachedToken('cst_lookup0001'), { timeout: 2000 }).toBeUndefined();
+          expect((await server.findToken('cst_lookup0001'))?.revokedAt).toBe(T0 + 1);
+
+          // This process revokes: its own cache is dropped before revokeToken returns.
+          const second = await server.findToken('cst_lookup0002');
+          expect(server.cachedToken('cst_lookup0002')).toBe(second);
+          await server.revokeToken(second?.id ?? '', T0 + 2);
+          expect(server.cachedToken('cst_lookup0002')).toBeUndefined();
+        } finally {
+          await cli.close();
+          await server.close();
+        }
+      });
+
       it('applies the schema once; opening the same database again migrates nothing and keeps the data', async () => {
         const location = parseDatabaseUrl(database.url);
         const direct = openDialect(location);

@@ -4,16 +4,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { tokenLookup, tokenMatches } from '../domain/tokens.js';
 import { CountersignError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { ApiToken, Store } from '../store/store.js';
 
 export type Scope = 'read' | 'write' | 'publish' | 'admin';
 export const ALL_SCOPES: Scope[] = ['read', 'write', 'publish', 'admin'];
 
+/** Shared by every request of one token (see admissionOf), hence read-only. */
 export interface Principal {
-  accountId: string;
-  accountName: string;
-  tokenId: string;
-  scopes: Scope[];
+  readonly accountId: string;
+  readonly accountName: string;
+  readonly tokenId: string;
+  readonly scopes: readonly Scope[];
 }
 
 declare module 'fastify' {
@@ -30,29 +31,58 @@ const UNAUTHORIZED = 'your API token is invalid or expired';
 /** last_used_at is kept to the minute: a write per request would cost more than the request. */
 const TOUCH_EVERY_MS = 60_000;
 
+/** What a token row means for a request, worked out once per row read rather than per request. */
+interface Admission {
+  principal: Principal;
+  hash: Buffer;
+}
+
+/**
+ * The onRequest hook. A callback hook rather than an async one: with the token row cached (every
+ * request but the first after a change), authentication finishes synchronously, without the
+ * promises an async hook and an async lookup cost on every request (about a sixth of a publish).
+ */
 export function authenticate(store: Store) {
   const touched = new Map<string, number>();
-  return async function authenticateRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const token = match?.[1];
-    const lookup = token ? tokenLookup(token) : undefined;
-    const row = lookup ? await store.findToken(lookup) : undefined;
+  // Keyed by the row object: a row read anew (after a revocation, say) gets a fresh admission, and
+  // admissions of rows no longer cached go with them.
+  const admissions = new WeakMap<ApiToken, Admission>();
+
+  function admissionOf(row: ApiToken): Admission {
+    let admission = admissions.get(row);
+    if (!admission) {
+      const scopes = row.scopes.filter((s): s is Scope => (ALL_SCOPES as string[]).includes(s));
+      admission = {
+        principal: { accountId: row.accountId, accountName: row.accountName, tokenId: row.id, scopes },
+        hash: Buffer.from(row.hash, 'hex'),
+      };
+      admissions.set(row, admission);
+    }
+    return admission;
+  }
+
+  /** Sets request.principal, or returns the error to answer with. */
+  function admit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    token: string,
+    row: ApiToken | undefined,
+  ): CountersignError | undefined {
     const now = Date.now();
+    const admission = row && admissionOf(row);
     if (
-      !token ||
       !row ||
-      !tokenMatches(token, row.hash) ||
+      !admission ||
+      !tokenMatches(token, admission.hash) ||
       row.revokedAt !== null ||
       (row.expiresAt !== null && row.expiresAt <= now)
     ) {
-      reply.header('www-authenticate', 'Bearer');
-      throw new CountersignError('unauthorized', UNAUTHORIZED);
+      return unauthorized(reply);
     }
-    const scopes = row.scopes.filter((s): s is Scope => (ALL_SCOPES as string[]).includes(s));
+    const { principal } = admission;
     const needed = request.routeOptions.config.scope;
-    if (needed && !scopes.includes('admin') && !scopes.includes(needed)) {
-      throw new CountersignError('forbidden', `this token lacks the "${needed}" scope`);
+    if (needed && !principal.scopes.includes('admin') && !principal.scopes.includes(needed)) {
+      return new CountersignError('forbidden', `this token lacks the "${needed}" scope`);
     }
     if (now - Math.max(row.lastUsedAt ?? 0, touched.get(row.id) ?? 0) >= TOUCH_EVERY_MS) {
       if (touched.size > 100_000) touched.clear();
@@ -61,6 +91,28 @@ export function authenticate(store: Store) {
         .touchToken(row.id, now)
         .catch((err: unknown) => request.log.warn({ reqId: request.id, err }, 'could not record token use'));
     }
-    request.principal = { accountId: row.accountId, accountName: row.accountName, tokenId: row.id, scopes };
+    request.principal = principal;
+    return undefined;
+  }
+
+  return function authenticateRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    const header = request.headers.authorization;
+    const token = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+    const lookup = token ? tokenLookup(token) : undefined;
+    if (!token || !lookup) {
+      done(unauthorized(reply));
+      return;
+    }
+    const cached = store.cachedToken(lookup);
+    if (cached) {
+      done(admit(request, reply, token, cached));
+      return;
+    }
+    store.findToken(lookup).then((row) => done(admit(request, reply, token, row)), done);
   };
+}
+
+function unauthorized(reply: FastifyReply): CountersignError {
+  reply.header('www-authenticate', 'Bearer');
+  return new CountersignError('unauthorized', UNAUTHORIZED);
 }

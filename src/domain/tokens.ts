@@ -1,7 +1,7 @@
 // API tokens: `cst_` + base64url of 32 random bytes. Only a SHA-256 hash is stored (the token has
 // 256 bits of entropy, so a slow KDF adds nothing). Rows are found by a short public prefix and
 // the hash is then compared in constant time.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const TOKEN_PREFIX = 'cst_';
 const LOOKUP_LENGTH = 12;
@@ -24,11 +24,12 @@ export function tokenLookup(token: string): string | undefined {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
-export function tokenMatches(token: string, storedHash: string): boolean {
-  const a = Buffer.from(hashToken(token), 'hex');
-  const b = Buffer.from(storedHash, 'hex');
-  return a.length === b.length && timingSafeEqual(a, b);
+/** `storedHash` is the hex hash as stored, or its bytes (callers checking often decode it once). */
+export function tokenMatches(token: string, storedHash: string | Buffer): boolean {
+  const presented = hash('sha256', token, 'buffer');
+  const stored = typeof storedHash === 'string' ? Buffer.from(storedHash, 'hex') : storedHash;
+  return presented.length === stored.length && timingSafeEqual(presented, stored);
 }

@@ -156,6 +156,11 @@ export class KyselyStore implements Store {
       .select('accounts.name as account_name');
   }
 
+  cachedToken(lookup: string): ApiToken | undefined {
+    const cached = this.tokens.get(lookup);
+    return cached && cached.marker === this.d.changeMarker() ? cached.token : undefined;
+  }
+
   async findToken(lookup: string): Promise<ApiToken | undefined> {
     const marker = this.d.changeMarker();
     const cached = this.tokens.get(lookup);
