@@ -118,7 +118,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));
-    await registerLimits(api, options.rateLimit ?? DEFAULT_RATE_LIMIT);
+    registerLimits(api, options.rateLimit ?? DEFAULT_RATE_LIMIT);
     await api.register(callbackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
     await api.register(eventRoutes(ctx));

@@ -8,6 +8,7 @@ import { SlotList } from '../src/delivery/slot-list.js';
 import { classifyStatus, describeSendError } from '../src/domain/classify.js';
 import { buildPayload, validateEventData } from '../src/domain/events.js';
 import { isId, newId, pooledRandom } from '../src/domain/ids.js';
+import { FixedWindowLimiter } from '../src/domain/rate-limit.js';
 import {
   DEFAULT_RETRY_SCHEDULE,
   MAX_RETRY_AFTER_MS,
@@ -155,11 +156,45 @@ describe('API tokens', () => {
     expect(tokenLookup(a.token)).toBe(a.lookup);
     expect(tokenMatches(a.token, a.hash)).toBe(true);
     expect(tokenMatches(b.token, a.hash)).toBe(false);
+    expect(tokenMatches(a.token, Buffer.from(a.hash, 'hex'))).toBe(true);
+    expect(tokenMatches(b.token, Buffer.from(a.hash, 'hex'))).toBe(false);
+    expect(tokenMatches(a.token, 'abcd')).toBe(false);
   });
 
   it('refuses strings that cannot be tokens before any lookup', () => {
     expect(tokenLookup('cst_short')).toBeUndefined();
     expect(tokenLookup(`xyz_${'a'.repeat(43)}`)).toBeUndefined();
+  });
+});
+
+describe('rate limits', () => {
+  it('lets max requests through per window from a key’s first request, then refuses until it starts over', () => {
+    const limiter = new FixedWindowLimiter(3, 10_000);
+    expect([0, 1, 2, 3, 4].map((t) => limiter.take('tok_a', 1_000 + t).allowed)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(limiter.take('tok_a', 5_000)).toEqual({ allowed: false, limit: 3, remaining: 0, resetInMs: 6_000 });
+    // Another key has its own window.
+    expect(limiter.take('tok_b', 5_000)).toEqual({ allowed: true, limit: 3, remaining: 2, resetInMs: 10_000 });
+    // tok_a's window began at 1,000: at 11,000 it starts over.
+    expect(limiter.take('tok_a', 10_999).allowed).toBe(false);
+    expect(limiter.take('tok_a', 11_000)).toEqual({ allowed: true, limit: 3, remaining: 2, resetInMs: 10_000 });
+  });
+
+  it('starts a window over when the clock goes back, and forgets every key past its key bound', () => {
+    const limiter = new FixedWindowLimiter(1, 1_000, 2);
+    expect(limiter.take('a', 5_000).allowed).toBe(true);
+    expect(limiter.take('a', 5_001).allowed).toBe(false);
+    expect(limiter.take('a', 4_000).allowed).toBe(true);
+    expect(limiter.take('b', 4_000).allowed).toBe(true);
+    // A third key clears the map: a and b start afresh rather than anyone being refused wrongly.
+    expect(limiter.take('c', 4_001).allowed).toBe(true);
+    expect(limiter.take('a', 4_002).allowed).toBe(true);
+    expect(() => new FixedWindowLimiter(0, 1_000)).toThrow(RangeError);
   });
 });
 
@@ -230,6 +265,10 @@ describe('responses and errors', () => {
 describe('time, ids and configuration', () => {
   it('formats seed timestamps to the second and parses RFC 3339 only', () => {
     expect(toIsoSeconds(Date.parse('2025-12-18T12:00:00.789Z'))).toBe('2025-12-18T12:00:00Z');
+    expect(toIsoSeconds(Date.parse('2025-12-18T12:00:00.001Z'))).toBe('2025-12-18T12:00:00Z');
+    expect(toIsoSeconds(Date.parse('2025-12-18T12:00:01.000Z'))).toBe('2025-12-18T12:00:01Z');
+    expect(toIsoSeconds(-1)).toBe('1969-12-31T23:59:59Z');
+    expect(toIsoSeconds(8.64e15)).toBe('+275760-09-13T00:00:00Z');
     expect(parseTimestamp('2025-12-18T14:30:05Z')).toBe(Date.parse('2025-12-18T14:30:05Z'));
     expect(parseTimestamp('2025-12-18T14:30:05+02:00')).toBe(Date.parse('2025-12-18T12:30:05Z'));
     expect(parseTimestamp('18/12/2025')).toBeUndefined();

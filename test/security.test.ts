@@ -266,9 +266,20 @@ describe.each(DIALECTS)('rate limits on $name', (dialect) => {
       const service = await startTestService(dialect, { rateLimit: { max: 5, windowMs: 60_000 } });
       try {
         const codes: number[] = [];
-        for (let i = 0; i < 7; i++)
+        const first = await service.request({ method: 'GET', url: '/v1/events' });
+        codes.push(first.statusCode);
+        expect(first.headers).toMatchObject({
+          'x-ratelimit-limit': '5',
+          'x-ratelimit-remaining': '4',
+          'x-ratelimit-reset': '60',
+        });
+        // A request refused by validation counts too: bad requests are no way around the limit.
+        const refused = await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'nope' } });
+        codes.push(refused.statusCode);
+        expect(refused.headers['x-ratelimit-remaining']).toBe('3');
+        for (let i = 0; i < 5; i++)
           codes.push((await service.request({ method: 'GET', url: '/v1/events' })).statusCode);
-        expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429]);
+        expect(codes).toEqual([200, 400, 200, 200, 200, 429, 429]);
         const limited = await service.request({ method: 'GET', url: '/v1/events' });
         expect(limited.json().error.code).toBe('rate_limited');
         // The window the limit counts over, then how long until it lets this token in again.

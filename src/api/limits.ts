@@ -1,7 +1,7 @@
 // Request limits beyond body size: per-token rate limits (429 with Retry-After) and a cap on JSON
 // nesting, so no client can monopolise the service or make validation walk a pathological body.
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FixedWindowLimiter } from '../domain/rate-limit.js';
 import { describeSpan } from '../domain/time.js';
 import { CountersignError } from '../errors.js';
 
@@ -13,10 +13,13 @@ export interface RateLimitSettings {
   windowMs: number;
 }
 
-export async function registerLimits(api: FastifyInstance, settings: RateLimitSettings): Promise<void> {
+export function registerLimits(api: FastifyInstance, settings: RateLimitSettings): void {
+  // A callback hook, not an async one: it never waits, so it need not cost a promise per request.
   // A callback hook, not an async one: it never waits, so it need not cost a promise per request.
   api.addHook('preValidation', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-    if (request.body !== null && typeof request.body === 'object' && depthExceeds(request.body, MAX_JSON_DEPTH)) {
+    const body = request.body;
+    const found = body !== null && typeof body === 'object' ? inspectBody(body) : undefined;
+    if (found === DEEP) {
       done(
         new CountersignError('validation_failed', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, [
           { field: 'body', message: `nested deeper than ${MAX_JSON_DEPTH} levels` },
@@ -26,7 +29,7 @@ export async function registerLimits(api: FastifyInstance, settings: RateLimitSe
     }
     // PostgreSQL text cannot hold U+0000, and no field of ours has a use for it: refuse it everywhere
     // with a 400 rather than let one dialect fail where the other stores it.
-    const field = nulField(request.params, '') ?? nulField(request.query, '') ?? nulField(request.body, '');
+    const field = nulField(request.params, '') ?? nulField(request.query, '') ?? found;
     if (field !== undefined) {
       done(
         new CountersignError('validation_failed', `${field || 'body'}: must not contain NUL characters`, [
@@ -37,46 +40,77 @@ export async function registerLimits(api: FastifyInstance, settings: RateLimitSe
     }
     done();
   });
-  if (settings.max <= 0) return;
-  await api.register(rateLimit, {
-    global: true,
-    // After authentication (onRequest), so the limit is per token, not per address.
-    hook: 'preHandler',
-    max: settings.max,
-    timeWindow: settings.windowMs,
-    keyGenerator: (request) => request.principal?.tokenId ?? request.ip,
-    errorResponseBuilder: (_request, context) =>
+  if (settings.max > 0) registerRateLimit(api, new FixedWindowLimiter(settings.max, settings.windowMs));
+}
+
+/**
+ * Counts every request of a token, refused ones included, right after authentication (an onRequest
+ * hook registered after it), so a client cannot spend the service's time on requests that fail
+ * validation without them counting. Every answer carries the token's standing; a 429 says when to
+ * come back. A callback hook: it never waits.
+ */
+function registerRateLimit(api: FastifyInstance, limiter: FixedWindowLimiter): void {
+  const window = describeSpan(limiter.windowMs);
+  api.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    const decision = limiter.take(request.principal.tokenId, Date.now());
+    const resetSeconds = Math.max(1, Math.ceil(decision.resetInMs / 1000));
+    reply.header('x-ratelimit-limit', decision.limit);
+    reply.header('x-ratelimit-remaining', decision.remaining);
+    reply.header('x-ratelimit-reset', resetSeconds);
+    if (decision.allowed) {
+      done();
+      return;
+    }
+    reply.header('retry-after', resetSeconds);
+    done(
       new CountersignError(
         'rate_limited',
-        `rate limit of ${context.max} requests per ${describeSpan(settings.windowMs)} exceeded; retry in ${context.after}`,
+        `rate limit of ${decision.limit} requests per ${window} exceeded; retry in ${describeSpan(resetSeconds * 1000)}`,
       ),
+    );
   });
 }
 
-/** The path of the first string (or key) holding U+0000, or undefined. Depth is capped above. */
+const DEEP = Symbol('nested too deep');
+
+/** The path of the first string (or key) holding U+0000 in a params or query object, or undefined. */
 function nulField(value: unknown, path: string): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
   if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, child] of Object.entries(value)) {
+  for (const key of Object.keys(value)) {
     const childPath = path ? `${path}.${key}` : key;
     if (key.includes('\u0000')) return childPath;
-    const found = nulField(child, childPath);
+    const found = nulField((value as Record<string, unknown>)[key], childPath);
     if (found !== undefined) return found;
   }
   return undefined;
 }
 
-/** Iterative, so a hostile body cannot overflow the stack while we measure it. */
-function depthExceeds(root: object, limit: number): boolean {
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (depth > limit) return true;
-    if (value !== null && typeof value === 'object') {
-      for (const child of Object.values(value)) {
-        if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+/**
+ * One walk over a parsed body: DEEP when it nests past MAX_JSON_DEPTH (which wins over a NUL), else
+ * the path of the first string or key holding U+0000 ('' for the body itself), else undefined. The
+ * recursion stops at the depth limit, so a hostile body cannot overflow the stack.
+ */
+function inspectBody(root: object): typeof DEEP | string | undefined {
+  let nulAt: string | undefined;
+  // The keys leading to the value being walked; a path string is made only when a NUL is found.
+  const keys: string[] = [];
+  const walk = (value: object, depth: number): boolean => {
+    if (depth > MAX_JSON_DEPTH) return true;
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const child = record[key];
+      if (nulAt === undefined && (key.includes('\u0000') || (typeof child === 'string' && child.includes('\u0000')))) {
+        nulAt = [...keys, key].join('.');
+      }
+      if (child !== null && typeof child === 'object') {
+        keys.push(key);
+        const deep = walk(child, depth + 1);
+        keys.pop();
+        if (deep) return true;
       }
     }
-  }
-  return false;
+    return false;
+  };
+  return walk(root, 1) ? DEEP : nulAt;
 }
