@@ -97,6 +97,39 @@ export function ratios(byKey) {
     }));
 }
 
+/**
+ * What each throughput goal leaves countersign of this machine. At a rate R on N cores, every
+ * process together may spend N × 1 s ÷ R of CPU per delivery; the load generator and the receiver
+ * (measured in the same runs, per delivery, at the rate reached) take their part of that first.
+ * What remains is countersign's budget, beside what it used. The rest of the machine is what the
+ * kernel's own threads, the PostgreSQL server or anything else busy spent in the same runs.
+ */
+export function budgets(byKey, cores) {
+  const rows = [];
+  const add = (goal, entry, rate) => {
+    const m = entry?.median;
+    if (!m || !(rate > 0)) return;
+    const machineUs = (cores * 1e6) / rate;
+    const harnessUs = (m.loadCpuUs ?? Number.NaN) + (m.receiverCpuUs ?? Number.NaN);
+    const countersignUs = m.cpuUsPerDelivery ?? m.cpuUsPerEvent;
+    rows.push({
+      goal,
+      rate,
+      machineUs,
+      harnessUs,
+      leftUs: machineUs - harnessUs,
+      countersignUs,
+      restUs: (m.machineCpuUs ?? Number.NaN) - harnessUs - (countersignUs ?? Number.NaN),
+    });
+  };
+  add('SQLite end to end ≥ 20,000/s', byKey.sqlite, 20_000);
+  add('SQLite ≥ 3× BullMQ', byKey.sqlite, 3 * (byKey.bullmq?.median?.deliveriesPerSec ?? Number.NaN));
+  add('SQLite ≥ 50 % of the ceiling', byKey.sqlite, 0.5 * (byKey.ceiling?.median?.deliveriesPerSec ?? Number.NaN));
+  add('Publishing ≥ 20,000 events/s', byKey['sqlite-publish'], 20_000);
+  add('PostgreSQL, API + 3 workers ≥ 10,000/s', byKey['postgres-3w'], 10_000);
+  return rows;
+}
+
 function row(cells) {
   return `| ${cells.join(' | ')} |`;
 }
@@ -182,6 +215,39 @@ export function markdown(result) {
   lines.push('', row(['Goal', 'Target', 'Measured', 'Met']), row(['--', '--', '--:', '--']));
   for (const g of result.goals) {
     lines.push(row([g.goal, g.target, g.shown, g.met === undefined ? '—' : g.met ? 'yes' : 'no']));
+  }
+
+  if (result.budgets?.length > 0) {
+    lines.push(
+      '',
+      `What the throughput goals leave countersign on these ${machine.cores} cores, in CPU µs per delivery (per event for publishing): ` +
+        'at the rate a goal needs, the whole machine has cores × 1 s ÷ rate; the load generator and the receiver, measured in the same runs, ' +
+        'take theirs first. The rest of the machine is what else was busy in those runs (the PostgreSQL server, kernel threads).',
+      '',
+      row([
+        'Throughput goal',
+        'Rate it needs',
+        'Machine',
+        'Load generator + receiver',
+        'Left for countersign',
+        'countersign used',
+        'Rest of the machine used',
+      ]),
+      row(['--', '--:', '--:', '--:', '--:', '--:', '--:']),
+    );
+    for (const b of result.budgets) {
+      lines.push(
+        row([
+          b.goal,
+          fmt(b.rate),
+          fmt(b.machineUs, 0),
+          fmt(b.harnessUs, 0),
+          fmt(b.leftUs, 0),
+          fmt(b.countersignUs, 0),
+          fmt(b.restUs, 0),
+        ]),
+      );
+    }
   }
   return `${lines.join('\n')}\n`;
 }

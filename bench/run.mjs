@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startReceiver } from './lib/receiver-client.mjs';
 import { medianOfRuns } from './lib/stats.mjs';
-import { goals, markdown, ratios } from './report.mjs';
+import { budgets, goals, markdown, ratios } from './report.mjs';
 import { backlog } from './scenarios/backlog.mjs';
 import { bullmq } from './scenarios/bullmq.mjs';
 import { ceiling } from './scenarios/ceiling.mjs';
@@ -290,6 +290,7 @@ const result = {
   scenarios: results,
   ratios: ratios(byKey),
   goals: goals(byKey),
+  budgets: budgets(byKey, machine.cores),
 };
 
 const partial =

@@ -2,12 +2,14 @@
 // clients (N, or as many as fit in the time box), wait (bounded) for every delivery, and turn the
 // stamps into figures.
 import { closedLoop } from './load.mjs';
+import { harnessMeter } from './processes.mjs';
 import { seconds } from './stats.mjs';
 
 /** Sends `count` (each worth `perEvent` deliveries) and waits for their deliveries. */
 export async function sendAndWait(ctx, { count, perEvent = 1, concurrency, send, waitMs }) {
   const { plan, receiver } = ctx;
   const armed = await receiver.arm({ expected: count * perEvent });
+  const harness = harnessMeter(receiver.pid);
   const sent = await closedLoop({
     count,
     concurrency: concurrency ?? plan.publishConcurrency,
@@ -18,11 +20,11 @@ export async function sendAndWait(ctx, { count, perEvent = 1, concurrency, send,
   const expected = sent.ok * perEvent;
   if (sent.ok < count) armed.expect(expected);
   const got = await armed.wait({ timeoutMs: waitMs ?? plan.waitMs, progress: ctx.progress(expected) });
-  return { sent, got, expected };
+  return { sent, got, expected, harness: harness(got.unique) };
 }
 
 /** The figures of one end-to-end run: first send to last delivery received. */
-export function throughput({ sent, got, expected }, extra = {}) {
+export function throughput({ sent, got, expected, harness }, extra = {}) {
   const e2e = seconds(sent.startNs, got.lastNs);
   return {
     events: sent.ok,
@@ -31,10 +33,21 @@ export function throughput({ sent, got, expected }, extra = {}) {
     e2eSeconds: e2e,
     deliveriesPerSec: got.unique / e2e,
     publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
+    ...harnessFigures(harness),
     ...extra,
     errors: sent.errors + got.errors,
     duplicates: got.duplicates,
     timedOut: got.timedOut,
     firstError: sent.firstError,
+  };
+}
+
+/** The harness meter's figures under the names the report uses (µs per delivery or event). */
+export function harnessFigures(harness = {}) {
+  return {
+    loadCpuUs: harness.loadUsPerUnit,
+    receiverCpuUs: harness.receiverUsPerUnit,
+    machineCpuUs: harness.machineUsPerUnit,
+    stealCpuUs: harness.stealUsPerUnit,
   };
 }

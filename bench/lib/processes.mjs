@@ -146,3 +146,40 @@ export function cpuSeconds(pid) {
 const CLOCK_TICKS = 100;
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** CPU seconds the whole machine has spent busy (every process, kernel included) and lost to steal. */
+export function machineCpuSeconds() {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal ...
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return { busy: (user + nice + system + irq + softirq) / CLOCK_TICKS, steal: (steal ?? 0) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts counting what the benchmark itself spends around a measurement: the load generator (this
+ * process) and the receiver process, and the whole machine's busy CPU. The returned function gives
+ * those in µs per unit of `work` since (fields undefined where /proc is not available). With the
+ * system under test's own CPU, they say how much of the machine a rate leaves it.
+ */
+export function harnessMeter(receiverPid) {
+  const load0 = process.cpuUsage();
+  const receiver0 = cpuSeconds(receiverPid);
+  const machine0 = machineCpuSeconds();
+  return (work) => {
+    if (!(work > 0)) return {};
+    const load = process.cpuUsage(load0);
+    const receiver1 = cpuSeconds(receiverPid);
+    const machine1 = machineCpuSeconds();
+    const per = (seconds) => (seconds === undefined ? undefined : (seconds * 1e6) / work);
+    return {
+      loadUsPerUnit: (load.user + load.system) / work,
+      receiverUsPerUnit: receiver0 === undefined || receiver1 === undefined ? undefined : per(receiver1 - receiver0),
+      machineUsPerUnit: machine0 && machine1 ? per(machine1.busy - machine0.busy) : undefined,
+      stealUsPerUnit: machine0 && machine1 ? per(machine1.steal - machine0.steal) : undefined,
+    };
+  };
+}

@@ -20,6 +20,7 @@ export async function startReceiver() {
 
   return {
     port,
+    pid: child.pid,
     origin: `http://127.0.0.1:${port}`,
     stats,
     /**

@@ -11,7 +11,8 @@ import {
   stopAll,
 } from '../lib/countersign.mjs';
 import { apiClient, closedLoop, EVENT_TYPE } from '../lib/load.mjs';
-import { sendAndWait, throughput } from '../lib/measure.mjs';
+import { harnessFigures, sendAndWait, throughput } from '../lib/measure.mjs';
+import { harnessMeter } from '../lib/processes.mjs';
 import { seconds } from '../lib/stats.mjs';
 
 /**
@@ -81,11 +82,13 @@ export async function publishOnly(ctx, { store }) {
       const warm = await publish(client, plan.warmup);
       if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
       const cpu = cpuMeter(children);
+      const harness = harnessMeter(ctx.receiver.pid);
       const sent = await publish(client, plan.events);
       return {
         events: sent.ok,
         publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
         cpuUsPerEvent: cpu(sent.ok),
+        ...harnessFigures(harness(sent.ok)),
         peakRssMB: peakRssOf(children),
         errors: sent.errors,
         firstError: sent.firstError,
