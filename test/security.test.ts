@@ -151,6 +151,13 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
       });
       expect(res.statusCode).toBe(400);
       expect(res.json().error.message).toContain('nested deeper');
+      // Depth is what is reported when a body is both too deep and holds a NUL before the deep part.
+      const both = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { event: 'document.signed', data: { note: 'x\u0000', ...data } },
+      });
+      expect(both.json().error.message).toContain('nested deeper');
       const after = (await service.request({ method: 'GET', url: '/v1/events?limit=100' })).json().events.length;
       expect(after).toBe(before);
     });
@@ -170,6 +177,18 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
           url: '/v1/events',
           payload: { event: 'document.signed', data: { ...DATA, note: 'x\u0000' } },
           field: 'data.note',
+        },
+        {
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.signed', data: { ...DATA, context: { tags: ['ok', 'x\u0000'] } } },
+          field: 'data.context.tags.1',
+        },
+        {
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.signed', data: { ...DATA, ['k\u0000']: 1 } },
+          field: 'data.k\u0000',
         },
       ] as const;
       for (const { field, ...probe } of cases) {

@@ -15,10 +15,9 @@ export interface RateLimitSettings {
 
 export function registerLimits(api: FastifyInstance, settings: RateLimitSettings): void {
   // A callback hook, not an async one: it never waits, so it need not cost a promise per request.
-  // A callback hook, not an async one: it never waits, so it need not cost a promise per request.
   api.addHook('preValidation', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
     const body = request.body;
-    const found = body !== null && typeof body === 'object' ? inspectBody(body) : undefined;
+    const found = body !== null && typeof body === 'object' ? inspectBody(body) : nulField(body, '');
     if (found === DEEP) {
       done(
         new CountersignError('validation_failed', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, [
@@ -73,7 +72,7 @@ function registerRateLimit(api: FastifyInstance, limiter: FixedWindowLimiter): v
 
 const DEEP = Symbol('nested too deep');
 
-/** The path of the first string (or key) holding U+0000 in a params or query object, or undefined. */
+/** The path of the first string (or key) holding U+0000 in params, a query or a scalar body, or undefined. */
 function nulField(value: unknown, path: string): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
   if (value === null || typeof value !== 'object') return undefined;
@@ -88,8 +87,8 @@ function nulField(value: unknown, path: string): string | undefined {
 
 /**
  * One walk over a parsed body: DEEP when it nests past MAX_JSON_DEPTH (which wins over a NUL), else
- * the path of the first string or key holding U+0000 ('' for the body itself), else undefined. The
- * recursion stops at the depth limit, so a hostile body cannot overflow the stack.
+ * the path of the first string or key holding U+0000, else undefined. The recursion stops at the
+ * depth limit, so a hostile body cannot overflow the stack.
  */
 function inspectBody(root: object): typeof DEEP | string | undefined {
   let nulAt: string | undefined;
