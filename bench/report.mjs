@@ -248,6 +248,18 @@ export function markdown(result) {
         ]),
       );
     }
+    const floor = scenarios.find((s) => s.key === 'http-floor')?.median;
+    const publish = scenarios.find((s) => s.key === 'sqlite-publish')?.median;
+    if (floor?.cpuUsPerEvent !== undefined) {
+      lines.push(
+        '',
+        'A bare node:http server answering the same publish requests (scenario http-floor: parse the JSON, answer 202, nothing else) used ' +
+          `${fmt(floor.cpuUsPerEvent, 0)} µs per request at ${fmt(floor.publishPerSec)} requests/s` +
+          (publish?.cpuUsPerEvent === undefined
+            ? '.'
+            : `; a publish in countersign used ${fmt(publish.cpuUsPerEvent, 0)} µs.`),
+      );
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -17,6 +17,7 @@ import { bullmq } from './scenarios/bullmq.mjs';
 import { ceiling } from './scenarios/ceiling.mjs';
 import { endToEnd, publishOnly } from './scenarios/countersign.mjs';
 import { fanOut } from './scenarios/fanout.mjs';
+import { httpFloor } from './scenarios/http-floor.mjs';
 import { latency } from './scenarios/latency.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -90,6 +91,13 @@ const SCENARIOS = [
     title: 'countersign, SQLite, publish only (dispatcher off)',
     interleave: true,
     run: (ctx) => publishOnly(ctx, { store: 'sqlite' }),
+  },
+  {
+    id: '3',
+    key: 'http-floor',
+    title: 'Floor: bare node:http server, the same publish requests',
+    interleave: true,
+    run: (ctx) => httpFloor(ctx),
   },
   {
     id: '4',
