@@ -1,6 +1,7 @@
 // One throughput measurement, the same for every pipeline: arm the receiver, send from concurrent
 // clients (N, or as many as fit in the time box), wait (bounded) for every delivery, and turn the
 // stamps into figures.
+import { cpuMeter, peakRssOf } from './countersign.mjs';
 import { closedLoop } from './load.mjs';
 import { harnessMeter } from './processes.mjs';
 import { seconds } from './stats.mjs';
@@ -49,5 +50,34 @@ export function harnessFigures(harness = {}) {
     receiverCpuUs: harness.receiverUsPerUnit,
     machineCpuUs: harness.machineUsPerUnit,
     stealCpuUs: harness.stealUsPerUnit,
+  };
+}
+
+/**
+ * The publish rate alone: a warm-up, then N publishes from concurrent clients (time-boxed), with
+ * the CPU per event of the `servers` processes and of the harness, and the servers' peak RSS.
+ */
+export async function publishRate(ctx, client, servers) {
+  const { plan } = ctx;
+  const publish = (count) =>
+    closedLoop({
+      count,
+      concurrency: plan.publishConcurrency,
+      forMs: plan.publishForMs,
+      send: (i) => client.publish(i),
+    });
+  const warm = await publish(plan.warmup);
+  if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
+  const cpu = cpuMeter(servers);
+  const harness = harnessMeter(ctx.receiver.pid);
+  const sent = await publish(plan.events);
+  return {
+    events: sent.ok,
+    publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
+    cpuUsPerEvent: cpu(sent.ok),
+    ...harnessFigures(harness(sent.ok)),
+    peakRssMB: peakRssOf(servers),
+    errors: sent.errors,
+    firstError: sent.firstError,
   };
 }

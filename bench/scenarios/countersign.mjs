@@ -10,10 +10,8 @@ import {
   startWorker,
   stopAll,
 } from '../lib/countersign.mjs';
-import { apiClient, closedLoop, EVENT_TYPE } from '../lib/load.mjs';
-import { harnessFigures, sendAndWait, throughput } from '../lib/measure.mjs';
-import { harnessMeter } from '../lib/processes.mjs';
-import { seconds } from '../lib/stats.mjs';
+import { apiClient, EVENT_TYPE } from '../lib/load.mjs';
+import { publishRate, sendAndWait, throughput } from '../lib/measure.mjs';
 
 /**
  * Runs `work` against countersign on a fresh database: one `serve` process, or with `workers` > 0
@@ -65,34 +63,13 @@ export async function endToEnd(ctx, { store, workers = 0 }) {
 
 /** The publish rate alone: the same events into a server whose dispatcher is off. */
 export async function publishOnly(ctx, { store }) {
-  const { plan } = ctx;
-  const publish = (client, count) =>
-    closedLoop({
-      count,
-      concurrency: plan.publishConcurrency,
-      forMs: plan.publishForMs,
-      send: (i) => client.publish(i),
-    });
-  return ctx.repeat(plan.runs, () =>
+  return ctx.repeat(ctx.plan.runs, () =>
     withCountersign(ctx, { store, dispatcher: false }, async ({ client, children }) => {
       await client.post('/v1/webhooks/subscriptions', {
         target_url: `${ctx.receiver.origin}/publish-only`,
         event_type: EVENT_TYPE,
       });
-      const warm = await publish(client, plan.warmup);
-      if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
-      const cpu = cpuMeter(children);
-      const harness = harnessMeter(ctx.receiver.pid);
-      const sent = await publish(client, plan.events);
-      return {
-        events: sent.ok,
-        publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
-        cpuUsPerEvent: cpu(sent.ok),
-        ...harnessFigures(harness(sent.ok)),
-        peakRssMB: peakRssOf(children),
-        errors: sent.errors,
-        firstError: sent.firstError,
-      };
+      return publishRate(ctx, client, children);
     }),
   );
 }
