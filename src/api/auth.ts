@@ -69,18 +69,12 @@ export function authenticate(store: Store) {
     token: string,
     row: ApiToken | undefined,
   ): CountersignError | undefined {
+    if (!row) return unauthorized(reply);
     const now = Date.now();
-    const admission = row && admissionOf(row);
-    if (
-      !row ||
-      !admission ||
-      !tokenMatches(token, admission.hash) ||
-      row.revokedAt !== null ||
-      (row.expiresAt !== null && row.expiresAt <= now)
-    ) {
+    const { principal, hash } = admissionOf(row);
+    if (!tokenMatches(token, hash) || row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) {
       return unauthorized(reply);
     }
-    const { principal } = admission;
     const needed = request.routeOptions.config.scope;
     if (needed && !principal.scopes.includes('admin') && !principal.scopes.includes(needed)) {
       return new CountersignError('forbidden', `this token lacks the "${needed}" scope`);
@@ -109,7 +103,10 @@ export function authenticate(store: Store) {
       done(admit(request, reply, token, cached));
       return;
     }
-    store.findToken(lookup).then((row) => done(admit(request, reply, token, row)), done);
+    store
+      .findToken(lookup)
+      .then((row) => admit(request, reply, token, row))
+      .then(done, done);
   };
 }
 
