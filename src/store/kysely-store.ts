@@ -162,9 +162,10 @@ export class KyselyStore implements Store {
   }
 
   async findToken(lookup: string): Promise<ApiToken | undefined> {
+    const cached = this.cachedToken(lookup);
+    if (cached) return cached;
+    // Read before the row, so a change committed while the query runs invalidates what it returns.
     const marker = this.d.changeMarker();
-    const cached = this.tokens.get(lookup);
-    if (cached && cached.marker === marker) return cached.token;
     const row = await this.tokenQuery().where('api_tokens.lookup', '=', lookup).executeTakeFirst();
     if (!row) {
       this.tokens.delete(lookup);
