@@ -145,11 +145,21 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         await database.drop();
       });
 
-      it('sees a token revoked by another process on its next lookup, though it caches tokens', async () => {
+      /** Two stores on one database, as the server and the CLI open it from two processes. */
+      async function withServerAndCli(work: (server: Store, cli: Store) => Promise<void>): Promise<void> {
         const location = parseDatabaseUrl(database.url);
         const server = await openStore(openDialect(location));
         const cli = await openStore(openDialect(location));
         try {
+          await work(server, cli);
+        } finally {
+          await cli.close();
+          await server.close();
+        }
+      }
+
+      it('sees a token revoked by another process on its next lookup, though it caches tokens', async () => {
+        await withServerAndCli(async (server, cli) => {
           const account = await server.ensureAccount('acme', T0);
           const { id } = await server.createToken({
             accountId: account.id,
@@ -167,17 +177,11 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           await expect
             .poll(async () => (await server.findToken('cst_lookup0001'))?.revokedAt, { timeout: 2000 })
             .toBe(T0 + 1);
-        } finally {
-          await cli.close();
-          await server.close();
-        }
+        });
       });
 
       it('answers cachedToken from memory only for a row findToken read, until any process changes tokens', async () => {
-        const location = parseDatabaseUrl(database.url);
-        const server = await openStore(openDialect(location));
-        const cli = await openStore(openDialect(location));
-        try {
+        await withServerAndCli(async (server, cli) => {
           const account = await server.ensureAccount('acme', T0);
           const input = { accountId: account.id, hash: 'ab'.repeat(32), scopes: ['admin'], expiresAt: null, now: T0 };
           const first = await server.createToken({ ...input, lookup: 'cst_lookup0001' });
@@ -199,10 +203,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect(server.cachedToken('cst_lookup0002')).toBe(second);
           await server.revokeToken(second?.id ?? '', T0 + 2);
           expect(server.cachedToken('cst_lookup0002')).toBeUndefined();
-        } finally {
-          await cli.close();
-          await server.close();
-        }
+        });
       });
 
       it('applies the schema once; opening the same database again migrates nothing and keeps the data', async () => {
