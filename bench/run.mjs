@@ -2,7 +2,8 @@
 // one run on one machine, all against the same receiver process on loopback. Progress goes to
 // stderr; the Markdown table to stdout; the full results to bench/results/latest.json.
 //
-//   node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--node-args ARGS] [--out FILE]
+//   node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--drain-cap S] [--profile] [--node-args ARGS]
+//                      [--out FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -19,6 +20,7 @@ import { endToEnd, publishOnly } from './scenarios/countersign.mjs';
 import { fanOut } from './scenarios/fanout.mjs';
 import { httpFloor } from './scenarios/http-floor.mjs';
 import { latency } from './scenarios/latency.mjs';
+import { relayFloor } from './scenarios/relay-floor.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -30,6 +32,7 @@ const { values: flags } = parseArgs({
     events: { type: 'string' },
     profile: { type: 'boolean' },
     'node-args': { type: 'string' },
+    'drain-cap': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -38,7 +41,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--profile] [--out FILE]\n' +
+    'usage: node bench/run.mjs [--quick] [--only 1,3,5] [--runs N] [--events N] [--drain-cap S] [--profile] [--node-args ARGS] [--out FILE]\n' +
       'See bench/README.md.\n',
   );
   process.exit(0);
@@ -71,7 +74,8 @@ const plan = {
     deliveries: quick ? 100_000 : 1_000_000,
     runs: quick ? 1 : runs,
     // A drain still running at this point is stopped; its rate and RSS are those of the part drained.
-    capMs: quick ? 30_000 : 40_000,
+    // --drain-cap SECONDS moves it (to drain the whole backlog once, say), and makes the run a partial one.
+    capMs: flags['drain-cap'] ? positive('drain-cap', flags['drain-cap']) * 1_000 : quick ? 30_000 : 40_000,
   },
 };
 
@@ -84,6 +88,13 @@ const SCENARIOS = [
     title: 'countersign, SQLite',
     interleave: true,
     run: (ctx) => endToEnd(ctx, { store: 'sqlite' }),
+  },
+  {
+    id: '3',
+    key: 'relay-floor',
+    title: 'Floor: bare durable relay (node:http, SQLite, undici), the same publishes end to end',
+    interleave: true,
+    run: (ctx) => relayFloor(ctx),
   },
   {
     id: '3',
@@ -170,7 +181,9 @@ function machineInfo() {
 const profileDir = join(HERE, 'results', 'profiles');
 // Extra node flags for every countersign process (e.g. --node-args="--max-semi-space-size=8").
 const extraNodeArgs = flags['node-args']?.split(/\s+/).filter(Boolean) ?? [];
-const nodeArgs = [...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extraNodeArgs];
+// The floors' servers are profiled with --profile too, but take no --node-args: they stay as node runs them.
+const profileArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+const nodeArgs = [...profileArgs, ...extraNodeArgs];
 if (flags.profile) mkdirSync(profileDir, { recursive: true });
 
 const { machine, commit } = machineInfo();
@@ -186,6 +199,7 @@ const baseCtx = {
   receiver,
   plan,
   nodeArgs,
+  profileArgs,
   redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
   pgUrl: process.env.COUNTERSIGN_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
   log,
@@ -302,7 +316,12 @@ const result = {
 };
 
 const partial =
-  quick || only !== undefined || flags.runs !== undefined || flags.events !== undefined || extraNodeArgs.length > 0;
+  quick ||
+  only !== undefined ||
+  flags.runs !== undefined ||
+  flags.events !== undefined ||
+  flags['drain-cap'] !== undefined ||
+  extraNodeArgs.length > 0;
 const out = flags.out ?? join(HERE, 'results', partial ? 'latest-quick.json' : 'latest.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

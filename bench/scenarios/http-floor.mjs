@@ -11,7 +11,7 @@ const SERVER = fileURLToPath(new URL('../http-floor-server.mjs', import.meta.url
 
 export async function httpFloor(ctx) {
   return ctx.repeat(ctx.plan.runs, async () => {
-    const child = forkScript(SERVER, [], { name: 'http floor server' });
+    const child = forkScript(SERVER, [], { name: 'http floor server', nodeArgs: ctx.profileArgs });
     let client;
     try {
       const { port } = await nextMessage(child, 'ready', 15_000);
