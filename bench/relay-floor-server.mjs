@@ -4,7 +4,8 @@
 // tick share one transaction. Each delivery is then signed the Standard Webhooks way and POSTed
 // with undici's Pool (the ceiling's client), and its 2xx is recorded, also one transaction a tick.
 // No framework, authentication, validation, retries, attempt log, metrics or logs: what storing
-// and sending alone cost, before any of the work that makes countersign a product.
+// and sending alone cost, before any of the work that makes countersign a product. With
+// BENCH_SEND=off it stores and answers only (scenario relay-floor-publish).
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -14,6 +15,8 @@ import { Pool } from 'undici';
 
 const target = new URL(process.env.BENCH_TARGET ?? '');
 const connections = Number(process.env.BENCH_CONNECTIONS ?? '128');
+/** BENCH_SEND=off stores and answers only: the durable publish floor. */
+const sending = process.env.BENCH_SEND !== 'off';
 const secret = randomBytes(32);
 
 const db = new Database(process.env.BENCH_DB ?? '');
@@ -116,7 +119,7 @@ const accept = perTick((batch) => {
   for (const p of batch) {
     const answer = `{"id":"${p.eventId}","event":${JSON.stringify(p.type)},"timestamp":"${timestamp}","deliveries":1}`;
     p.res.writeHead(202, { 'content-type': 'application/json; charset=utf-8' }).end(answer);
-    send(p, timestamp).catch((err) => process.stderr.write(`relay floor: send failed: ${err.message}\n`));
+    if (sending) send(p, timestamp).catch((err) => process.stderr.write(`relay floor: send failed: ${err.message}\n`));
   }
 });
 

@@ -20,7 +20,7 @@ import { endToEnd, publishOnly } from './scenarios/countersign.mjs';
 import { fanOut } from './scenarios/fanout.mjs';
 import { httpFloor } from './scenarios/http-floor.mjs';
 import { latency } from './scenarios/latency.mjs';
-import { relayFloor } from './scenarios/relay-floor.mjs';
+import { relayFloor, relayFloorPublish } from './scenarios/relay-floor.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -102,6 +102,13 @@ const SCENARIOS = [
     title: 'countersign, SQLite, publish only (dispatcher off)',
     interleave: true,
     run: (ctx) => publishOnly(ctx, { store: 'sqlite' }),
+  },
+  {
+    id: '3',
+    key: 'relay-floor-publish',
+    title: 'Floor: bare durable relay, the same publish requests, stored and answered only',
+    interleave: true,
+    run: (ctx) => relayFloorPublish(ctx),
   },
   {
     id: '3',
