@@ -65,7 +65,7 @@ const plan = {
   /** Connections to the receiver: countersign's default per-origin limit, used by every pipeline. */
   deliveryConnections: 128,
   /** Time box: no new event is sent after this, so a slow pipeline publishes fewer than N. */
-  publishForMs: quick ? 5_000 : 12_000,
+  publishForMs: quick ? 5_000 : 10_000,
   /** Once sending ends, how long the deliveries may take to arrive before the run counts as incomplete. */
   waitMs: quick ? 30_000 : 60_000,
   latency: { rate: 1_000, seconds: quick ? 3 : 10, settleSeconds: quick ? 2 : 5, runs: quick ? 1 : runs },
