@@ -2,7 +2,8 @@
 // A bare node:http server parses each publish and commits its event and delivery to SQLite, with
 // countersign's settings (WAL, synchronous NORMAL), before it answers 202; the publishes of one
 // tick share one transaction. Each delivery is then signed the Standard Webhooks way and POSTed
-// with undici's Pool (the ceiling's client), and its 2xx is recorded, also one transaction a tick.
+// with undici's Pool through a bare dispatch handler, and its 2xx is recorded, also one
+// transaction a tick.
 // No framework, authentication, validation, retries, attempt log, metrics or logs: what storing
 // and sending alone cost, before any of the work that makes countersign a product. With
 // BENCH_SEND=off it stores and answers only (scenario relay-floor-publish).
@@ -87,23 +88,42 @@ const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTime
 
 const isoSeconds = (ms) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 
-async function send(p, timestamp) {
+/**
+ * Signs and POSTs one delivery through undici's dispatch handler (no response stream, as
+ * countersign's sender does it), and records it once a 2xx has been read to its end.
+ */
+function send(p, timestamp) {
   const body = `{"event":${JSON.stringify(p.type)},"timestamp":"${timestamp}","data":${p.dataJson},"id":"${p.eventId}"}`;
   const sentAt = Math.floor(Date.now() / 1000);
   const signature = createHmac('sha256', secret).update(`${p.deliveryId}.${sentAt}.${body}`).digest('base64');
-  const res = await pool.request({
-    method: 'POST',
-    path: target.pathname,
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': p.deliveryId,
-      'webhook-timestamp': String(sentAt),
-      'webhook-signature': `v1,${signature}`,
+  let statusCode = 0;
+  pool.dispatch(
+    {
+      method: 'POST',
+      path: target.pathname,
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': p.deliveryId,
+        'webhook-timestamp': String(sentAt),
+        'webhook-signature': `v1,${signature}`,
+      },
+      body,
     },
-    body,
-  });
-  await res.body.dump();
-  if (res.statusCode >= 200 && res.statusCode < 300) record(p.deliveryId);
+    {
+      // undici takes a handler with onRequestStart for one of its current (v7) shape.
+      onRequestStart() {},
+      onResponseStart(_controller, code) {
+        statusCode = code;
+      },
+      onResponseData() {},
+      onResponseEnd() {
+        if (statusCode >= 200 && statusCode < 300) record(p.deliveryId);
+      },
+      onResponseError(_controller, err) {
+        process.stderr.write(`relay floor: send failed: ${err.message}\n`);
+      },
+    },
+  );
 }
 
 const accept = perTick((batch) => {
@@ -119,7 +139,7 @@ const accept = perTick((batch) => {
   for (const p of batch) {
     const answer = `{"id":"${p.eventId}","event":${JSON.stringify(p.type)},"timestamp":"${timestamp}","deliveries":1}`;
     p.res.writeHead(202, { 'content-type': 'application/json; charset=utf-8' }).end(answer);
-    if (sending) send(p, timestamp).catch((err) => process.stderr.write(`relay floor: send failed: ${err.message}\n`));
+    if (sending) send(p, timestamp);
   }
 });
 
