@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registerAccessLog } from './api/access-log.js';
 import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
 import type { AppContext } from './api/context.js';
@@ -12,7 +13,10 @@ import { deliveryRoutes } from './api/deliveries.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import { documentCommonAnswers, webhooksDocument } from './api/openapi-doc.js';
 import { registerOpsRoutes } from './api/ops.js';
+import { recoveryRoutes } from './api/recovery.js';
+import { registerRequestGuards } from './api/request-guards.js';
 import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
@@ -32,6 +36,8 @@ export interface AppOptions {
   /** How target host names are resolved at registration; the system resolver by default. */
   resolve?: Resolver;
   logger?: FastifyBaseLogger | false;
+  /** One log line per request (COUNTERSIGN_ACCESS_LOG); on by default when there is a logger. */
+  accessLog?: boolean;
   /** Served at GET /metrics when given. */
   metrics?: Metrics;
   /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
@@ -49,7 +55,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: options.logger || undefined,
     logger: options.logger ? undefined : false,
     bodyLimit: BODY_LIMIT,
-    // A log line per request would cost more than the request at publish rates; errors still log.
+    // Fastify's own request logging writes two lines per request (in and out) through a child
+    // logger; registerAccessLog writes one, with what an operator needs.
     logController: new LogController({ disableRequestLogging: true }),
     // Nor a child logger per request (about 2 % of a publish): request.log is the service logger,
     // and the few lines logged per request name their reqId themselves.
@@ -93,6 +100,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
 
   registerErrorHandling(app);
+  registerRequestGuards(app);
+  if (options.logger && options.accessLog !== false) registerAccessLog(app, options.logger);
   // Every body is JSON: without this, Fastify's built-in text/plain parser would hand a string to
   // validation and a client sending JSON as text/plain would get a puzzling 400 instead of a 415.
   app.removeContentTypeParser('text/plain');
@@ -108,10 +117,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
+      webhooks: webhooksDocument(),
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+  documentCommonAnswers(app);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerOpsRoutes(app, options);
@@ -123,6 +134,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(subscriptionRoutes(ctx));
     await api.register(eventRoutes(ctx));
     await api.register(deliveryRoutes(ctx));
+    await api.register(recoveryRoutes(ctx));
     await api.register(rotationRoutes(ctx));
   });
 

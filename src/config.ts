@@ -1,8 +1,11 @@
 // One typed configuration, read once: command-line flags win over environment variables, which
-// win over defaults. Every knob is listed here with its variable, so the README can point here.
+// win over defaults. Every setting is listed in SETTINGS with its flag, its variable, its default
+// and its allowed range; `countersign serve --help` and the README's table are made from that list,
+// and loadConfig checks each value against it, so neither can drift from what the code accepts.
 import { parseCidrList } from './domain/address-policy.js';
-import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './domain/retry-policy.js';
+import { DEFAULT_RETRY_SCHEDULE } from './domain/retry-policy.js';
 import { parseDuration } from './domain/time.js';
+import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
 
 export interface Config {
@@ -18,6 +21,10 @@ export interface Config {
   masterKey: string | undefined;
   masterKeyFile: string;
   logLevel: string;
+  /** LOG_FORMAT: undefined lets the logger decide by whether stdout is a terminal. */
+  logFormat: LogFormat | undefined;
+  /** COUNTERSIGN_ACCESS_LOG: one log line per API request. */
+  accessLog: boolean;
   /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
   heapGrowthPercent: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
@@ -39,126 +46,446 @@ export interface DispatcherConfig {
   shutdownGraceMs: number;
 }
 
+/** Command-line values by flag name without the dashes (`lease`, `no-dispatcher`); `true` for a switch. */
 export type Flags = Record<string, string | boolean | undefined>;
 type Env = Record<string, string | undefined>;
 
+/** An invalid setting or option value. The CLI reports it as a usage error (exit 2). */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const MS = 1;
+const SECOND = 1000 * MS;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * Node's timers hold a signed 32-bit millisecond count: a longer delay (about 24.8 days) fires at
+ * once, with a warning. Every duration used as a timer stays below this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Allowed ranges, in ms, of the durations that are not one setting each. */
+export const RETRY_ENTRY_RANGE = [0, 7 * DAY] as const;
+export const MAX_RETRY_ENTRIES = 50;
+export const RATE_LIMIT_WINDOW_RANGE = [SECOND, DAY] as const;
+export const RATE_LIMIT_MAX = 1_000_000_000;
+/** `token create --expires-in` (a stored expiry time, not a timer). */
+export const TOKEN_EXPIRY_RANGE = [SECOND, 3650 * DAY] as const;
+
+export interface Setting {
+  /** The flag without its dashes. */
+  flag: string;
+  variable: string;
+  /** The value's placeholder in --help; none for a switch, which takes no value. */
+  value?: string;
+  /** The default as written on the command line; none when the setting is off or decided elsewhere. */
+  default?: string;
+  /** What --help says when there is no default to show. */
+  unset?: string;
+  /** A switch takes no value; integers and durations have a range. */
+  kind: 'text' | 'integer' | 'duration' | 'switch';
+  /** Integers and durations (ms): the allowed range, checked by loadConfig and shown in --help. */
+  range?: readonly [number, number];
+  about: string;
+}
+
+/** `5000` -> `5s`, `86400000` -> `1d`: the largest unit that divides the span exactly. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [size, unit] of [
+    [DAY, 'd'],
+    [HOUR, 'h'],
+    [MINUTE, 'm'],
+    [SECOND, 's'],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 export const DEFAULT_DATABASE = './data/countersign.db';
 
+/** Every setting, in the order --help lists them. COUNTERSIGN_MASTER_KEY is not one: it is read from
+ * the environment only (see loadConfig). */
+export const SETTINGS = [
+  {
+    flag: 'port',
+    variable: 'PORT',
+    value: '<n>',
+    default: '8080',
+    kind: 'integer',
+    range: [0, 65535],
+    about: 'HTTP port of the API',
+  },
+  {
+    flag: 'host',
+    variable: 'HOST',
+    value: '<address>',
+    default: '0.0.0.0',
+    kind: 'text',
+    about: "listen address (of the API, and of a worker's --metrics-port)",
+  },
+  {
+    flag: 'database',
+    variable: 'DATABASE_URL',
+    value: '<url>',
+    default: DEFAULT_DATABASE,
+    kind: 'text',
+    about: 'a file path or sqlite: URL (SQLite), or postgres://…',
+  },
+  {
+    flag: 'metrics-port',
+    variable: 'COUNTERSIGN_METRICS_PORT',
+    value: '<n>',
+    unset: 'off',
+    kind: 'integer',
+    range: [0, 65535],
+    about: 'worker only: serve /healthz, /readyz and /metrics on HOST at this port',
+  },
+  {
+    flag: 'allow-insecure-targets',
+    variable: 'COUNTERSIGN_ALLOW_INSECURE_TARGETS',
+    unset: 'false',
+    kind: 'switch',
+    about: 'allow http:// and loopback/private targets (local development only)',
+  },
+  {
+    flag: 'allowed-target-cidrs',
+    variable: 'COUNTERSIGN_ALLOWED_TARGET_CIDRS',
+    value: '<cidrs>',
+    unset: 'none',
+    kind: 'text',
+    about: 'comma-separated CIDRs the SSRF guard lets through (internal receivers), e.g. 10.20.0.0/16,fd00:1::/64',
+  },
+  {
+    flag: 'rate-limit',
+    variable: 'COUNTERSIGN_RATE_LIMIT',
+    value: '<n/window>',
+    default: '100000/10s',
+    kind: 'text',
+    about: `per-token API requests per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
+  },
+  {
+    flag: 'master-key-file',
+    variable: 'COUNTERSIGN_MASTER_KEY_FILE',
+    value: '<path>',
+    default: './data/master.key',
+    kind: 'text',
+    about:
+      'the key file sealing secrets at rest, created with mode 0600 on first start; unused when COUNTERSIGN_MASTER_KEY is set',
+  },
+  {
+    flag: 'retry-schedule',
+    variable: 'COUNTERSIGN_RETRY_SCHEDULE',
+    value: '<delays>',
+    default: DEFAULT_RETRY_SCHEDULE.map(formatDuration).join(','),
+    kind: 'text',
+    about: `delay before each attempt, comma-separated (each ${formatDuration(RETRY_ENTRY_RANGE[0])} to ${formatDuration(RETRY_ENTRY_RANGE[1])}, at most ${MAX_RETRY_ENTRIES}); its length is the attempt budget`,
+  },
+  {
+    flag: 'connect-timeout',
+    variable: 'COUNTERSIGN_CONNECT_TIMEOUT',
+    value: '<duration>',
+    default: '5s',
+    kind: 'duration',
+    range: [10 * MS, 5 * MINUTE],
+    about: 'per attempt: how long connecting to a target may take',
+  },
+  {
+    flag: 'request-timeout',
+    variable: 'COUNTERSIGN_REQUEST_TIMEOUT',
+    value: '<duration>',
+    default: '15s',
+    kind: 'duration',
+    range: [10 * MS, 10 * MINUTE],
+    about: 'per attempt: how long a target may take to answer',
+  },
+  {
+    flag: 'max-concurrency',
+    variable: 'COUNTERSIGN_MAX_CONCURRENCY',
+    value: '<n>',
+    default: '512',
+    kind: 'integer',
+    range: [1, 100_000],
+    about: 'sends in flight in this process',
+  },
+  {
+    flag: 'origin-concurrency',
+    variable: 'COUNTERSIGN_ORIGIN_CONCURRENCY',
+    value: '<n>',
+    default: '128',
+    kind: 'integer',
+    range: [1, 10_000],
+    about: 'sends in flight per target origin',
+  },
+  {
+    flag: 'claim-batch',
+    variable: 'COUNTERSIGN_CLAIM_BATCH',
+    value: '<n>',
+    default: '500',
+    kind: 'integer',
+    range: [1, 5_000],
+    about: 'deliveries claimed per round trip',
+  },
+  {
+    flag: 'lease',
+    variable: 'COUNTERSIGN_LEASE',
+    value: '<duration>',
+    default: '60s',
+    kind: 'duration',
+    range: [SECOND, HOUR],
+    about: 'how long a claim is held before another process may take it over',
+  },
+  {
+    flag: 'poll-interval',
+    variable: 'COUNTERSIGN_POLL_INTERVAL',
+    value: '<duration>',
+    default: '1s',
+    kind: 'duration',
+    range: [10 * MS, HOUR],
+    about: 'safety-net poll (new events wake the dispatcher at once)',
+  },
+  {
+    flag: 'disable-after',
+    variable: 'COUNTERSIGN_DISABLE_AFTER',
+    value: '<duration>',
+    default: '5d',
+    kind: 'duration',
+    range: [MINUTE, 365 * DAY],
+    about: 'disable a subscription whose attempts have all failed for this long',
+  },
+  {
+    flag: 'shutdown-grace',
+    variable: 'COUNTERSIGN_SHUTDOWN_GRACE',
+    value: '<duration>',
+    default: '10s',
+    kind: 'duration',
+    range: [100 * MS, HOUR],
+    about: 'on SIGTERM, how long in-flight sends may finish',
+  },
+  {
+    flag: 'no-dispatcher',
+    variable: 'COUNTERSIGN_NO_DISPATCHER',
+    unset: 'false',
+    kind: 'switch',
+    about: 'serve the API only, send nothing (scale-out)',
+  },
+  {
+    flag: 'heap-growth',
+    variable: 'COUNTERSIGN_HEAP_GROWTH',
+    value: '<percent>',
+    default: '50',
+    kind: 'integer',
+    range: [0, 1000],
+    about: "how far V8 lets the heap grow past what survived its last full GC; 0 keeps V8's own heuristic",
+  },
+  {
+    flag: 'log-level',
+    variable: 'LOG_LEVEL',
+    value: '<level>',
+    default: 'info',
+    kind: 'text',
+    about: LOG_LEVELS.join(', '),
+  },
+  {
+    flag: 'log-format',
+    variable: 'LOG_FORMAT',
+    value: '<json|pretty>',
+    unset: 'pretty on a terminal, else json',
+    kind: 'text',
+    about: 'log line format',
+  },
+  {
+    flag: 'access-log',
+    variable: 'COUNTERSIGN_ACCESS_LOG',
+    value: '<on|off>',
+    default: 'on',
+    kind: 'text',
+    about: 'one log line per API request',
+  },
+] as const satisfies readonly Setting[];
+
+export type SettingFlag = (typeof SETTINGS)[number]['flag'];
+
+const BY_FLAG = new Map<string, Setting>(SETTINGS.map((s) => [s.flag, s]));
+
+/** What --help says about a setting: its meaning, then its variable, range and default. */
+export function describeSetting(setting: Setting): string {
+  const facts: string[] = [setting.variable];
+  if (setting.range !== undefined) {
+    facts.push(
+      setting.kind === 'duration'
+        ? `${formatDuration(setting.range[0])} to ${formatDuration(setting.range[1])}`
+        : `${setting.range[0]} to ${setting.range[1]}`,
+    );
+  }
+  const fallback = setting.default ?? setting.unset;
+  if (fallback !== undefined) facts.push(`default ${fallback}`);
+  return `${setting.about}\n${facts.join(', ')}`;
+}
+
+/** A value as given, with the name to blame in a message: the flag or the variable it came from. */
+interface Given {
+  name: string;
+  text: string;
+}
+
 export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
-  const pick = (flag: string, variable: string): string | undefined => {
+  const read = (flag: SettingFlag): Given | undefined => {
+    const setting = BY_FLAG.get(flag) as Setting;
     const fromFlag = flags[flag];
-    if (typeof fromFlag === 'string') return fromFlag;
-    if (fromFlag === true) return 'true';
-    return env[variable] === '' ? undefined : env[variable];
+    if (typeof fromFlag === 'string') return { name: `--${flag}`, text: fromFlag };
+    if (fromFlag === true) return { name: `--${flag}`, text: 'true' };
+    const fromEnv = env[setting.variable];
+    if (fromEnv !== undefined && fromEnv !== '') return { name: setting.variable, text: fromEnv };
+    return setting.default === undefined ? undefined : { name: setting.variable, text: setting.default };
   };
-  const databaseUrl = pick('database', 'DATABASE_URL') ?? DEFAULT_DATABASE;
-  const retry = pick('retry-schedule', 'COUNTERSIGN_RETRY_SCHEDULE');
+  const text = (flag: SettingFlag): string => (read(flag) as Given).text;
+  const int = (flag: SettingFlag): number => integer(read(flag) as Given, rangeOf(flag));
+  const ms = (flag: SettingFlag): number => boundedDuration(read(flag) as Given, rangeOf(flag));
+  const switchedOn = (flag: SettingFlag): boolean => onOff(read(flag));
+
+  const databaseUrl = text('database');
+  const metricsPort = read('metrics-port');
   return {
-    port: integer('PORT', pick('port', 'PORT') ?? '8080', 0, 65535),
-    host: pick('host', 'HOST') ?? '0.0.0.0',
-    metricsPort: ((value) => (value === undefined ? undefined : integer('COUNTERSIGN_METRICS_PORT', value, 0, 65535)))(
-      pick('metrics-port', 'COUNTERSIGN_METRICS_PORT'),
-    ),
-    database: parseDatabaseUrl(databaseUrl),
+    port: int('port'),
+    host: text('host'),
+    metricsPort: metricsPort === undefined ? undefined : integer(metricsPort, rangeOf('metrics-port')),
+    database: database(read('database') as Given),
     databaseUrl,
-    allowInsecureTargets: bool(
-      'COUNTERSIGN_ALLOW_INSECURE_TARGETS',
-      pick('allow-insecure-targets', 'COUNTERSIGN_ALLOW_INSECURE_TARGETS'),
-    ),
-    allowedTargetCidrs: cidrs(
-      'COUNTERSIGN_ALLOWED_TARGET_CIDRS',
-      pick('allowed-target-cidrs', 'COUNTERSIGN_ALLOWED_TARGET_CIDRS') ?? '',
-    ),
+    allowInsecureTargets: switchedOn('allow-insecure-targets'),
+    allowedTargetCidrs: cidrs(read('allowed-target-cidrs')),
+    // Environment only: a key on the command line would show in `ps` and in shell history.
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
-    masterKeyFile: pick('master-key-file', 'COUNTERSIGN_MASTER_KEY_FILE') ?? './data/master.key',
-    logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
-    heapGrowthPercent: integer(
-      'COUNTERSIGN_HEAP_GROWTH',
-      pick('heap-growth', 'COUNTERSIGN_HEAP_GROWTH') ?? '50',
-      0,
-      1000,
-    ),
-    rateLimit: rateLimit(pick('rate-limit', 'COUNTERSIGN_RATE_LIMIT') ?? '100000/10s'),
+    masterKeyFile: text('master-key-file'),
+    logLevel: logLevel(read('log-level') as Given),
+    logFormat: logFormat(read('log-format')),
+    accessLog: switchedOn('access-log'),
+    heapGrowthPercent: int('heap-growth'),
+    rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
-      enabled: flags['no-dispatcher'] !== true && !bool('COUNTERSIGN_NO_DISPATCHER', env.COUNTERSIGN_NO_DISPATCHER),
-      retrySchedule: retry === undefined ? [...DEFAULT_RETRY_SCHEDULE] : parseRetrySchedule(retry),
-      connectTimeoutMs: duration(
-        'COUNTERSIGN_CONNECT_TIMEOUT',
-        pick('connect-timeout', 'COUNTERSIGN_CONNECT_TIMEOUT') ?? '5s',
-      ),
-      requestTimeoutMs: duration(
-        'COUNTERSIGN_REQUEST_TIMEOUT',
-        pick('request-timeout', 'COUNTERSIGN_REQUEST_TIMEOUT') ?? '15s',
-      ),
-      maxConcurrency: integer(
-        'COUNTERSIGN_MAX_CONCURRENCY',
-        pick('max-concurrency', 'COUNTERSIGN_MAX_CONCURRENCY') ?? '512',
-        1,
-        100_000,
-      ),
-      perOriginConcurrency: integer(
-        'COUNTERSIGN_ORIGIN_CONCURRENCY',
-        pick('origin-concurrency', 'COUNTERSIGN_ORIGIN_CONCURRENCY') ?? '128',
-        1,
-        10_000,
-      ),
-      claimBatchSize: integer(
-        'COUNTERSIGN_CLAIM_BATCH',
-        pick('claim-batch', 'COUNTERSIGN_CLAIM_BATCH') ?? '500',
-        1,
-        5_000,
-      ),
-      leaseMs: duration('COUNTERSIGN_LEASE', pick('lease', 'COUNTERSIGN_LEASE') ?? '60s'),
-      pollIntervalMs: duration('COUNTERSIGN_POLL_INTERVAL', pick('poll-interval', 'COUNTERSIGN_POLL_INTERVAL') ?? '1s'),
-      disableAfterFailingMs: duration(
-        'COUNTERSIGN_DISABLE_AFTER',
-        pick('disable-after', 'COUNTERSIGN_DISABLE_AFTER') ?? '5d',
-      ),
-      shutdownGraceMs: duration(
-        'COUNTERSIGN_SHUTDOWN_GRACE',
-        pick('shutdown-grace', 'COUNTERSIGN_SHUTDOWN_GRACE') ?? '10s',
-      ),
+      enabled: !switchedOn('no-dispatcher'),
+      retrySchedule: retrySchedule(read('retry-schedule') as Given),
+      connectTimeoutMs: ms('connect-timeout'),
+      requestTimeoutMs: ms('request-timeout'),
+      maxConcurrency: int('max-concurrency'),
+      perOriginConcurrency: int('origin-concurrency'),
+      claimBatchSize: int('claim-batch'),
+      leaseMs: ms('lease'),
+      pollIntervalMs: ms('poll-interval'),
+      disableAfterFailingMs: ms('disable-after'),
+      shutdownGraceMs: ms('shutdown-grace'),
     },
   };
 }
 
-function integer(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+function rangeOf(flag: SettingFlag): readonly [number, number] {
+  return (BY_FLAG.get(flag) as Setting).range as readonly [number, number];
+}
+
+function integer(given: Given, [min, max]: readonly [number, number]): number {
+  const trimmed = given.text.trim();
+  // Number() alone would take '', '0x10' and '1e3'.
+  const n = /^\d{1,16}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(n >= min && n <= max)) {
+    throw new ConfigError(`${given.name} must be an integer from ${min} to ${max}, got "${given.text}"`);
+  }
   return n;
 }
 
-function duration(name: string, value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new Error(`${name} must be a duration such as 500ms, 5s, 10m, 2h or 5d, got "${value}"`);
+/**
+ * A duration within `[min, max]` ms; `name` is the flag or variable to blame. Shared with the
+ * commands' own duration options (`token create --expires-in`).
+ */
+export function parseBoundedDuration(name: string, text: string, range: readonly [number, number]): number {
+  return boundedDuration({ name, text }, range);
+}
+
+function boundedDuration(given: Given, [min, max]: readonly [number, number]): number {
+  const ms = parseDuration(given.text);
+  // parseDuration takes any number of digits: 400 of them come out as Infinity.
+  if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
+    const shape = ms === undefined ? ' (a number and ms, s, m, h or d; a bare number is seconds)' : '';
+    throw new ConfigError(
+      `${given.name} must be a duration from ${formatDuration(min)} to ${formatDuration(max)}${shape}, got "${given.text}"`,
+    );
+  }
   return ms;
 }
 
-/** `N/window`, e.g. `600/1m`; `0` or `off` turns the limit off. */
-function rateLimit(value: string): { max: number; windowMs: number } {
-  if (/^(0|off)$/i.test(value.trim())) return { max: 0, windowMs: 1000 };
-  const [count = '', window = '1s'] = value.split('/');
-  const max = Number(count);
-  const windowMs = parseDuration(window);
-  if (!Number.isInteger(max) || max < 1 || windowMs === undefined || windowMs <= 0) {
-    throw new Error(`COUNTERSIGN_RATE_LIMIT must look like 600/1m (requests per window) or off, got "${value}"`);
+/** `0,5s,5m,2h`: the delay before each attempt; 0 is "at once". */
+function retrySchedule(given: Given): number[] {
+  const parts = given.text.split(',');
+  if (parts.length > MAX_RETRY_ENTRIES) {
+    throw new ConfigError(`${given.name} may have at most ${MAX_RETRY_ENTRIES} entries, got ${parts.length}`);
   }
+  return parts.map((part, i) =>
+    boundedDuration({ name: `${given.name} entry ${i + 1}`, text: part.trim() }, RETRY_ENTRY_RANGE),
+  );
+}
+
+/** `N/window`, e.g. `600/1m`; `N` alone is per second; `0` or `off` turns the limit off. */
+function rateLimit(given: Given): { max: number; windowMs: number } {
+  const value = given.text.trim();
+  if (/^(0|off)$/i.test(value)) return { max: 0, windowMs: 1000 };
+  const parts = value.split('/');
+  const count = (parts[0] ?? '').trim();
+  const max = /^\d{1,16}$/.test(count) ? Number(count) : Number.NaN;
+  if (parts.length > 2 || !(max >= 1 && max <= RATE_LIMIT_MAX)) {
+    throw new ConfigError(
+      `${given.name} must look like 600/1m (1 to ${RATE_LIMIT_MAX} requests per window) or off, got "${given.text}"`,
+    );
+  }
+  const windowMs = boundedDuration({ name: `${given.name}'s window`, text: parts[1] ?? '1s' }, RATE_LIMIT_WINDOW_RANGE);
   return { max, windowMs };
 }
 
-/** A comma-separated list of CIDRs such as `10.20.0.0/16,fd00:1::/64`, canonicalised. */
-function cidrs(name: string, value: string): string[] {
+function database(given: Given): DatabaseLocation {
   try {
-    return parseCidrList(value).map((c) => c.text);
+    return parseDatabaseUrl(given.text);
   } catch (err) {
-    throw new Error(`${name} must be a comma-separated list of CIDRs: ${(err as Error).message}`);
+    throw new ConfigError(`${given.name}: ${(err as Error).message}`);
   }
 }
 
-function bool(name: string, value: string | undefined): boolean {
-  if (value === undefined) return false;
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
-  if (/^(0|false|no|off)$/i.test(value)) return false;
-  throw new Error(`${name} must be true or false, got "${value}"`);
+/** A comma-separated list of CIDRs such as `10.20.0.0/16,fd00:1::/64`, canonicalised. */
+function cidrs(given: Given | undefined): string[] {
+  if (given === undefined) return [];
+  try {
+    return parseCidrList(given.text).map((c) => c.text);
+  } catch (err) {
+    throw new ConfigError(`${given.name} must be a comma-separated list of CIDRs: ${(err as Error).message}`);
+  }
+}
+
+// Checked here rather than left to pino, whose "unknown level" names neither the variable nor the choices.
+function logLevel(given: Given): string {
+  const level = given.text.trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`${given.name} must be one of ${LOG_LEVELS.join(', ')}, got "${given.text}"`);
+  }
+  return level;
+}
+
+function logFormat(given: Given | undefined): LogFormat | undefined {
+  if (given === undefined) return undefined;
+  const format = given.text.trim().toLowerCase();
+  if (format !== 'json' && format !== 'pretty') {
+    throw new ConfigError(`${given.name} must be json or pretty, got "${given.text}"`);
+  }
+  return format;
+}
+
+function onOff(given: Given | undefined): boolean {
+  if (given === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(given.text.trim())) return true;
+  if (/^(0|false|no|off)$/i.test(given.text.trim())) return false;
+  throw new ConfigError(`${given.name} must be on or off (or true or false), got "${given.text}"`);
 }

@@ -1,5 +1,13 @@
-// pino, with every place a secret could appear redacted before it is written.
+// pino, with every place a secret could appear redacted before it is written. Readable lines for a
+// person at a terminal (pino-pretty), JSON lines for everything else (a pipe, a file, a collector);
+// LOG_FORMAT=json|pretty overrides the guess. JSON goes out through an asynchronous destination, so
+// a busy service coalesces its lines into few writes instead of one write(2) per line.
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type LogFormat = 'json' | 'pretty';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const REDACTED_PATHS = [
   'req.headers.authorization',
@@ -18,9 +26,42 @@ export const REDACTED_PATHS = [
   '*.authorization',
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'countersign' } },
-    destination,
-  );
+/** `pretty` when stdout is a terminal a person reads, `json` otherwise, unless configured. */
+export function resolveLogFormat(
+  configured: LogFormat | undefined,
+  stdout: { isTTY?: boolean } = process.stdout,
+): LogFormat {
+  return configured ?? (stdout.isTTY ? 'pretty' : 'json');
+}
+
+let flushOnExit: (() => void) | undefined;
+
+export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = 'json'): Logger {
+  const options = {
+    level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    base: { service: 'countersign' },
+  };
+  if (destination) return pino(options, destination);
+  if (format === 'pretty') {
+    // Synchronous: a person is reading, and lines must not be lost when the process exits.
+    return pino(
+      options,
+      pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }),
+    );
+  }
+  const stdout = pino.destination({ dest: 1, sync: false });
+  flushOnExit = () => {
+    try {
+      stdout.flushSync();
+    } catch {
+      // Nothing more can be done for lines stdout will not take.
+    }
+  };
+  return pino(options, stdout);
+}
+
+/** Writes out what the asynchronous destination still holds; call before process.exit(). */
+export function flushLogs(): void {
+  flushOnExit?.();
 }

@@ -1,7 +1,11 @@
 // Prometheus metrics at GET /metrics: what an operator pages on (attempt outcomes, latency, the
-// dispatcher's load) plus the process defaults. One registry per process, passed in explicitly.
+// dispatcher's load, the queue) plus the process defaults. One registry per process, passed in
+// explicitly. Labels are bounded: outcomes and statuses only, never a subscription or an account.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { AttemptOutcome } from './store/store.js';
+import type { AttemptOutcome, QueueStats, Store } from './store/store.js';
+
+/** Queue figures are read from the database at most this often, however often /metrics is scraped. */
+export const QUEUE_STATS_EVERY_MS = 5_000;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -44,6 +48,60 @@ export class Metrics {
   attempt(outcome: AttemptOutcome, durationMs: number): void {
     this.outcomes[outcome].inc();
     this.attemptSeconds.observe(durationMs / 1000);
+  }
+
+  /**
+   * The queue, as the database has it (across every process sharing it): deliveries due now, how
+   * long the oldest of them has been due, and deliveries by status. Read at scrape time, at most
+   * every QUEUE_STATS_EVERY_MS; should a read fail, the gauges keep their last values.
+   */
+  queue(store: Pick<Store, 'queueStats'>): void {
+    let last: { at: number; stats: QueueStats } | undefined;
+    let reading: Promise<QueueStats | undefined> | undefined;
+    const read = (): Promise<QueueStats | undefined> => {
+      if (last && Date.now() - last.at < QUEUE_STATS_EVERY_MS) return Promise.resolve(last.stats);
+      reading ??= store
+        .queueStats(Date.now())
+        .then((stats) => {
+          last = { at: Date.now(), stats };
+          return stats;
+        })
+        .catch(() => last?.stats)
+        .finally(() => {
+          reading = undefined;
+        });
+      return reading;
+    };
+    new Gauge({
+      name: 'countersign_deliveries_due',
+      help: 'Deliveries that may be sent now: pending and due, or sending with a lease that ran out.',
+      registers: [this.registry],
+      async collect() {
+        const stats = await read();
+        if (stats) this.set(stats.due);
+      },
+    });
+    new Gauge({
+      name: 'countersign_oldest_due_delivery_age_seconds',
+      help: 'How long the longest-waiting due delivery has been due (0 when none is).',
+      registers: [this.registry],
+      async collect() {
+        const stats = await read();
+        if (!stats) return;
+        this.set(stats.oldestDueAt === undefined ? 0 : Math.max(0, (Date.now() - stats.oldestDueAt) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'countersign_deliveries',
+      help: 'Deliveries by status, for the statuses that are still work: pending, sending, held, failed.',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const stats = await read();
+        if (!stats) return;
+        for (const [status, count] of Object.entries(stats.byStatus)) this.labels(status).set(count);
+      },
+    });
   }
 
   /** A gauge read at scrape time (in-flight sends, say), so the hot path pays nothing for it. */

@@ -1,6 +1,11 @@
-// The process lifecycle of `countersign serve` and `countersign worker`: open the store (running
-// migrations), start the dispatcher and/or the HTTP API, and shut down gracefully on SIGTERM/SIGINT:
-// stop accepting, finish in-flight sends up to the grace period, hand back unfinished claims.
+// The process lifecycle of `countersign serve` and `countersign worker`. Start-up either brings up
+// everything the process is for or leaves nothing running: the store (running migrations), the
+// master key checked against the database, this process's registration, the HTTP API or the
+// operations endpoint listening, then the dispatcher; the first-start token is made only once all
+// of that is up. A failure at any step stops what was started and rejects with a StartupError that
+// names the step in one line. Once up, SIGTERM/SIGINT shut down gracefully (stop accepting, finish
+// in-flight sends up to the grace period, hand back unfinished claims).
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ALL_SCOPES } from './api/auth.js';
@@ -8,13 +13,18 @@ import { buildOpsApp } from './api/ops.js';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { Dispatcher } from './delivery/dispatcher.js';
-import { SecretBox } from './domain/secret-box.js';
+import type { SecretBox } from './domain/secret-box.js';
 import { issueToken } from './domain/tokens.js';
-import { loadMasterKey } from './master-key.js';
+import { MasterKeyError, masterKeyFor, verifyMasterKey } from './master-key.js';
 import { Metrics } from './metrics.js';
 import { openStore } from './store/kysely-store.js';
 import { describeLocation, openDialect } from './store/open.js';
-import type { Store } from './store/store.js';
+import { MASTER_KEY_CHECK } from './store/reseal.js';
+import type { NodeRecord, Store } from './store/store.js';
+
+/** How often a running process says it is alive; it counts as gone after NODE_STALE_MS of silence. */
+export const HEARTBEAT_MS = 10_000;
+export const NODE_STALE_MS = 3 * HEARTBEAT_MS;
 
 export interface Running {
   app: FastifyInstance | undefined;
@@ -26,72 +36,217 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function openConfiguredStore(
-  config: Config,
-  log?: Logger,
-): Promise<{ store: Store; secrets: SecretBox; keyCreated: boolean }> {
-  const master = loadMasterKey(config.masterKey, config.masterKeyFile);
-  const warn = log ? (err: Error, message: string) => log.warn({ err }, message) : undefined;
-  const store = await openStore(openDialect(config.database, warn ? { warn } : {}));
-  return { store, secrets: new SecretBox(master.key), keyCreated: master.origin === 'created' };
+export type StartupStep = 'store' | 'master key' | 'port' | 'ops endpoint' | 'dispatcher';
+
+/** Start-up failed at `step`; the message is the one line an operator reads. */
+export class StartupError extends Error {
+  constructor(
+    readonly step: StartupStep,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
 }
 
-export async function start(
+export interface StartOptions {
+  api: boolean;
+  out?: NodeJS.WritableStream;
+  /** Called when the process can no longer do its job (the master key was rotated under it). */
+  onFatal?: (err: Error) => void;
+}
+
+export async function start(config: Config, log: Logger, options: StartOptions): Promise<Running> {
+  // What has been started so far, undone in reverse order should a later step fail.
+  const undo: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+  };
+  try {
+    return await startSteps(config, log, options, undo);
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+async function startSteps(
   config: Config,
   log: Logger,
-  options: { api: boolean; out?: NodeJS.WritableStream },
+  options: StartOptions,
+  undo: (() => Promise<void>)[],
 ): Promise<Running> {
-  const { store, secrets, keyCreated } = await openConfiguredStore(config, log);
-  log.info({ database: describeLocation(config.database) }, 'store ready');
-  if (keyCreated)
-    log.warn({ file: config.masterKeyFile }, 'created a new master key file; back it up, secrets at rest need it');
+  const location = describeLocation(config.database);
+  let store: Store;
+  try {
+    const warn = (err: Error, message: string) => log.warn({ err }, message);
+    store = await openStore(openDialect(config.database, { warn }));
+  } catch (err) {
+    throw new StartupError('store', `cannot open the database ${location}: ${reasonOf(err)}`, { cause: err });
+  }
+  undo.push(() => store.close());
+  log.info({ database: location }, 'store ready');
 
-  if (options.api) await bootstrapFirstAccount(store, options.out ?? process.stdout);
+  const node: NodeRecord = {
+    id: `${hostname()}:${process.pid}:${Date.now().toString(36)}`,
+    kind: options.api ? 'serve' : 'worker',
+    hostname: hostname(),
+    pid: process.pid,
+    startedAt: Date.now(),
+    heartbeatAt: Date.now(),
+  };
+  // Registered before the key is checked: a rotate-master-key that starts after this waits for us
+  // or refuses; one that committed before is what the check below sees.
+  await store.registerNode(node);
+  undo.push(() => store.removeNode(node.id));
+
+  let secrets: SecretBox;
+  let check: string;
+  try {
+    const key = await masterKeyFor(store, config.masterKey, config.masterKeyFile);
+    secrets = key.secrets;
+    check = key.check;
+    if (key.source.origin === 'created') {
+      log.warn({ file: config.masterKeyFile }, 'created a new master key file; back it up, secrets at rest need it');
+    }
+  } catch (err) {
+    if (err instanceof MasterKeyError) throw new StartupError('master key', err.message, { cause: err });
+    throw new StartupError('master key', `cannot read the master key: ${reasonOf(err)}`, { cause: err });
+  }
 
   // One SSRF policy for registration and for every send.
   const targetPolicy = { allowInsecure: config.allowInsecureTargets, allowedCidrs: config.allowedTargetCidrs };
   const metrics = new Metrics();
+  metrics.queue(store);
   const dispatcher = config.dispatcher.enabled
     ? new Dispatcher(store, secrets, config.dispatcher, log, { targetPolicy, metrics })
     : undefined;
-  dispatcher?.start();
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   if (options.api) {
-    app = await buildApp({
+    const api = await buildApp({
       store,
       secrets,
       targetPolicy,
       logger: log,
+      accessLog: config.accessLog,
       rateLimit: config.rateLimit,
       metrics,
       dispatcher,
     });
-    url = await app.listen({ port: config.port, host: config.host });
-    log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
+    app = api;
+    undo.push(() => api.close());
+    url = await listen(api, config.host, config.port, 'port');
   }
   let ops: FastifyInstance | undefined;
   let opsUrl: string | undefined;
   if (!options.api && config.metricsPort !== undefined) {
-    ops = await buildOpsApp({ store, metrics, logger: log });
-    opsUrl = await ops.listen({ port: config.metricsPort, host: config.host });
-    log.info({ url: opsUrl }, 'operations endpoint listening');
+    const opsApp = await buildOpsApp({ store, metrics, logger: log });
+    ops = opsApp;
+    undo.push(() => opsApp.close());
+    opsUrl = await listen(opsApp, config.host, config.metricsPort, 'ops endpoint');
   }
+
+  if (dispatcher) {
+    try {
+      await dispatcher.start();
+    } catch (err) {
+      throw new StartupError('dispatcher', `the dispatcher cannot claim deliveries: ${reasonOf(err)}`, { cause: err });
+    }
+    undo.push(() => dispatcher.stop());
+  }
+
+  if (options.api) await bootstrapFirstAccount(store, options.out ?? process.stdout);
+  if (url) log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
+  if (opsUrl) log.info({ url: opsUrl }, 'operations endpoint listening');
+  if (!options.api) log.info({ dispatcher: Boolean(dispatcher) }, 'countersign worker started');
+
+  const heartbeat = keepAlive(store, node, secrets, check, log, options.onFatal);
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
+      clearInterval(heartbeat);
       await app?.close();
       await ops?.close();
       await dispatcher?.stop();
+      await store.removeNode(node.id).catch((err) => log.warn({ err }, 'could not deregister this process'));
       await store.close();
       log.info('stopped');
     })();
     return stopping;
   };
   return { app, dispatcher, store, url, opsUrl, stop };
+}
+
+/** listen(), with the reasons a port cannot be had in plain words. */
+async function listen(app: FastifyInstance, host: string, port: number, step: StartupStep): Promise<string> {
+  try {
+    return await app.listen({ port, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const flag = step === 'port' ? '--port / PORT' : '--metrics-port / COUNTERSIGN_METRICS_PORT';
+    const why =
+      code === 'EADDRINUSE'
+        ? `the port is already in use (is countersign already running? stop it, or choose another port with ${flag})`
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : code === 'EADDRNOTAVAIL'
+            ? `${host} is not an address of this machine (--host / HOST)`
+            : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+              ? `the host name ${host} does not resolve (--host / HOST)`
+              : reasonOf(err);
+    throw new StartupError(step, `cannot listen on ${where}: ${why}`, { cause: err });
+  }
+}
+
+/**
+ * The heartbeat: keeps this process's registration fresh (re-registering if it was removed), and
+ * checks that the master key still opens the database. If a rotation re-sealed everything under
+ * another key while this process ran, every send it makes would fail: it says so and stops.
+ */
+function keepAlive(
+  store: Store,
+  node: NodeRecord,
+  secrets: SecretBox,
+  check: string,
+  log: Logger,
+  onFatal: ((err: Error) => void) | undefined,
+): NodeJS.Timeout {
+  let verified = check;
+  const timer = setInterval(() => {
+    void (async () => {
+      const now = Date.now();
+      if (!(await store.heartbeatNode(node.id, now))) await store.registerNode({ ...node, heartbeatAt: now });
+      const current = await store.getSetting(MASTER_KEY_CHECK);
+      if (current === undefined || current === verified) return;
+      try {
+        verified = await verifyMasterKey(store, secrets, 'this process');
+      } catch (err) {
+        clearInterval(timer);
+        const fatal = new StartupError(
+          'master key',
+          `the master key was changed while this process ran (${(err as Error).message}); restart it with the new key`,
+        );
+        log.fatal({ err }, fatal.message);
+        onFatal?.(fatal);
+      }
+    })().catch((err: unknown) => log.warn({ err }, 'heartbeat failed; retrying'));
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return timer;
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
 }
 
 /** On first start with an empty database, make an account and print a token once. */
@@ -110,6 +265,6 @@ async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream): 
   });
   out.write(
     `\nFirst start: created account "default" and an API token. It is shown only this once:\n\n  ${issued.token}\n\n` +
-      'Use it as "Authorization: Bearer <token>". Make more with: npx countersign token create --account NAME\n\n',
+      'Use it as "Authorization: Bearer <token>". Make more with: npx countersign token create --account NAME --create-account\n\n',
   );
 }

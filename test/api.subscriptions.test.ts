@@ -361,6 +361,7 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
               id: sub.id,
               target_url: SEED_REQUEST.target_url,
               event_type: 'document.signed',
+              event_types: ['document.signed'],
               status: 'active',
               created_at: sub.created_at,
               updated_at: sub.updated_at,
@@ -447,7 +448,7 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
         ['a relative target_url', { target_url: '/hooks' }, 'target_url'],
         ['an http target_url', { target_url: 'http://your-app.com/hooks' }, 'target_url'],
         ['a numeric secret_token', { secret_token: 5 }, 'secret_token'],
-        ['an unknown field', { event_type: 'document.sent' }, 'event_type'],
+        ['an unknown field', { events: ['document.sent'] }, 'events'],
       ])('answers 400 for %s', async (_label, payload, field) => {
         const token = await freshAccount();
         const sub = await created(token, SEED_REQUEST);

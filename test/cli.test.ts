@@ -1,5 +1,7 @@
 // The CLI as operators run it: real `node dist/cli/main.js` processes against a real database,
 // with `serve` running as its own process next to the token commands that share its SQLite file.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -56,7 +58,7 @@ describe('token commands next to a running server', () => {
   });
 
   it('prints the new token alone on the last stdout line, and the running server accepts it', async () => {
-    const result = await runCli(['token', 'create', '--account', 'globex'], workspace.env);
+    const result = await runCli(['token', 'create', '--account', 'globex', '--create-account'], workspace.env);
     expect(result.code, result.stderr).toBe(0);
     const token = lastLine(result.stdout);
     expect(token).toMatch(TOKEN_LINE);
@@ -74,7 +76,7 @@ describe('token commands next to a running server', () => {
   });
 
   it('keeps accounts apart: a token for another account does not see globex’s subscriptions', async () => {
-    const result = await runCli(['token', 'create', '--account', 'initech'], workspace.env);
+    const result = await runCli(['token', 'create', '--account', 'initech', '--create-account'], workspace.env);
     expect(result.code, result.stderr).toBe(0);
     const listed = await api(server, lastLine(result.stdout));
     expect(listed.status).toBe(200);
@@ -82,7 +84,10 @@ describe('token commands next to a running server', () => {
   });
 
   it('lists the tokens with their id, account, scopes and state', async () => {
-    const created = await runCli(['token', 'create', '--account', 'listed-co', '--scopes', 'read'], workspace.env);
+    const created = await runCli(
+      ['token', 'create', '--account', 'listed-co', '--create-account', '--scopes', 'read'],
+      workspace.env,
+    );
     expect(created.code, created.stderr).toBe(0);
     const id = createdTokenId(created.stdout);
     const result = await runCli(['token', 'list'], workspace.env);
@@ -200,11 +205,104 @@ describe('first start', () => {
 
   it('prints no token when token create made an account before the first start', async () => {
     workspace = makeWorkspace();
-    const created = await runCli(['token', 'create', '--account', 'ops'], workspace.env);
+    // token create needs the database to exist: migrate makes it, without an account.
+    const migrated = await runCli(['migrate'], workspace.env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    const created = await runCli(['token', 'create', '--account', 'ops', '--create-account'], workspace.env);
     expect(created.code, created.stderr).toBe(0);
     const server = await startServe(workspace.env);
     expect(server.printedTokens()).toEqual([]);
     expect((await api(server, lastLine(created.stdout))).status).toBe(200);
+  });
+});
+
+describe('token create for an account that does not exist', () => {
+  let workspace: Workspace;
+  beforeAll(async () => {
+    workspace = makeWorkspace();
+    const migrated = await runCli(['migrate'], workspace.env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+  });
+  afterAll(() => workspace?.remove());
+
+  it('refuses it, says how to create it, and makes no token', async () => {
+    const refused = await runCli(['token', 'create', '--account', 'acme'], workspace.env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('countersign: no account "acme"; pass --create-account to create it\n');
+    expect(refused.stdout).toBe('');
+    const listed = await runCli(['token', 'list'], workspace.env);
+    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\n');
+  });
+
+  it('creates it with --create-account; later tokens for it need no flag', async () => {
+    const created = await runCli(['token', 'create', '--account', 'acme', '--create-account'], workspace.env);
+    expect(created.code, created.stderr).toBe(0);
+    expect(lastLine(created.stdout)).toMatch(TOKEN_LINE);
+    const accountId = /\((acc_[0-9A-Z]{26})\)/.exec(created.stdout)?.[1];
+    expect(accountId).toBeDefined();
+
+    const again = await runCli(['token', 'create', '--account', 'acme'], workspace.env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(lastLine(again.stdout)).toMatch(TOKEN_LINE);
+    expect(again.stdout).toContain(`"acme" (${accountId})`);
+    // --create-account on an account that exists takes that account.
+    const existing = await runCli(['token', 'create', '--account', 'acme', '--create-account'], workspace.env);
+    expect(existing.stdout).toContain(`"acme" (${accountId})`);
+  });
+});
+
+describe('commands that need an existing database', () => {
+  let workspace: Workspace;
+  let database: TestDatabase | undefined;
+  beforeAll(() => {
+    workspace = makeWorkspace();
+  });
+  afterAll(async () => {
+    workspace?.remove();
+    await database?.drop();
+  });
+
+  const missing = (path: string) =>
+    `countersign: no database at ${path}; run "countersign migrate" (or start "countersign serve") to create it\n`;
+
+  it.each([
+    [['token', 'list']],
+    [['token', 'create', '--account', 'acme', '--create-account']],
+    [['token', 'revoke', 'tok_01M8VKM3ESNZS3VGA8T9V1SD2W']],
+    [['worker']],
+    [['rotate-master-key']],
+  ])('%j refuses a SQLite file that is not there, and makes none', async (args) => {
+    const path = workspace.env.DATABASE_URL as string;
+    // Short: on a database it created, a worker would run until the timeout.
+    const result = await runCli(args, workspace.env, 20_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(missing(path));
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses the file named by --database too, and lets :memory: through', async () => {
+    const path = join(workspace.dir, 'typo.db');
+    const result = await runCli(['token', 'list', '--database', path], workspace.env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(missing(path));
+    const memory = await runCli(['token', 'list', '--database', ':memory:'], workspace.env);
+    expect(memory.code, memory.stderr).toBe(0);
+  });
+
+  it('is created by migrate, after which token list answers', async () => {
+    const path = workspace.env.DATABASE_URL as string;
+    const migrated = await runCli(['migrate'], workspace.env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(existsSync(path)).toBe(true);
+    const listed = await runCli(['token', 'list'], workspace.env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\n');
+  });
+
+  it.skipIf(!postgresDialect.available)('does not apply to PostgreSQL', async () => {
+    database = await postgresDialect.create();
+    const result = await runCli(['token', 'list', '--database', database.url], workspace.env);
+    expect(result.code, result.stderr).toBe(0);
   });
 });
 
@@ -245,7 +343,13 @@ describe('migrate', () => {
       await client.connect();
       try {
         const applied = await client.query('SELECT name FROM countersign_migrations');
-        expect(applied.rows.map((r: { name: string }) => r.name)).toEqual(['001_initial', '002_fan_out_version']);
+        // Every migration in src/store/migrations, each once.
+        const migrations = readdirSync(join(import.meta.dirname, '../src/store/migrations'))
+          .filter((file) => file.endsWith('.ts'))
+          .map((file) => file.replace(/\.ts$/, ''))
+          .sort();
+        expect(migrations[0]).toBe('001_initial');
+        expect(applied.rows.map((r: { name: string }) => r.name)).toEqual(migrations);
         const tables = await client.query(
           `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'subscriptions'`,
         );

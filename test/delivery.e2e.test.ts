@@ -2,10 +2,10 @@
 // HTTP receivers on loopback. Each case asserts on what the receiver got and on the delivery log.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { LightMyRequestResponse } from 'fastify';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DispatcherConfig } from '../src/config.js';
+import { apiOf, type DeliveryView, eventually, headerOf, payloadOf, SIGNED_DATA, sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { type ReceivedRequest, type Receiver, type Responder, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -14,49 +14,6 @@ const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
-const SIGNED_DATA = {
-  document_id: 'doc_88291',
-  signer_email: 'client@example.com',
-  audit_url: 'https://congasign.com/audit/88291',
-};
-
-interface AttemptView {
-  number: number;
-  trigger: 'scheduled' | 'manual';
-  started_at: string;
-  duration_ms: number;
-  status_code: number | null;
-  error: string | null;
-  response_excerpt: string | null;
-}
-
-interface DeliveryView {
-  id: string;
-  event_id: string;
-  subscription_id: string | null;
-  target: 'subscription' | 'callback';
-  status: string;
-  attempt_count: number;
-  delivered_at: string | null;
-  last_attempt?: AttemptView | null;
-  attempts?: AttemptView[];
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it returns a value (not undefined), or fails naming `what`. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 /** A port on 127.0.0.1 with nothing listening on it (taken from the OS, then given back). */
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -64,93 +21,6 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-function headerOf(request: ReceivedRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function payloadOf(request: ReceivedRequest): Record<string, unknown> {
-  return JSON.parse(request.body) as Record<string, unknown>;
-}
-
-/** The API calls the cases make, on one service. */
-function apiOf(service: TestService) {
-  const api = {
-    async subscribe(targetUrl: string, eventType = 'document.signed', secretToken?: string) {
-      const res = await service.request({
-        method: 'POST',
-        url: '/v1/webhooks/subscriptions',
-        payload: {
-          target_url: targetUrl,
-          event_type: eventType,
-          ...(secretToken === undefined ? {} : { secret_token: secretToken }),
-        },
-      });
-      expect(res.statusCode, res.body).toBe(200);
-      const sub = res.json().subscriptions[0] as { id: string; signing_secret: string };
-      return { id: sub.id, secret: sub.signing_secret };
-    },
-    publish(
-      event = 'document.signed',
-      data: Record<string, unknown> = SIGNED_DATA,
-      extra: { timestamp?: string; headers?: Record<string, string> } = {},
-    ): Promise<LightMyRequestResponse> {
-      return service.request({
-        method: 'POST',
-        url: '/v1/events',
-        headers: extra.headers,
-        payload: { event, data, ...(extra.timestamp === undefined ? {} : { timestamp: extra.timestamp }) },
-      });
-    },
-    async published(event = 'document.signed', data: Record<string, unknown> = SIGNED_DATA) {
-      const res = await api.publish(event, data);
-      expect(res.statusCode, res.body).toBe(202);
-      return res.json() as { id: string; event: string; timestamp: string; deliveries: number };
-    },
-    async deliveriesOf(query: string): Promise<DeliveryView[]> {
-      const res = await service.request({ method: 'GET', url: `/v1/deliveries?${query}` });
-      expect(res.statusCode, res.body).toBe(200);
-      return res.json().deliveries as DeliveryView[];
-    },
-    /** The one delivery of an event, with every attempt. */
-    async deliveryOfEvent(eventId: string): Promise<DeliveryView> {
-      const list = await api.deliveriesOf(`event_id=${eventId}`);
-      expect(list).toHaveLength(1);
-      return api.delivery((list[0] as DeliveryView).id);
-    },
-    async delivery(id: string): Promise<DeliveryView> {
-      const res = await service.request({ method: 'GET', url: `/v1/deliveries/${id}` });
-      expect(res.statusCode, res.body).toBe(200);
-      return res.json() as DeliveryView;
-    },
-    /** Waits until the event's one delivery has `status` (and, optionally, `attempts` attempts). */
-    settled(eventId: string, status: string, attempts?: number): Promise<DeliveryView> {
-      return eventually(`the delivery of ${eventId} to be ${status}`, async () => {
-        const list = await api.deliveriesOf(`event_id=${eventId}`);
-        const first = list[0];
-        if (list.length !== 1 || !first || first.status !== status) return undefined;
-        const detail = await api.delivery(first.id);
-        if (attempts !== undefined && detail.attempts?.length !== attempts) return undefined;
-        return detail;
-      });
-    },
-    async subscription(id: string) {
-      const res = await service.request({ method: 'GET', url: `/v1/webhooks/subscriptions/${id}` });
-      expect(res.statusCode, res.body).toBe(200);
-      return res.json().subscriptions[0] as { id: string; status: string; disabled_reason: string | null };
-    },
-    async patch(id: string, body: Record<string, unknown>) {
-      const res = await service.request({ method: 'PATCH', url: `/v1/webhooks/subscriptions/${id}`, payload: body });
-      expect(res.statusCode, res.body).toBe(200);
-    },
-    async registerCallback(body: Record<string, unknown>) {
-      const res = await service.request({ method: 'PUT', url: '/api/sign/v1/callback/register', payload: body });
-      expect(res.statusCode, res.body).toBe(200);
-    },
-  };
-  return api;
 }
 
 describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
@@ -253,17 +123,33 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
           expect(d.last_attempt).toMatchObject({ number: 1, trigger: 'scheduled', status_code: 200, error: null });
         }
         const detail = await api.delivery((list.find((d) => d.subscription_id === sub.id) as DeliveryView).id);
+        const sentHeaders = {
+          'content-type': 'application/json',
+          'user-agent': `countersign/${PACKAGE_VERSION}`,
+          'webhook-id': accepted.id,
+          'webhook-timestamp': headerOf(got, 'webhook-timestamp'),
+          'webhook-subscription-id': sub.id,
+          'webhook-signature': headerOf(got, 'webhook-signature'),
+        };
         expect(detail.attempts).toEqual([
           {
             number: 1,
             trigger: 'scheduled',
             started_at: expect.any(String),
             duration_ms: expect.any(Number),
+            request_url: `${plain.url}/hooks/conga`,
+            request_headers: sentHeaders,
             status_code: 200,
             error: null,
+            response_headers: expect.objectContaining({ 'content-type': 'text/plain', connection: 'keep-alive' }),
             response_excerpt: 'ok',
           },
         ]);
+        // The delivery shows its target and the exact request sent.
+        expect(detail).toMatchObject({
+          target_url: `${plain.url}/hooks/conga`,
+          request: { method: 'POST', url: `${plain.url}/hooks/conga`, headers: sentHeaders, body: got.body },
+        });
         expect(detail.attempts?.[0]?.duration_ms).toBeGreaterThanOrEqual(0);
       });
 
@@ -535,6 +421,7 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
           data: { ...SIGNED_DATA, reason: 'typo' },
           created_at: expect.any(String),
           deliveries: 0,
+          test: false,
         });
         const missing = await service.request({ method: 'GET', url: '/v1/events/evt_01JZZZZZZZZZZZZZZZZZZZZZZZ' });
         expect(missing.statusCode).toBe(404);
@@ -625,7 +512,7 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
         expect(bad.json().error.message).toContain('since');
       });
 
-      it('sends a test event to that one subscription only, and shows it in the events and the log', async () => {
+      it('sends a test event to that one subscription only, marked as a test, and shows it in the log', async () => {
         const { service, api } = await start();
         const target = await receiver();
         const bystander = await receiver();
@@ -637,16 +524,19 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
         const { event_id: eventId, deliveries } = res.json();
         expect(deliveries).toBe(1);
         const [got] = await target.waitFor(1);
-        expect(payloadOf(got as ReceivedRequest)).toMatchObject({ event: 'document.signed', id: eventId });
+        expect(payloadOf(got as ReceivedRequest)).toMatchObject({ event: 'document.signed', id: eventId, test: true });
         expect(headerOf(got as ReceivedRequest, 'webhook-id')).toBe(eventId);
 
         const delivery = await api.settled(eventId, 'delivered', 1);
         expect(delivery.subscription_id).toBe(sub.id);
         const shown = await service.request({ method: 'GET', url: `/v1/events/${eventId}` });
         expect(shown.statusCode).toBe(200);
-        expect(shown.json()).toMatchObject({ id: eventId, event: 'document.signed', deliveries: 1 });
+        expect(shown.json()).toMatchObject({ id: eventId, event: 'document.signed', deliveries: 1, test: true });
+        // Test events stay out of the event list unless asked for.
         const listed = (await service.request({ method: 'GET', url: '/v1/events' })).json();
-        expect(listed.events.map((e: { id: string }) => e.id)).toContain(eventId);
+        expect(listed.events.map((e: { id: string }) => e.id)).not.toContain(eventId);
+        const withTests = (await service.request({ method: 'GET', url: '/v1/events?include_tests=true' })).json();
+        expect(withTests.events.map((e: { id: string }) => e.id)).toContain(eventId);
         const logged = await api.deliveriesOf(`subscription_id=${sub.id}`);
         expect(logged.map((d) => d.event_id)).toEqual([eventId]);
 

@@ -106,6 +106,7 @@ describe('event payloads', () => {
     occurredAt: Date.parse('2025-12-18T14:30:05Z'),
     dataJson:
       '{"document_id":"doc_88291","signer_email":"client@example.com","audit_url":"https://congasign.com/audit/88291"}',
+    test: false,
   };
 
   it('is the seed payload plus the event id', () => {
@@ -119,6 +120,11 @@ describe('event payloads', () => {
       },
       id: 'evt_01',
     });
+  });
+
+  it('marks a test event with "test": true, and no other', () => {
+    expect(JSON.parse(buildPayload({ ...event, test: true }, 'tok'))).toMatchObject({ id: 'evt_01', test: true });
+    expect(JSON.parse(buildPayload(event, 'tok'))).not.toHaveProperty('test');
   });
 
   it('carries secret_token when the subscription has one, escaped as JSON', () => {

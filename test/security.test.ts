@@ -39,7 +39,7 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
       return res.json().subscriptions[0] as { id: string; signing_secret: string };
     }
 
-    it('signs with both the old and the new secret during a rotation grace period, then with the new one only', async () => {
+    it('signs with both the old and the new secret during a rotation grace period, and keeps each until its own expiry', async () => {
       const sub = await subscribe('/rotation');
       const rotated = await service.request({
         method: 'POST',
@@ -73,15 +73,18 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
         payload: { grace_period_seconds: 0 },
       });
       const newest = immediate.json().subscriptions[0];
+      // The secret this rotation replaced stops at once; the first one keeps its announced expiry.
       expect(newest.previous_secret_expires_at).toBeNull();
+      expect(newest.previous_secrets_expire_at).toEqual([entry.previous_secret_expires_at]);
       const count = receiver.requests.length;
       await service.request({ method: 'POST', url: '/v1/events', payload: { event: 'document.signed', data: DATA } });
       const after = (await receiver.waitFor(count + 1)).filter((r) => r.url === '/rotation');
       const final = after[after.length - 1];
       if (!final) throw new Error('nothing received');
-      expect((final.headers['webhook-signature'] as string).split(' ')).toHaveLength(1);
+      expect((final.headers['webhook-signature'] as string).split(' ')).toHaveLength(2);
       expect(() => new Webhook(entry.signing_secret).verify(final.body, headersOf(final))).toThrow();
       expect(new Webhook(newest.signing_secret).verify(final.body, headersOf(final))).toBeTruthy();
+      expect(new Webhook(sub.signing_secret).verify(final.body, headersOf(final))).toBeTruthy();
     });
 
     it('refuses a grace period longer than 7 days or of the wrong type', async () => {

@@ -17,97 +17,32 @@ import { RESTART_AT_FRAMES, startCheckpointer } from '../src/store/sqlite/checkp
 import type {
   Account,
   AttemptOutcome,
-  AttemptResult,
-  Callback,
   ClaimedDelivery,
   Delivery,
   EventRecord,
-  Page,
   PublishRequest,
-  QueueSettings,
   Store,
   Subscription,
 } from '../src/store/store.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
+import {
+  allPages,
+  callbackRow,
+  HOUR,
+  ids,
+  LEASE_MS,
+  result,
+  retired,
+  SECOND,
+  SETTINGS,
+  subscriptionRow,
+  T0,
+  UNSIGNED,
+} from './helpers/store-fixtures.js';
 
 const run = promisify(execFile);
-const T0 = Date.UTC(2025, 11, 18, 14, 30, 5);
-const SECOND = 1000;
-const HOUR = 3_600_000;
-const LEASE_MS = 30 * SECOND;
 /** Every migration, in order (both dialects record each, whether or not it changes anything there). */
-const MIGRATIONS = ['001_initial', '002_fan_out_version'];
-const SETTINGS: QueueSettings = { disableAfterFailingMs: 72 * HOUR };
-
-function subscriptionRow(accountId: string, overrides: Partial<Subscription> = {}): Subscription {
-  return {
-    id: newId('sub'),
-    account_id: accountId,
-    target_url: 'https://your-app.com/webhooks/signed',
-    event_type: 'document.signed',
-    status: 'active',
-    secret_token_sealed: 'sealed-secret-token',
-    signing_secret_sealed: 'sealed-signing-secret',
-    previous_secret_sealed: null,
-    previous_secret_expires_at: null,
-    disabled_reason: null,
-    failing_since: null,
-    created_at: T0,
-    updated_at: T0,
-    deleted_at: null,
-    ...overrides,
-  };
-}
-
-function callbackRow(accountId: string, overrides: Partial<Omit<Callback, 'created_at'>> = {}) {
-  return {
-    account_id: accountId,
-    url: 'https://your-app.com/callback',
-    auth_type: 'Bearer' as const,
-    username: null,
-    password_sealed: null,
-    bearer_token_sealed: 'sealed-bearer',
-    updated_at: T0,
-    ...overrides,
-  };
-}
-
-function result(
-  claimed: ClaimedDelivery,
-  outcome: AttemptOutcome,
-  now: number,
-  extra: Partial<AttemptResult> = {},
-): AttemptResult {
-  const statusCode = { delivered: 200, retry: 503, failed: 400, gone: 410 }[outcome];
-  return {
-    deliveryId: claimed.id,
-    subscriptionId: claimed.subscriptionId,
-    attempt: claimed.attempt,
-    trigger: claimed.trigger,
-    startedAt: now,
-    durationMs: 12,
-    statusCode,
-    error: null,
-    responseExcerpt: `status ${statusCode}`,
-    outcome,
-    ...extra,
-  };
-}
-
-/** Walks every page; returns the pages so a test can see their sizes too. */
-async function allPages<T>(fetch: (cursor: string | undefined) => Promise<Page<T>>): Promise<T[][]> {
-  const pages: T[][] = [];
-  let cursor: string | undefined;
-  for (let guard = 0; guard < 100; guard++) {
-    const page = await fetch(cursor);
-    pages.push(page.items);
-    if (page.nextCursor === null) return pages;
-    cursor = page.nextCursor;
-  }
-  throw new Error('pagination did not end');
-}
-
-const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log'];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
 async function migrateInChild(databaseUrl: string): Promise<string[]> {
@@ -399,7 +334,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         it('has no callback until one is put, then returns it with created_at set', async () => {
           expect(await store.getCallback(acme.id)).toBeUndefined();
           await store.putCallback(callbackRow(acme.id));
-          expect(await store.getCallback(acme.id)).toEqual({ ...callbackRow(acme.id), created_at: T0 });
+          expect(await store.getCallback(acme.id)).toEqual({ ...callbackRow(acme.id), ...UNSIGNED, created_at: T0 });
           expect(await store.getCallback(other.id)).toBeUndefined();
         });
 
@@ -414,7 +349,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             updated_at: T0 + HOUR,
           });
           await store.putCallback(replacement);
-          expect(await store.getCallback(acme.id)).toEqual({ ...replacement, created_at: T0 });
+          expect(await store.getCallback(acme.id)).toEqual({ ...replacement, ...UNSIGNED, created_at: T0 });
         });
 
         it('stores an empty url, which marks the callback disabled', async () => {
@@ -427,8 +362,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
       describe('subscriptions', () => {
         it('returns a created subscription exactly as it was stored', async () => {
           const sub = await addSubscription(acme.id, {
-            previous_secret_sealed: 'old',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('old', T0 + HOUR),
           });
           expect(await store.getSubscription(acme.id, sub.id)).toEqual(sub);
           expect(await store.getSubscription(acme.id, newId('sub'))).toBeUndefined();
@@ -452,11 +386,11 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
 
         it('filters the list by event_type and by status', async () => {
-          const signed = await addSubscription(acme.id, { event_type: 'document.signed' });
-          const sent = await addSubscription(acme.id, { event_type: 'document.sent' });
+          const signed = await addSubscription(acme.id, { event_types: 'document.signed' });
+          const sent = await addSubscription(acme.id, { event_types: 'document.sent' });
           const paused = await addSubscription(acme.id, {
             target_url: 'https://your-app.com/paused',
-            event_type: 'document.sent',
+            event_types: 'document.sent',
             status: 'paused',
           });
           const bySent = await store.listSubscriptions(acme.id, { limit: 10, eventType: 'document.sent' });
@@ -475,7 +409,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           const wanted: string[] = [];
           for (let i = 0; i < 5; i++) {
             wanted.push((await addSubscription(acme.id, { target_url: `https://your-app.com/s/${i}` })).id);
-            await addSubscription(acme.id, { target_url: `https://your-app.com/s/${i}`, event_type: 'document.sent' });
+            await addSubscription(acme.id, { target_url: `https://your-app.com/s/${i}`, event_types: 'document.sent' });
           }
           const pages = await allPages((cursor) =>
             store.listSubscriptions(acme.id, { limit: 2, cursor, eventType: 'document.signed' }),
@@ -505,7 +439,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
 
         it('allows the same target_url with another event_type, and the same pair in another account', async () => {
           await addSubscription(acme.id);
-          await addSubscription(acme.id, { event_type: 'document.sent' });
+          await addSubscription(acme.id, { event_types: 'document.sent' });
           await addSubscription(other.id);
           expect((await store.listSubscriptions(acme.id, { limit: 10 })).items).toHaveLength(2);
           expect((await store.listSubscriptions(other.id, { limit: 10 })).items).toHaveLength(1);
@@ -544,8 +478,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           const expected = {
             ...sub,
             signing_secret_sealed: 'sealed-new',
-            previous_secret_sealed: 'sealed-signing-secret',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-signing-secret', T0 + HOUR),
             updated_at: T0,
           };
           expect(rotated).toEqual(expected);
@@ -555,16 +488,15 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect(claimed?.target).toMatchObject({ signingSecretsSealed: ['sealed-new', 'sealed-signing-secret'] });
         });
 
-        it('drops the previous signing secret at once when rotating with no overlap', async () => {
+        it('drops the replaced signing secret at once when rotating with no overlap', async () => {
           const sub = await addSubscription(acme.id, {
-            previous_secret_sealed: 'sealed-older',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-older', T0 + HOUR),
           });
           const rotated = await store.rotateSigningSecret(acme.id, sub.id, 'sealed-new', T0, T0);
+          // The older secret keeps its own expiry; the one just replaced stops at once.
           expect(rotated).toMatchObject({
             signing_secret_sealed: 'sealed-new',
-            previous_secret_sealed: null,
-            previous_secret_expires_at: null,
+            retired_secrets: retired('sealed-older', T0 + HOUR),
           });
           expect(await store.rotateSigningSecret(other.id, sub.id, 'sealed-evil', T0 + HOUR, T0)).toBeUndefined();
           expect((await subscription(sub.id)).signing_secret_sealed).toBe('sealed-new');
@@ -584,8 +516,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         it('re-seals every secret at rest and leaves empty ones empty', async () => {
           await store.putCallback(callbackRow(acme.id, { auth_type: 'Basic', username: 'u', password_sealed: 'pw' }));
           const withAll = await addSubscription(acme.id, {
-            previous_secret_sealed: 'sealed-old',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-old', T0 + HOUR),
           });
           const bare = await addSubscription(acme.id, {
             target_url: 'https://your-app.com/bare',
@@ -601,12 +532,12 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect(await subscription(withAll.id)).toMatchObject({
             secret_token_sealed: 'v2:sealed-secret-token',
             signing_secret_sealed: 'v2:sealed-signing-secret',
-            previous_secret_sealed: 'v2:sealed-old',
+            retired_secrets: retired('v2:sealed-old', T0 + HOUR),
           });
           expect(await subscription(bare.id)).toMatchObject({
             secret_token_sealed: null,
             signing_secret_sealed: 'v2:sealed-signing-secret',
-            previous_secret_sealed: null,
+            retired_secrets: '[]',
           });
         });
 
@@ -631,7 +562,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           const active2 = await addSubscription(acme.id, { target_url: 'https://your-app.com/2' });
           const paused = await addSubscription(acme.id, { target_url: 'https://your-app.com/3', status: 'paused' });
           await addSubscription(acme.id, { target_url: 'https://your-app.com/4', status: 'disabled' });
-          await addSubscription(acme.id, { target_url: 'https://your-app.com/5', event_type: 'document.sent' });
+          await addSubscription(acme.id, { target_url: 'https://your-app.com/5', event_types: 'document.sent' });
           const deleted = await addSubscription(acme.id, { target_url: 'https://your-app.com/6' });
           await store.deleteSubscription(acme.id, deleted.id, T0);
           await addSubscription(other.id);
@@ -737,10 +668,10 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
 
         it('fans out each request of a batch once when some of its pairs were read by an earlier publish', async () => {
-          await addSubscription(acme.id, { event_type: 'document.signed' });
-          await addSubscription(acme.id, { event_type: 'document.sent' });
-          await addSubscription(other.id, { event_type: 'document.signed' });
-          await addSubscription(other.id, { event_type: 'document.sent' });
+          await addSubscription(acme.id, { event_types: 'document.signed' });
+          await addSubscription(acme.id, { event_types: 'document.sent' });
+          await addSubscription(other.id, { event_types: 'document.signed' });
+          await addSubscription(other.id, { event_types: 'document.sent' });
           await publish({ accountId: acme.id, type: 'document.signed' }, T0);
           await publish({ accountId: other.id, type: 'document.sent' }, T0);
           // (acme, sent) and (other, signed) are new; the read for them spans the cached pairs too.
@@ -762,7 +693,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
 
         it('stores an event with no deliveries when nothing matches', async () => {
-          await addSubscription(acme.id, { event_type: 'document.sent' });
+          await addSubscription(acme.id, { event_types: 'document.sent' });
           const { event } = await publish({ accountId: acme.id }, T0);
           expect(event.deliveryCount).toBe(0);
           expect(await deliveriesOf(acme.id, event.id)).toEqual([]);
@@ -770,9 +701,9 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
 
         it('publishes a batch of many requests for several accounts in one call, answering each in order', async () => {
-          await addSubscription(acme.id, { event_type: 'document.signed' });
-          await addSubscription(acme.id, { event_type: 'document.sent' });
-          await addSubscription(other.id, { event_type: 'document.signed' });
+          await addSubscription(acme.id, { event_types: 'document.signed' });
+          await addSubscription(acme.id, { event_types: 'document.sent' });
+          await addSubscription(other.id, { event_types: 'document.signed' });
           await store.putCallback(callbackRow(other.id));
           const requests: PublishRequest[] = [];
           for (let i = 0; i < 120; i++) {
@@ -1011,8 +942,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
       describe('publishAndClaim (direct hand-off)', () => {
         it('leases the new deliveries to the publisher, exactly as a claim would, and hands them over', async () => {
           const sub = await addSubscription(acme.id, {
-            previous_secret_sealed: 'sealed-old-secret',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-old-secret', T0 + HOUR),
           });
           await store.putCallback(callbackRow(acme.id));
           const request = { accountId: acme.id, type: 'document.signed', dataJson: '{"n":1}', occurredAt: T0 };
@@ -1158,8 +1088,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
 
         it('hands the sender everything it needs: event, attempt numbers and the target', async () => {
           const sub = await addSubscription(acme.id, {
-            previous_secret_sealed: 'sealed-old-secret',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-old-secret', T0 + HOUR),
           });
           await store.putCallback(callbackRow(acme.id));
           const { event } = await publish({ accountId: acme.id }, T0);
@@ -1189,13 +1118,13 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             username: null,
             passwordSealed: null,
             bearerTokenSealed: 'sealed-bearer',
+            signingSecretsSealed: [],
           });
         });
 
         it('stops signing with the previous secret once it has expired', async () => {
           await addSubscription(acme.id, {
-            previous_secret_sealed: 'sealed-old-secret',
-            previous_secret_expires_at: T0 + HOUR,
+            retired_secrets: retired('sealed-old-secret', T0 + HOUR),
           });
           await publish({ accountId: acme.id }, T0 + 2 * HOUR);
           const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0 + 2 * HOUR, LEASE_MS);
@@ -1242,6 +1171,9 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
               status_code: 200,
               error: null,
               response_excerpt: 'thanks',
+              request_url: sub.target_url,
+              request_headers: '{"content-type":"application/json"}',
+              response_headers: '{"content-type":"text/plain"}',
             },
           ]);
           expect((await subscription(sub.id)).failing_since).toBeNull();

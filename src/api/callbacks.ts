@@ -39,6 +39,9 @@ const CurrentCallback = Type.Object({
   bearerToken: Type.Optional(Type.String({ description: 'always masked' })),
   enabled: Type.Boolean(),
   updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  signed: Type.Boolean({
+    description: 'whether callback deliveries carry webhook-signature (POST /api/sign/v1/callback/rotate-secret)',
+  }),
 });
 
 const MASK = '********';
@@ -49,6 +52,54 @@ const FIELDS_FOR: Record<string, (keyof RegisterBody)[]> = {
   Bearer: ['bearerToken'],
   None: [],
 };
+
+// Credentials go into the Authorization header of every callback. What could not (undici refuses a
+// header value holding a control character other than tab, or one above U+00FF: every send would
+// fail) or would arrive changed (HTTP trims surrounding white space) is refused at registration.
+// Tabs and C1 controls (U+0080-U+009F) are refused as well: no token or password needs one.
+const CONTROL_CHARACTER = /\p{Cc}/u;
+const BEYOND_LATIN1 = /[\u0100-\u{10ffff}]/u;
+/** What HTTP trims from a header value (RFC 9110 OWS). */
+const SURROUNDING_SPACE = /^[ \t]|[ \t]$/;
+
+/** Throws a 400 for credentials that cannot travel as they were given. */
+function checkCredentials(body: RegisterBody): void {
+  const { username, password, bearerToken } = body;
+  if (bearerToken !== undefined) {
+    if (CONTROL_CHARACTER.test(bearerToken)) {
+      throw invalidField(
+        'bearerToken',
+        'must not contain line breaks, tabs or other control characters; it is sent in an HTTP header',
+      );
+    }
+    if (BEYOND_LATIN1.test(bearerToken)) {
+      throw invalidField(
+        'bearerToken',
+        'must contain only Latin-1 characters (up to U+00FF); it is sent in an HTTP header as is',
+      );
+    }
+    if (SURROUNDING_SPACE.test(bearerToken)) {
+      throw invalidField(
+        'bearerToken',
+        'must not start or end with white space; HTTP trims it, so the receiver would see another token',
+      );
+    }
+  }
+  if (username !== undefined) {
+    if (username.includes(':')) {
+      throw invalidField(
+        'username',
+        'must not contain ":"; Basic authentication puts one between username and password (RFC 7617)',
+      );
+    }
+    if (CONTROL_CHARACTER.test(username)) {
+      throw invalidField('username', 'must not contain line breaks or other control characters (RFC 7617)');
+    }
+  }
+  if (password !== undefined && CONTROL_CHARACTER.test(password)) {
+    throw invalidField('password', 'must not contain line breaks or other control characters (RFC 7617)');
+  }
+}
 
 export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
   return async (app) => {
@@ -75,6 +126,7 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
             throw invalidField(field, `is not used when authType is ${body.authType}`);
           }
         }
+        checkCredentials(body);
         const url =
           body.callbackUrl === ''
             ? ''
@@ -105,7 +157,7 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       async (request) => {
         const cb = await ctx.store.getCallback(request.principal.accountId);
-        if (!cb) return { callbackUrl: '', authType: 'None', enabled: false, updatedAt: null };
+        if (!cb) return { callbackUrl: '', authType: 'None', enabled: false, updatedAt: null, signed: false };
         return {
           callbackUrl: cb.url,
           authType: cb.auth_type,
@@ -113,6 +165,7 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
           ...(cb.auth_type === 'Bearer' ? { bearerToken: MASK } : {}),
           enabled: cb.url !== '',
           updatedAt: toIsoSeconds(cb.updated_at),
+          signed: cb.signing_secret_sealed !== null,
         };
       },
     );

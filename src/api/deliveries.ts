@@ -1,31 +1,56 @@
-// The delivery log and the recovery tools: list and inspect deliveries with every attempt,
-// redeliver one now, replay a subscription's failures over a window, and send a test event.
+// The delivery log: list deliveries (by subscription, event, document, target kind, status, time)
+// with their latest attempt, and inspect one with every attempt: the request each attempt sent
+// (URL and headers, Authorization masked) and the answer's headers and first 4 KiB. A delivery also
+// shows its target's URL and the last request in full, the body rebuilt from the stored event with
+// secret_token masked. The actions on deliveries are in recovery.ts.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { MASK } from '../delivery/webhook-request.js';
+import { buildPayload } from '../domain/events.js';
 import { toIsoMillis } from '../domain/time.js';
-import { CountersignError, notFound } from '../errors.js';
-import type { Attempt, Delivery } from '../store/store.js';
+import { notFound } from '../errors.js';
+import type { Attempt, Callback, Delivery, EventRecord, Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { errors, IdParams, NextCursor, PageQuery } from './schemas.js';
-import { parseWindow, timestampField } from './window.js';
+import { parseWindow } from './window.js';
 
 const DeliveryStatus = Type.String({ enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'] });
 
-const AttemptView = Type.Object({
+const Headers = Type.Record(Type.String(), Type.String());
+
+export const AttemptView = Type.Object({
   number: Type.Integer(),
   trigger: Type.String({ enum: ['scheduled', 'manual'] }),
   started_at: Type.String({ format: 'date-time' }),
   duration_ms: Type.Integer(),
+  request_url: Type.Union([Type.String(), Type.Null()], { description: 'where this attempt was sent' }),
+  request_headers: Type.Union([Headers, Type.Null()], {
+    description: 'the headers this attempt sent, the Authorization value masked; null when nothing was sent',
+  }),
   status_code: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
+  response_headers: Type.Union([Headers, Type.Null()], { description: 'the answer’s headers (first 4 KiB)' }),
   response_excerpt: Type.Union([Type.String(), Type.Null()], { description: 'first 4 KiB of the response body' }),
 });
 
-const DeliveryView = Type.Object({
+const RequestView = Type.Object(
+  {
+    method: Type.Literal('POST'),
+    url: Type.String(),
+    headers: Headers,
+    body: Type.String({ description: 'the payload, rebuilt from the stored event; secret_token masked' }),
+  },
+  { description: 'the request the latest attempt sent' },
+);
+
+export const DeliveryView = Type.Object({
   id: Type.String(),
   event_id: Type.String(),
   subscription_id: Type.Union([Type.String(), Type.Null()]),
   target: Type.String({ enum: ['subscription', 'callback'] }),
+  target_url: Type.Union([Type.String(), Type.Null()], {
+    description: 'the subscription’s or the callback’s URL now (each attempt shows where it went)',
+  }),
   status: DeliveryStatus,
   attempt_count: Type.Integer(),
   next_attempt_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -34,6 +59,7 @@ const DeliveryView = Type.Object({
   delivered_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   last_attempt: Type.Optional(Type.Union([AttemptView, Type.Null()])),
   attempts: Type.Optional(Type.Array(AttemptView)),
+  request: Type.Optional(Type.Union([RequestView, Type.Null()])),
 });
 
 const ListQuery = Type.Object(
@@ -41,6 +67,15 @@ const ListQuery = Type.Object(
     ...PageQuery,
     subscription_id: Type.Optional(Type.String({ maxLength: 64 })),
     event_id: Type.Optional(Type.String({ maxLength: 64 })),
+    document_id: Type.Optional(
+      Type.String({ maxLength: 256, description: 'deliveries of events about this document' }),
+    ),
+    target: Type.Optional(
+      Type.String({
+        enum: ['subscription', 'callback'],
+        description: 'only deliveries to subscriptions, or to the callback',
+      }),
+    ),
     status: Type.Optional(DeliveryStatus),
     since: Type.Optional(Type.String({ description: 'RFC 3339; created at or after' })),
     until: Type.Optional(Type.String({ description: 'RFC 3339; created before' })),
@@ -48,32 +83,32 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const ReplayBody = Type.Object(
-  {
-    since: Type.String({ description: 'RFC 3339' }),
-    until: Type.Optional(Type.String({ description: 'RFC 3339; default now' })),
-  },
-  { additionalProperties: false },
-);
+function headersOf(json: string | null): Record<string, string> | null {
+  return json === null ? null : (JSON.parse(json) as Record<string, string>);
+}
 
-function presentAttempt(a: Attempt): Static<typeof AttemptView> {
+export function presentAttempt(a: Attempt): Static<typeof AttemptView> {
   return {
     number: a.number,
     trigger: a.trigger,
     started_at: toIsoMillis(a.started_at),
     duration_ms: a.duration_ms,
+    request_url: a.request_url,
+    request_headers: headersOf(a.request_headers),
     status_code: a.status_code,
     error: a.error,
+    response_headers: headersOf(a.response_headers),
     response_excerpt: a.response_excerpt,
   };
 }
 
-function presentDelivery(d: Delivery): Static<typeof DeliveryView> {
+export function presentDelivery(d: Delivery, targetUrl: string | null): Static<typeof DeliveryView> {
   return {
     id: d.id,
     event_id: d.event_id,
     subscription_id: d.subscription_id,
     target: d.subscription_id === null ? 'callback' : 'subscription',
+    target_url: targetUrl,
     status: d.status,
     attempt_count: d.attempt_count,
     next_attempt_at: d.status === 'pending' ? toIsoMillis(d.next_attempt_at) : null,
@@ -83,12 +118,41 @@ function presentDelivery(d: Delivery): Static<typeof DeliveryView> {
   };
 }
 
-const TEST_DATA = {
-  document_id: 'doc_test',
-  signer_email: 'signer@example.com',
-  audit_url: 'https://example.com/audit/doc_test',
-  test: true,
-};
+/** The URL of each delivery's target now: its subscription's (deleted ones too) or the callback's. */
+export async function targetUrls(
+  ctx: AppContext,
+  accountId: string,
+  deliveries: Delivery[],
+): Promise<{ urlOf: (d: Delivery) => string | null; subscriptions: Map<string, Subscription>; callback?: Callback }> {
+  const ids = [...new Set(deliveries.flatMap((d) => (d.subscription_id === null ? [] : [d.subscription_id])))];
+  const subscriptions = new Map((await ctx.store.subscriptionsById(accountId, ids)).map((s) => [s.id, s]));
+  const callback = deliveries.some((d) => d.subscription_id === null)
+    ? await ctx.store.getCallback(accountId)
+    : undefined;
+  const urlOf = (d: Delivery) =>
+    d.subscription_id === null
+      ? callback && callback.url !== ''
+        ? callback.url
+        : null
+      : (subscriptions.get(d.subscription_id)?.target_url ?? null);
+  return { urlOf, subscriptions, ...(callback ? { callback } : {}) };
+}
+
+/** The latest attempt's request in full, or null before the first attempt (or for one logged before 0.2). */
+function lastRequest(
+  last: Attempt | undefined,
+  event: EventRecord | undefined,
+  sub: Subscription | undefined,
+): Static<typeof RequestView> | null {
+  if (!last || last.request_url === null || last.request_headers === null || !event) return null;
+  const secretToken = sub && sub.secret_token_sealed !== null ? MASK : undefined;
+  return {
+    method: 'POST',
+    url: last.request_url,
+    headers: JSON.parse(last.request_headers) as Record<string, string>,
+    body: buildPayload(event, secretToken),
+  };
+}
 
 export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
   return async (app) => {
@@ -108,21 +172,25 @@ export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       async (request) => {
         const q = request.query;
-        const page = await ctx.store.listDeliveries(request.principal.accountId, {
+        const accountId = request.principal.accountId;
+        const page = await ctx.store.listDeliveries(accountId, {
           limit: q.limit ?? 20,
           cursor: q.cursor,
           subscriptionId: q.subscription_id,
           eventId: q.event_id,
+          documentId: q.document_id,
+          target: q.target as 'subscription' | 'callback' | undefined,
           status: q.status as Delivery['status'] | undefined,
           ...parseWindow(q.since, q.until),
         });
         const attempts = await ctx.store.listAttempts(page.items.map((d) => d.id));
         const latest = new Map<string, Attempt>();
         for (const a of attempts) latest.set(a.delivery_id, a);
+        const { urlOf } = await targetUrls(ctx, accountId, page.items);
         return {
           deliveries: page.items.map((d) => {
             const last = latest.get(d.id);
-            return { ...presentDelivery(d), last_attempt: last ? presentAttempt(last) : null };
+            return { ...presentDelivery(d, urlOf(d)), last_attempt: last ? presentAttempt(last) : null };
           }),
           next_cursor: page.nextCursor,
         };
@@ -135,91 +203,26 @@ export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
         config: { scope: 'read' },
         schema: {
           tags: ['deliveries'],
-          summary: 'One delivery with every attempt',
+          summary: 'One delivery with every attempt and the last request it sent',
           params: IdParams,
           response: { 200: DeliveryView, ...errors(401, 403, 404) },
         },
       },
       async (request) => {
-        const delivery = await ctx.store.getDelivery(request.principal.accountId, request.params.id);
+        const accountId = request.principal.accountId;
+        const delivery = await ctx.store.getDelivery(accountId, request.params.id);
         if (!delivery) throw notFound('delivery');
-        const attempts = await ctx.store.listAttempts([delivery.id]);
-        return { ...presentDelivery(delivery), attempts: attempts.map(presentAttempt) };
-      },
-    );
-
-    app.post<{ Params: Static<typeof IdParams> }>(
-      '/v1/deliveries/:id/redeliver',
-      {
-        config: { scope: 'write' },
-        schema: {
-          tags: ['deliveries'],
-          summary: 'Queue one manual attempt now',
-          params: IdParams,
-          response: { 202: DeliveryView, ...errors(401, 403, 404, 409) },
-        },
-      },
-      async (request, reply) => {
-        const outcome = await ctx.store.requestRedelivery(request.principal.accountId, request.params.id, Date.now());
-        if (outcome === undefined) throw notFound('delivery');
-        if (outcome === 'in_flight')
-          throw new CountersignError('delivery_in_flight', 'this delivery is being sent right now; try again shortly');
-        if (outcome === 'cancelled')
-          throw new CountersignError('conflict', 'this delivery was cancelled with its subscription');
-        return reply.code(202).send(presentDelivery(outcome));
-      },
-    );
-
-    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof ReplayBody> }>(
-      '/v1/webhooks/subscriptions/:id/replay',
-      {
-        config: { scope: 'write' },
-        schema: {
-          tags: ['subscriptions'],
-          summary: 'Re-queue every failed delivery created in [since, until)',
-          params: IdParams,
-          body: ReplayBody,
-          response: { 202: Type.Object({ requeued: Type.Integer() }), ...errors(400, 401, 403, 404) },
-        },
-      },
-      async (request, reply) => {
-        const now = Date.now();
-        const since = timestampField('since', request.body.since);
-        const until = request.body.until === undefined ? now + 1 : timestampField('until', request.body.until);
-        parseWindow(request.body.since, request.body.until);
-        const sub = await ctx.store.getSubscription(request.principal.accountId, request.params.id);
-        if (!sub) throw notFound('subscription');
-        const requeued = await ctx.store.replayFailed(request.principal.accountId, sub.id, since, until, now);
-        return reply.code(202).send({ requeued });
-      },
-    );
-
-    app.post<{ Params: Static<typeof IdParams> }>(
-      '/v1/webhooks/subscriptions/:id/test',
-      {
-        config: { scope: 'write' },
-        schema: {
-          tags: ['subscriptions'],
-          summary: 'Send a test event to this subscription only; it shows in the log',
-          params: IdParams,
-          response: {
-            202: Type.Object({ event_id: Type.String(), deliveries: Type.Integer() }),
-            ...errors(401, 403, 404),
-          },
-        },
-      },
-      async (request, reply) => {
-        const sub = await ctx.store.getSubscription(request.principal.accountId, request.params.id);
-        if (!sub) throw notFound('subscription');
-        const result = await ctx.publisher.add({
-          accountId: sub.account_id,
-          type: sub.event_type,
-          dataJson: JSON.stringify(TEST_DATA),
-          occurredAt: Date.now(),
-          onlySubscriptionId: sub.id,
-        });
-        if (!result.ok) throw new CountersignError('internal_error', 'test event was not queued');
-        return reply.code(202).send({ event_id: result.event.id, deliveries: result.event.deliveryCount });
+        const [attempts, event, targets] = await Promise.all([
+          ctx.store.listAttempts([delivery.id]),
+          ctx.store.getEvent(accountId, delivery.event_id),
+          targetUrls(ctx, accountId, [delivery]),
+        ]);
+        const sub = delivery.subscription_id === null ? undefined : targets.subscriptions.get(delivery.subscription_id);
+        return {
+          ...presentDelivery(delivery, targets.urlOf(delivery)),
+          attempts: attempts.map(presentAttempt),
+          request: lastRequest(attempts[attempts.length - 1], event, sub),
+        };
       },
     );
   };

@@ -1,5 +1,6 @@
 // The one place errors become HTTP answers: `{"error":{"code","message","details"?}}` with a code
-// from the catalogue. Validation errors name the offending field. Nothing a client sends produces a
+// from the catalogue. Validation errors name the offending field; a path asked with a method it
+// does not have is a 405 with Allow, a path no route has a 404. Nothing a client sends produces a
 // 5xx; a 5xx here is a bug, logged with its stack and answered without internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountersignError, ERROR_CATALOGUE, type ErrorCode, type ErrorDetail } from '../errors.js';
@@ -23,12 +24,23 @@ export function sendError(reply: FastifyReply, err: CountersignError): FastifyRe
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendError(
-      reply,
-      new CountersignError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
+  // Registered before any route, so every route (HEAD twins of GET routes included) is seen.
+  const routes = new RouteMethods();
+  app.addHook('onRoute', (route) => routes.add(route.url, route.method));
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.allowedOn(path);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      const allow = allowed.join(', ');
+      reply.header('allow', allow);
+      return sendError(
+        reply,
+        new CountersignError('method_not_allowed', `${request.method} is not allowed on ${path}; it answers ${allow}`),
+      );
+    }
+    return sendError(reply, new CountersignError('route_not_found', `no route for ${request.method} ${path}`));
+  });
 
   app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request, reply) => {
     if (err instanceof CountersignError) return sendError(reply, err);
@@ -60,7 +72,10 @@ function describeAjvError(e: AjvError, context: string | undefined): ErrorDetail
     case 'required':
       return { field: join(String(e.params.missingProperty)), message: 'is required' };
     case 'additionalProperties':
-      return { field: join(String(e.params.additionalProperty)), message: 'is not a known field' };
+      return {
+        field: join(String(e.params.additionalProperty)),
+        message: context === 'querystring' ? 'is not a known query parameter' : 'is not a known field',
+      };
     case 'enum':
       return {
         field: path || (context ?? 'body'),
@@ -68,6 +83,65 @@ function describeAjvError(e: AjvError, context: string | undefined): ErrorDetail
       };
     default:
       return { field: path || (context ?? 'body'), message: e.message ?? 'is invalid' };
+  }
+}
+
+const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/**
+ * The methods each route path answers, for a 405's Allow header. Only requests no route took
+ * consult it, so it is a plain list of patterns, each compiled once, rather than a second router.
+ */
+class RouteMethods {
+  private readonly byUrl = new Map<string, { pattern: RegExp | undefined; methods: Set<string> }>();
+
+  add(url: string, method: string | string[]): void {
+    let entry = this.byUrl.get(url);
+    if (!entry) {
+      entry = { pattern: /[:*]/.test(url) ? patternOf(url) : undefined, methods: new Set() };
+      this.byUrl.set(url, entry);
+    }
+    for (const m of Array.isArray(method) ? method : [method]) entry.methods.add(m.toUpperCase());
+  }
+
+  /** Every method some route on `path` answers, in a stable order; empty when none does. */
+  allowedOn(rawPath: string): string[] {
+    const path = safeDecode(rawPath);
+    const methods = new Set<string>();
+    for (const [url, entry] of this.byUrl) {
+      if (entry.pattern ? entry.pattern.test(path) : url === path) for (const m of entry.methods) methods.add(m);
+    }
+    return [...methods].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  }
+}
+
+function rank(method: string): number {
+  const at = METHOD_ORDER.indexOf(method);
+  return at === -1 ? METHOD_ORDER.length : at;
+}
+
+/**
+ * A route URL as a regular expression: a parameter (`:id`, up to the next "/") matches one
+ * non-empty segment and `*` the rest of the path. A parameter's own regex, if a route ever has one,
+ * is not applied: the pattern then matches more paths than the router, which only turns a 404
+ * into a 405 for a path that looks like the route's.
+ */
+function patternOf(url: string): RegExp {
+  let source = '';
+  for (const part of url.split(/(:[^/]*|\*)/)) {
+    if (part === '*') source += '.*';
+    else if (part.startsWith(':')) source += '[^/]+';
+    else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** The router matches decoded paths; a malformed escape is matched as written. */
+function safeDecode(path: string): string {
+  try {
+    return decodeURI(path);
+  } catch {
+    return path;
   }
 }
 

@@ -41,12 +41,17 @@ const EventView = Type.Object({
   data: Type.Object({}, { additionalProperties: true }),
   created_at: Type.String({ format: 'date-time' }),
   deliveries: Type.Integer(),
+  test: Type.Boolean({ description: 'a test event, sent by POST …/test' }),
 });
 
 const ListQuery = Type.Object(
   {
     ...PageQuery,
     event_type: Type.Optional(EventTypeSchema),
+    document_id: Type.Optional(Type.String({ maxLength: 256, description: 'events about this document' })),
+    include_tests: Type.Optional(
+      Type.Boolean({ default: false, description: 'include test events (left out by default)' }),
+    ),
     since: Type.Optional(Type.String({ description: 'RFC 3339; created at or after' })),
     until: Type.Optional(Type.String({ description: 'RFC 3339; created before' })),
   },
@@ -61,7 +66,23 @@ function presentEvent(e: EventRecord): Static<typeof EventView> {
     data: JSON.parse(e.dataJson) as Record<string, unknown>,
     created_at: toIsoSeconds(e.createdAt),
     deliveries: e.deliveryCount,
+    test: e.test,
   };
+}
+
+/**
+ * JSON with every object's keys sorted, arrays in their order: the same text for two requests that
+ * mean the same, so a retry that re-serialised its body in another key order still counts as the
+ * same request under its Idempotency-Key. Only for the hash: the stored data keeps the client's order.
+ */
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const members = Object.keys(record)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  return `{${members.join(',')}}`;
 }
 
 export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
@@ -94,13 +115,14 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
           accountId: request.principal.accountId,
           type: event,
           dataJson,
+          documentId: (data as { document_id: string }).document_id,
           occurredAt,
           ...(key === undefined
             ? {}
             : {
                 idempotencyKey: key,
                 requestHash: createHash('sha256')
-                  .update(`${event}\n${timestamp ?? ''}\n${dataJson}`)
+                  .update(`${event}\n${timestamp === undefined ? '' : occurredAt}\n${canonicalJson(data)}`)
                   .digest('hex'),
               }),
         });
@@ -141,6 +163,8 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
           limit: q.limit ?? 20,
           cursor: q.cursor,
           eventType: q.event_type,
+          documentId: q.document_id,
+          includeTests: q.include_tests === true,
           ...window,
         });
         return { events: page.items.map(presentEvent), next_cursor: page.nextCursor };

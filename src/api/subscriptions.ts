@@ -1,12 +1,14 @@
 // Seed API 2: webhook subscriptions. POST answers exactly as the seed documents (200, a
 // `subscriptions` array) and adds event_type and the Standard Webhooks signing secret, which is
-// shown in this one response only. secret_token is stored sealed and never echoed.
+// shown in this one response only. secret_token is stored sealed and never echoed. Beyond the
+// seed, a subscription may take several event types (`event_types`) at one target_url.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { EVENT_TYPES, joinEventTypes, splitEventTypes } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoSeconds } from '../domain/time.js';
-import { notFound } from '../errors.js';
+import { invalidField, notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
@@ -19,10 +21,21 @@ const SecretToken = Type.String({
 });
 const Status = Type.String({ enum: ['active', 'paused', 'disabled'] });
 
+const EventTypes = Type.Array(EventTypeSchema, {
+  minItems: 1,
+  maxItems: EVENT_TYPES.length,
+  uniqueItems: true,
+  description: 'Instead of event_type: every event type this subscription takes, at one target_url and one secret.',
+});
+
 const CreateBody = Type.Object(
   {
     target_url: Type.String({ maxLength: 2048, description: 'absolute https URL' }),
-    event_type: EventTypeSchema,
+    event_type: Type.Optional({
+      ...EventTypeSchema,
+      description: 'The event type (the seed). Required, unless event_types is given instead.',
+    }),
+    event_types: Type.Optional(EventTypes),
     secret_token: Type.Optional(SecretToken),
   },
   { additionalProperties: false },
@@ -31,16 +44,21 @@ const CreateBody = Type.Object(
 const PatchBody = Type.Object(
   {
     target_url: Type.Optional(Type.String({ maxLength: 2048 })),
+    event_type: Type.Optional(EventTypeSchema),
+    event_types: Type.Optional(EventTypes),
     status: Type.Optional(Type.String({ enum: ['active', 'paused'] })),
     secret_token: Type.Optional(Type.Union([SecretToken, Type.Null()], { description: 'null removes it' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );
 
-const SubscriptionView = Type.Object({
+export const SubscriptionView = Type.Object({
   id: Type.String(),
   target_url: Type.String(),
-  event_type: Type.String(),
+  event_type: Type.Optional(
+    Type.String({ description: 'The event type, when the subscription takes exactly one (as the seed has it).' }),
+  ),
+  event_types: Type.Array(Type.String(), { description: 'Every event type the subscription takes.' }),
   status: Status,
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
@@ -60,11 +78,22 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** event_type or event_types from a body that may hold either; undefined when it holds neither. */
+function eventTypesFrom(body: { event_type?: string; event_types?: string[] }): string[] | undefined {
+  if (body.event_type !== undefined && body.event_types !== undefined) {
+    throw invalidField('event_types', 'give event_type or event_types, not both');
+  }
+  if (body.event_types !== undefined) return body.event_types;
+  return body.event_type === undefined ? undefined : [body.event_type];
+}
+
 export function presentSubscription(s: Subscription): Static<typeof SubscriptionView> {
+  const types = splitEventTypes(s.event_types);
   return {
     id: s.id,
     target_url: s.target_url,
-    event_type: s.event_type,
+    ...(types.length === 1 ? { event_type: types[0] as string } : {}),
+    event_types: types,
     status: s.status,
     created_at: toIsoSeconds(s.created_at),
     updated_at: toIsoSeconds(s.updated_at),
@@ -87,7 +116,9 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { target_url, event_type, secret_token } = request.body;
+        const { target_url, secret_token } = request.body;
+        const eventTypes = eventTypesFrom(request.body);
+        if (eventTypes === undefined) throw invalidField('event_type', 'is required (or give event_types)');
         const targetUrl = await checkTargetUrlResolved(target_url, 'target_url', ctx.targetPolicy, ctx.resolve);
         const now = Date.now();
         const signingSecret = generateSigningSecret();
@@ -95,12 +126,11 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           id: newId('sub'),
           account_id: request.principal.accountId,
           target_url: targetUrl,
-          event_type,
+          event_types: joinEventTypes(eventTypes),
           status: 'active',
           secret_token_sealed: secret_token === undefined ? null : ctx.secrets.seal(secret_token),
           signing_secret_sealed: ctx.secrets.seal(signingSecret),
-          previous_secret_sealed: null,
-          previous_secret_expires_at: null,
+          retired_secrets: '[]',
           disabled_reason: null,
           failing_since: null,
           created_at: now,
@@ -164,7 +194,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         config: { scope: 'write' },
         schema: {
           tags: ['subscriptions'],
-          summary: 'Change target_url, status (active | paused) or secret_token',
+          summary: 'Change target_url, event_type or event_types, status (active | paused) or secret_token',
           params: IdParams,
           body: PatchBody,
           response: { 200: One, ...errors(400, 401, 403, 404, 409) },
@@ -172,6 +202,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       async (request) => {
         const body = request.body;
+        const eventTypes = eventTypesFrom(body);
         const targetUrl =
           body.target_url === undefined
             ? undefined
@@ -181,6 +212,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           request.params.id,
           {
             targetUrl,
+            eventTypes,
             status: body.status as 'active' | 'paused' | undefined,
             secretTokenSealed:
               body.secret_token === undefined

@@ -1,95 +1,274 @@
 #!/usr/bin/env node
-// `countersign <command>`: one file per command in this folder; this file only dispatches.
-import { parseArgs } from 'node:util';
+// `countersign <command>`: the command line's grammar and help (commander); what each command does
+// is in its own file in this folder. Options are made from the settings list in config.ts, and only
+// the options given on the command line are handed on, so loadConfig can let them win over the
+// environment. Every error ends as one line on stderr, `countersign: …`, with exit code 2 for a
+// usage error (an unknown option, a stray word, a bad value) and 1 for a failure.
+import { Command, type CommanderError, Option } from 'commander';
+import { ALL_SCOPES } from '../api/auth.js';
+import {
+  ConfigError,
+  describeSetting,
+  type Flags,
+  formatDuration,
+  loadConfig,
+  SETTINGS,
+  type Setting,
+  type SettingFlag,
+  TOKEN_EXPIRY_RANGE,
+} from '../config.js';
 import { VERSION } from '../version.js';
-import { migrateCommand } from './migrate.js';
-import { rotateMasterKeyCommand } from './rotate-master-key.js';
-import { serveCommand } from './serve.js';
-import { tokenCommand } from './token.js';
+import { requireExistingDatabase } from './require-database.js';
 
-const HELP = `countersign ${VERSION}: webhook delivery for e-signature events
+/** A usage error countersign finds itself (commander finds the others): exit 2. */
+class UsageError extends Error {}
 
-Usage: countersign <command> [options]
-
-Commands:
-  serve                     HTTP API and dispatcher (the default)
-  worker                    dispatcher only, for scale-out on PostgreSQL
-  migrate                   apply database migrations and exit
-  rotate-master-key         re-seal every secret at rest under a new master key (service stopped)
-  token create --account NAME [--expires-in 30d] [--scopes read,write,publish,admin]
-  token list
-  token revoke ID
-
-Common options (each also read from the environment):
-  --database URL            DATABASE_URL: a file path or sqlite: URL (SQLite), or postgres://
-  --port N                  PORT (serve), default 8080
-  --host H                  HOST (serve), default 0.0.0.0
-  --metrics-port N          COUNTERSIGN_METRICS_PORT (worker): /healthz, /readyz and /metrics on HOST:N
-  --allow-insecure-targets  COUNTERSIGN_ALLOW_INSECURE_TARGETS: allow http and private hosts
-  --allowed-target-cidrs L  COUNTERSIGN_ALLOWED_TARGET_CIDRS: internal CIDRs the SSRF guard lets through
-  --no-dispatcher           COUNTERSIGN_NO_DISPATCHER: serve the API only
-  --log-level L             LOG_LEVEL, default info
-See the README for every setting.
-`;
-
-export const COMMON_OPTIONS = {
-  database: { type: 'string' },
-  port: { type: 'string' },
-  host: { type: 'string' },
-  'metrics-port': { type: 'string' },
-  'allow-insecure-targets': { type: 'boolean' },
-  'allowed-target-cidrs': { type: 'string' },
-  'no-dispatcher': { type: 'boolean' },
-  'log-level': { type: 'string' },
-  'master-key-file': { type: 'string' },
-  'retry-schedule': { type: 'string' },
-  'rate-limit': { type: 'string' },
-  account: { type: 'string' },
-  'expires-in': { type: 'string' },
-  scopes: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} as const;
-
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: COMMON_OPTIONS,
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.version) {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
-  const [command = 'serve', ...rest] = positionals;
-  if (values.help || command === 'help') {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  switch (command) {
-    case 'serve':
-      return serveCommand(values, { api: true });
-    case 'worker':
-      return serveCommand(values, { api: false });
-    case 'migrate':
-      return migrateCommand(values);
-    case 'rotate-master-key':
-      return rotateMasterKeyCommand(values);
-    case 'token':
-      return tokenCommand(values, rest);
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
-      return 2;
+/** Ends the run with this code, after printing `line` (nothing when it is empty). */
+class CliExit extends Error {
+  constructor(
+    readonly exitCode: number,
+    line: string,
+  ) {
+    super(line);
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== -1) process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`countersign: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+const MASTER_KEY_NOTE = `
+COUNTERSIGN_MASTER_KEY (environment only: a key on the command line would show in ps) holds the
+32-byte master key, hex or base64; when it is set, the key file is not used.`;
+
+function settingOption(flag: SettingFlag): Option {
+  const setting = SETTINGS.find((s) => s.flag === flag) as Setting;
+  const flags = setting.kind === 'switch' ? `--${setting.flag}` : `--${setting.flag} ${setting.value}`;
+  return new Option(flags, describeSetting(setting));
+}
+
+/** The options given on the command line, by flag name, as loadConfig reads them. */
+function flagsOf(command: Command): Flags {
+  const flags: Flags = {};
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (option.long === undefined || command.getOptionValueSource(key) !== 'cli') continue;
+    // `--no-dispatcher` is stored by commander as dispatcher=false; loadConfig reads the switch.
+    flags[option.long.slice(2)] = option.negate ? true : (command.getOptionValue(key) as string | boolean);
+  }
+  return flags;
+}
+
+function buildProgram(done: (code: number) => void): Command {
+  const program = new Command('countersign')
+    .description(`webhook delivery for e-signature events (${VERSION})`)
+    .version(VERSION, '-v, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help')
+    // commander's own error lines are replaced by ours (see describeUsageError).
+    .configureOutput({ outputError: () => {} })
+    .addHelpText(
+      'after',
+      '\nWith no command, countersign runs serve. Each command has its own --help, listing its options\n' +
+        'and the environment variable each one reads (flags win over the environment).',
+    );
+
+  addHelpCommand(program);
+
+  const serve = program
+    .command('serve', { isDefault: true })
+    .description('run the HTTP API and the dispatcher (the default command)');
+  const worker = program.command('worker').description('run the dispatcher only, for scale-out on PostgreSQL');
+  for (const command of [serve, worker]) {
+    for (const setting of SETTINGS) command.addOption(settingOption(setting.flag));
+    command.addHelpText('after', MASTER_KEY_NOTE);
+  }
+  // Each command's module is imported when it runs: --help, --version and usage errors then answer
+  // without loading the server, the store and their dependencies first.
+  serve.action(async (_options, command: Command) => {
+    const { serveCommand } = await import('./serve.js');
+    done(await serveCommand(flagsOf(command), { api: true }));
+  });
+  worker.action(async (_options, command: Command) => {
+    const flags = flagsOf(command);
+    requireExistingDatabase(loadConfig(flags).database);
+    const { serveCommand } = await import('./serve.js');
+    done(await serveCommand(flags, { api: false }));
+  });
+
+  program
+    .command('migrate')
+    .description('apply the database migrations and exit (serve does this at start too)')
+    .addOption(settingOption('database'))
+    .action(async (_options, command: Command) => {
+      const { migrateCommand } = await import('./migrate.js');
+      done(await migrateCommand(flagsOf(command)));
+    });
+
+  program
+    .command('rotate-master-key')
+    .description('re-seal every secret at rest under a new master key (stop serve and worker first)')
+    .addOption(settingOption('database'))
+    .addOption(settingOption('master-key-file'))
+    .addHelpText(
+      'after',
+      `${MASTER_KEY_NOTE}\nWith COUNTERSIGN_MASTER_KEY, pass the new key as COUNTERSIGN_NEW_MASTER_KEY; with a key file,\n` +
+        'a new key replaces the file and the old one is kept beside it as .previous.',
+    )
+    .action(async (_options, command: Command) => {
+      const flags = flagsOf(command);
+      requireExistingDatabase(loadConfig(flags).database);
+      const { rotateMasterKeyCommand } = await import('./rotate-master-key.js');
+      done(await rotateMasterKeyCommand(flags));
+    });
+
+  const token = program
+    .command('token')
+    .description('create, list and revoke API tokens (works while the server runs)')
+    .action(() => {
+      throw new UsageError('token needs a command: create, list or revoke; see "countersign token --help"');
+    });
+  addHelpCommand(token);
+  token
+    .command('create')
+    .description('issue an API token; it is printed once, alone on the last line')
+    // Checked by the command, not made a required option: commander would report a missing
+    // --account before a misspelt one (`--acount acme`), and hide the better message.
+    .option('--account <name>', 'the account the token acts for (required)')
+    .option('--create-account', 'create the account when there is none of that name')
+    .option(
+      '--expires-in <duration>',
+      `expire the token after this long, ${formatDuration(TOKEN_EXPIRY_RANGE[0])} to ${formatDuration(TOKEN_EXPIRY_RANGE[1])} (default: never)`,
+    )
+    .option('--scopes <list>', `comma-separated, of ${ALL_SCOPES.join(', ')} (default: all)`)
+    .addOption(settingOption('database'))
+    .action(
+      async (options: { account?: string; createAccount?: true; expiresIn?: string; scopes?: string }, command) => {
+        const { createTokenCommand } = await import('./token.js');
+        done(
+          await createTokenCommand(flagsOf(command), {
+            account: options.account,
+            createAccount: options.createAccount === true,
+            expiresIn: options.expiresIn,
+            scopes: options.scopes,
+          }),
+        );
+      },
+    );
+  token
+    .command('list')
+    .description('list the tokens: id, account, scopes, created, expires, state (never the tokens)')
+    .addOption(settingOption('database'))
+    .action(async (_options, command: Command) => {
+      const { listTokensCommand } = await import('./token.js');
+      done(await listTokensCommand(flagsOf(command)));
+    });
+  token
+    .command('revoke')
+    .description('revoke a token; the running server refuses it from its next request')
+    .argument('<id>', 'the token id (tok_…, from token list)')
+    .addOption(settingOption('database'))
+    .action(async (id: string, _options, command: Command) => {
+      const { revokeTokenCommand } = await import('./token.js');
+      done(await revokeTokenCommand(flagsOf(command), id));
+    });
+
+  // Set on each command (settings copied from the parent would point at the parent): an error
+  // message needs to know which command it is about.
+  const withEach = (command: Command) => {
+    command.exitOverride((err) => {
+      throw new CliExit(err.exitCode === 0 ? 0 : 2, describeUsageError(program, command, err));
+    });
+    for (const sub of command.commands) withEach(sub);
+  };
+  withEach(program);
+  return program;
+}
+
+/**
+ * `help [command]`, in place of commander's: that one answers an unknown name by printing the
+ * whole help to stderr; this one says which name it does not know.
+ */
+function addHelpCommand(parent: Command): void {
+  parent
+    .helpCommand(false)
+    .command('help')
+    .description('show the help of a command')
+    .argument('[command...]', 'the command, e.g. serve or token create')
+    .action((names: string[]) => {
+      let target = parent;
+      for (const name of names) {
+        const sub = target.commands.find((c) => c.name() === name && name !== 'help');
+        if (!sub) throw new UsageError(`unknown command "${names.join(' ')}"; see "${commandPath(parent)} --help"`);
+        target = sub;
+      }
+      target.help();
+    });
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
+/** commander's errors, in countersign's words; '' when commander has already said it (help, version). */
+function describeUsageError(program: Command, command: Command, err: CommanderError): string {
+  if (err.exitCode === 0) return '';
+  const path = commandPath(command);
+  // What the message is about: `serve`, `token create` (the program's name is in the prefix already).
+  const subject = path.replace(/^countersign /, '');
+  const see = `; see "${path} --help"`;
+  const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'commander.unknownOption': {
+      const similar = /\(Did you mean (?:one of )?([^?]+)\?\)/.exec(err.message)?.[1];
+      return `unknown option ${quoted} for ${subject}${similar ? ` (did you mean ${similar}?)` : ''}${see}`;
+    }
+    case 'commander.optionMissingArgument':
+      return `option ${quoted} needs a value${see}`;
+    case 'commander.missingArgument': {
+      const argument = command.registeredArguments.find((a) => a.name() === quoted);
+      return `${subject} needs ${argument?.description || `<${quoted}>`}${see}`;
+    }
+    case 'commander.excessArguments': {
+      const extra = command.args.slice(command.registeredArguments.length);
+      const word = extra[0] ?? '';
+      // `countersign bogus` reaches the default command, serve, as a stray word.
+      if (command.name() === 'serve' && program.args[0] !== 'serve') {
+        return program.commands.some((c) => c.name() === word)
+          ? `put the command before its options: countersign ${word} [options]`
+          : `unknown command "${word}"; see "countersign --help"`;
+      }
+      if (command.commands.length > 0) {
+        const names = command.commands.map((c) => c.name()).filter((n) => n !== 'help');
+        return `unknown command "${word}" for ${subject} (use ${names.join(', ')})${see}`;
+      }
+      return `unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((e) => `"${e}"`).join(' ')} for ${subject}${see}`;
+    }
+    case 'commander.help':
+      // Help for a command that needs a subcommand went to stderr already.
+      return '';
+    default:
+      return err.message.replace(/^error: /, '');
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((result) => {
+    code = result;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CliExit) {
+      if (err.message) process.stderr.write(`countersign: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`countersign: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  // -1: serve and worker run on until a signal ends them.
+  if (code !== -1) process.exitCode = code;
+});

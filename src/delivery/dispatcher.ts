@@ -3,23 +3,37 @@
 // once when a publish commits (in-process, or over LISTEN/NOTIFY), when the next retry falls due,
 // and on a slow poll as a safety net for leases that ran out. Publishes in its own process hand
 // their new deliveries over directly (reserveForPublish / acceptPublished), already leased.
+//
+// Nothing it holds hides: a send that cannot even be prepared (a secret that will not open) is a
+// failed attempt with its reason, retried like any other; a result that cannot be written with its
+// batch is written alone, and without the receiver's answer if need be; leases are renewed while
+// sends are in flight; and what an operator must know (failed attempts, deliveries out of retries,
+// subscriptions disabled, leases taken over) is logged.
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { DispatcherConfig } from '../config.js';
+import { responseHeadersJson, storableText } from '../domain/attempt-record.js';
 import { classifyStatus, describeSendError, honoursRetryAfter } from '../domain/classify.js';
-import { buildPayload } from '../domain/events.js';
 import { nextRetryDelay, parseRetryAfter } from '../domain/retry-policy.js';
 import type { SecretBox } from '../domain/secret-box.js';
-import { signingKey, signPayload } from '../domain/signing.js';
 import type { TargetPolicy } from '../domain/target-url.js';
+import { toIsoMillis } from '../domain/time.js';
 import type { Metrics } from '../metrics.js';
 import { GroupCommit } from '../store/group-commit.js';
-import type { AttemptOutcome, AttemptResult, ClaimedDelivery, PublishClaim, Store } from '../store/store.js';
-import { VERSION } from '../version.js';
+import type {
+  AttemptOutcome,
+  AttemptResult,
+  ClaimedDelivery,
+  PublishClaim,
+  RecordOutcome,
+  Store,
+} from '../store/store.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
+import { type Held, LeaseKeeper } from './lease-keeper.js';
 import { Sender } from './sender.js';
+import { loggedRequestHeaders, type WebhookRequest, WebhookSigner } from './webhook-request.js';
 
 /**
  * Attempt results are written in batches that wait up to 5 ms for company unless 64 are already
@@ -32,10 +46,8 @@ const RECORD_LINGER = { ms: 5, below: 64 };
 
 const NEXT_DUE_EVERY_MS = 100;
 
-interface Queued {
-  delivery: ClaimedDelivery;
-  claimedAt: number;
-}
+/** A delivery in this process's hands, from its claim until its result is written or it is handed back. */
+type Queued = Held;
 
 export interface DispatcherOptions {
   /** The SSRF guard's switches; without them every internal address is refused. */
@@ -59,7 +71,8 @@ export class Dispatcher {
   private readonly lanes = new Map<string, OriginLane>();
   private lanesPrunedAt = 0;
   private nextDueAskedAt = Number.NEGATIVE_INFINITY;
-  private readonly keys = new Map<string, Buffer>();
+  private readonly signer: WebhookSigner;
+  private readonly leases: LeaseKeeper;
   private readonly metrics: Metrics | undefined;
   private running = false;
   /** Set at the shutdown deadline: sends ending later are not recorded, their claims go back. */
@@ -76,16 +89,17 @@ export class Dispatcher {
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
-  private readonly userAgent = `countersign/${VERSION}`;
 
   constructor(
     private readonly store: Store,
-    private readonly secrets: SecretBox,
+    secrets: SecretBox,
     private readonly config: DispatcherConfig,
     private readonly log: Logger,
     options: DispatcherOptions = {},
   ) {
     this.metrics = options.metrics;
+    this.signer = new WebhookSigner(secrets);
+    this.leases = new LeaseKeeper(store, this.owner, config.leaseMs, log);
     this.metrics?.gauge(
       'countersign_dispatcher_busy',
       'Sends in flight or claimed and waiting for a slot.',
@@ -101,9 +115,7 @@ export class Dispatcher {
     });
     this.results = new GroupCommit<AttemptResult, void>(
       async (items) => {
-        await this.store.recordAttempts(this.owner, items, Date.now(), {
-          disableAfterFailingMs: config.disableAfterFailingMs,
-        });
+        this.reportDisabled(await this.record(items));
         // A retry due before the next poll gets a timer now: the claim round that could have seen
         // it may have ended before this result was written.
         let soonest = Number.POSITIVE_INFINITY;
@@ -117,13 +129,88 @@ export class Dispatcher {
     );
   }
 
-  start(): void {
+  /**
+   * Starts claiming. Resolves once the first claim round has run, and rejects (leaving nothing
+   * running) when it fails: a dispatcher that cannot claim must not look started.
+   */
+  async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = this.store.onDue(() => this.wake());
     this.pollTimer = setInterval(() => this.wake(), this.config.pollIntervalMs);
     this.pollTimer.unref();
-    this.wake();
+    this.leases.start();
+    this.claiming = true;
+    try {
+      await this.claimLoop();
+    } catch (err) {
+      this.claiming = false;
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+    this.claiming = false;
+    if (this.wakeAgain) this.wake();
+  }
+
+  /**
+   * Writes a batch of results. Should the batch fail (one row the database refuses fails them
+   * all), each is written alone, and one that still fails is written without the receiver's answer
+   * and with the reason in its error: the attempt is logged and its delivery moves on either way.
+   * Only when the database cannot be written at all does a result stay unwritten; its lease then
+   * brings the delivery back, as after a crash.
+   */
+  private async record(items: AttemptResult[]): Promise<RecordOutcome> {
+    const settings = { disableAfterFailingMs: this.config.disableAfterFailingMs };
+    try {
+      return await this.store.recordAttempts(this.owner, items, Date.now(), settings);
+    } catch (batchError) {
+      if (items.length === 1) return this.recordStripped(items[0] as AttemptResult, batchError, settings);
+      const outcome: RecordOutcome = { disabled: [] };
+      for (const item of items) {
+        let single: RecordOutcome;
+        try {
+          single = await this.store.recordAttempts(this.owner, [item], Date.now(), settings);
+        } catch (err) {
+          single = await this.recordStripped(item, err, settings);
+        }
+        outcome.disabled.push(...single.disabled);
+      }
+      return outcome;
+    }
+  }
+
+  private async recordStripped(
+    item: AttemptResult,
+    err: unknown,
+    settings: { disableAfterFailingMs: number },
+  ): Promise<RecordOutcome> {
+    const reason = (err as Error)?.message ?? String(err);
+    const stripped: AttemptResult = {
+      ...item,
+      responseExcerpt: null,
+      responseHeaders: null,
+      error: storableText(
+        `${item.error ? `${item.error}; ` : ''}the attempt could not be logged in full: ${reason}`,
+      ).slice(0, 1000),
+    };
+    try {
+      return await this.store.recordAttempts(this.owner, [stripped], Date.now(), settings);
+    } catch (again) {
+      this.log.error(
+        { err: again, delivery: item.deliveryId, attempt: item.attempt },
+        'could not record a delivery attempt; its lease will bring the delivery back',
+      );
+      return { disabled: [] };
+    }
+  }
+
+  private reportDisabled(outcome: RecordOutcome): void {
+    for (const sub of outcome.disabled) {
+      this.log.warn(
+        { subscription: sub.id, account: sub.accountId, target_host: hostOf(sub.targetUrl), reason: sub.reason },
+        `subscription disabled: ${sub.reason}`,
+      );
+    }
   }
 
   /** Claims what is due now, as long as there is room. Safe to call at any time, any number of times. */
@@ -181,7 +268,7 @@ export class Dispatcher {
         .catch((err) => this.log.warn({ err }, 'release failed; the lease will bring them back'));
       return;
     }
-    for (const delivery of claimed) this.enqueue({ delivery, claimedAt });
+    for (const delivery of claimed) this.enqueue(held(delivery, claimedAt, this.config.leaseMs));
   }
 
   private async claimLoop(): Promise<void> {
@@ -202,7 +289,8 @@ export class Dispatcher {
           );
           return;
         }
-        for (const delivery of batch) this.enqueue({ delivery, claimedAt: now });
+        this.reportTakeovers(batch);
+        for (const delivery of batch) this.enqueue(held(delivery, now, this.config.leaseMs));
         this.mayHaveMore = batch.length === want;
         if (!this.mayHaveMore) break;
         room = this.capacity();
@@ -241,7 +329,26 @@ export class Dispatcher {
     this.dueTimer.unref();
   }
 
+  /** One line per claim round that took over leases which ran out: their process died or stalled. */
+  private reportTakeovers(batch: ClaimedDelivery[]): void {
+    let count = 0;
+    const from = new Set<string>();
+    const deliveries: string[] = [];
+    for (const d of batch) {
+      if (d.takenOverFrom === undefined) continue;
+      count++;
+      from.add(d.takenOverFrom);
+      if (deliveries.length < 20) deliveries.push(d.id);
+    }
+    if (count === 0) return;
+    this.log.warn(
+      { count, from: [...from], deliveries, self: from.has(this.owner) },
+      `took over ${count} ${count === 1 ? 'delivery' : 'deliveries'} whose lease ran out (the process holding ${from.size === 1 ? 'it' : 'them'} stopped or stalled); sending again`,
+    );
+  }
+
   private enqueue(item: Queued): void {
+    this.leases.hold(item);
     const origin = originOf(item.delivery.target.url);
     let lane = this.lanes.get(origin);
     if (!lane) {
@@ -263,6 +370,7 @@ export class Dispatcher {
       .then((result) => {
         if (this.pastDeadline) return undefined;
         this.metrics?.attempt(result.outcome, result.durationMs);
+        this.reportAttempt(item.delivery, result);
         return this.results.add(result);
       })
       .catch((err) =>
@@ -272,6 +380,7 @@ export class Dispatcher {
         ),
       )
       .finally(() => {
+        this.leases.drop(item);
         lane.active--;
         this.inFlight--;
         this.pump(origin, lane);
@@ -324,60 +433,77 @@ export class Dispatcher {
     ) {
       const next = lane.waiting.shift() as Queued;
       this.queued--;
-      if (!this.running || next.claimedAt < stale) release.push(next.delivery.id);
-      else this.startSend(origin, lane, next);
+      if (!this.running || next.claimedAt < stale) {
+        this.leases.drop(next);
+        release.push(next.delivery.id);
+      } else this.startSend(origin, lane, next);
+    }
+  }
+
+  /** Failed attempts at warn, a delivery out of attempts at error: what an operator pages on. */
+  private reportAttempt(d: ClaimedDelivery, r: AttemptResult): void {
+    if (r.outcome === 'delivered') return;
+    const fields = {
+      delivery: d.id,
+      event: d.eventId,
+      ...(d.subscriptionId === null ? { callback: d.accountId } : { subscription: d.subscriptionId }),
+      target_host: hostOf(d.target.url),
+      ...(r.statusCode === null ? {} : { status: r.statusCode }),
+      ...(r.error === null ? {} : { error: r.error }),
+      attempt: r.attempt,
+    };
+    const answer = r.statusCode === null ? (r.error ?? 'no answer') : `HTTP ${r.statusCode}`;
+    if (r.outcome === 'retry') {
+      const next = toIsoMillis(r.nextAttemptAt ?? Date.now());
+      this.log.warn({ ...fields, next_attempt_at: next }, `delivery attempt failed (${answer}); next try at ${next}`);
+    } else if (r.outcome === 'gone') {
+      this.log.error(fields, 'delivery failed: the receiver answered 410 Gone, so its subscription is disabled');
+    } else {
+      this.log.error(
+        fields,
+        d.oneOff
+          ? `manual delivery attempt failed (${answer})`
+          : `delivery failed: all its attempts failed, the last with ${answer}; replay it once the receiver is fixed`,
+      );
     }
   }
 
   private async deliver(d: ClaimedDelivery): Promise<AttemptResult> {
     const startedAt = Date.now();
-    const timestamp = Math.floor(startedAt / 1000);
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'user-agent': this.userAgent,
-      'webhook-id': d.eventId,
-      'webhook-timestamp': String(timestamp),
-    };
-    let body: string;
-    if (d.target.kind === 'subscription') {
-      const secretToken =
-        d.target.secretTokenSealed === null ? undefined : this.secrets.open(d.target.secretTokenSealed);
-      body = buildPayload(d.event, secretToken);
-      headers['webhook-signature'] = d.target.signingSecretsSealed
-        .map((sealed) => signPayload(this.keyFor(sealed), d.eventId, timestamp, body))
-        .join(' ');
-    } else {
-      body = buildPayload(d.event, undefined);
-      if (d.target.authType === 'Basic' && d.target.passwordSealed !== null) {
-        const password = this.secrets.open(d.target.passwordSealed);
-        headers.authorization = `Basic ${Buffer.from(`${d.target.username ?? ''}:${password}`).toString('base64')}`;
-      } else if (d.target.authType === 'Bearer' && d.target.bearerTokenSealed !== null) {
-        headers.authorization = `Bearer ${this.secrets.open(d.target.bearerTokenSealed)}`;
-      }
-    }
-
+    let request: WebhookRequest | undefined;
     let statusCode: number | null = null;
     let error: string | null = null;
     let excerpt: string | null = null;
+    let responseHeaders: string | null = null;
     let retryAfterMs: number | undefined;
     let outcome: AttemptOutcome;
     try {
-      const answer = await this.sender.post(d.target.url, headers, body);
-      statusCode = answer.statusCode;
-      excerpt = answer.excerpt === '' ? null : answer.excerpt;
-      const kind = classifyStatus(answer.statusCode);
-      if (kind === 'delivered') outcome = 'delivered';
-      else if (kind === 'gone') outcome = d.target.kind === 'subscription' ? 'gone' : 'failed';
-      else {
-        outcome = 'retry';
-        if (answer.statusCode >= 300 && answer.statusCode < 400) error = 'redirects are not followed';
-        if (honoursRetryAfter(answer.statusCode)) retryAfterMs = parseRetryAfter(answer.retryAfter, Date.now());
-      }
+      request = this.signer.build(d, Math.floor(startedAt / 1000));
     } catch (err) {
-      error = describeSendError(err);
+      error = `the request could not be prepared: ${(err as Error)?.message ?? String(err)}`.slice(0, 500);
+    }
+    if (request === undefined) {
       outcome = 'retry';
-      if (err instanceof SsrfRefusedError) {
-        this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
+    } else {
+      try {
+        const answer = await this.sender.post(request.url, request.headers, request.body);
+        statusCode = answer.statusCode;
+        excerpt = answer.excerpt === '' ? null : storableText(answer.excerpt);
+        responseHeaders = responseHeadersJson(answer.headers);
+        const kind = classifyStatus(answer.statusCode);
+        if (kind === 'delivered') outcome = 'delivered';
+        else if (kind === 'gone') outcome = d.target.kind === 'subscription' ? 'gone' : 'failed';
+        else {
+          outcome = 'retry';
+          if (answer.statusCode >= 300 && answer.statusCode < 400) error = 'redirects are not followed';
+          if (honoursRetryAfter(answer.statusCode)) retryAfterMs = parseRetryAfter(answer.retryAfter, Date.now());
+        }
+      } catch (err) {
+        error = storableText(describeSendError(err));
+        outcome = 'retry';
+        if (err instanceof SsrfRefusedError) {
+          this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
+        }
       }
     }
     const finishedAt = Date.now();
@@ -399,19 +525,12 @@ export class Dispatcher {
       statusCode,
       error,
       responseExcerpt: excerpt,
+      requestUrl: d.target.url,
+      requestHeaders: request === undefined ? null : loggedRequestHeaders(request.headers),
+      responseHeaders,
       outcome,
       nextAttemptAt,
     };
-  }
-
-  private keyFor(sealed: string): Buffer {
-    let key = this.keys.get(sealed);
-    if (!key) {
-      key = signingKey(this.secrets.open(sealed));
-      if (this.keys.size > 10_000) this.keys.clear();
-      this.keys.set(sealed, key);
-    }
-    return key;
   }
 
   /**
@@ -426,7 +545,12 @@ export class Dispatcher {
     if (this.dueTimer) clearTimeout(this.dueTimer);
     while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
     const waiting: string[] = [];
-    for (const lane of this.lanes.values()) waiting.push(...lane.waiting.splice(0).map((q) => q.delivery.id));
+    for (const lane of this.lanes.values()) {
+      for (const q of lane.waiting.splice(0)) {
+        this.leases.drop(q);
+        waiting.push(q.delivery.id);
+      }
+    }
     this.queued = 0;
     await this.store.releaseClaims(this.owner, waiting, Date.now());
     if (this.inFlight > 0) {
@@ -438,6 +562,7 @@ export class Dispatcher {
     // From here on a send that ends is aborted or late: logging it would show an attempt that the
     // release below takes back (and race the store closing), so its delivery just goes back.
     this.pastDeadline = true;
+    this.leases.stop();
     await this.results.drain();
     const released = await this.store.releaseClaims(this.owner, 'all', Date.now());
     if (released > 0) this.log.warn({ released }, 'sends still running at the deadline were handed back to the queue');
@@ -448,6 +573,19 @@ export class Dispatcher {
   idle(): Promise<void> {
     if (this.busy === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}
+
+function held(delivery: ClaimedDelivery, claimedAt: number, leaseMs: number): Queued {
+  return { slot: -1, delivery, claimedAt, leaseUntil: claimedAt + leaseMs };
+}
+
+/** The host of a target URL, for logs: never the path or query, which may carry a receiver's token. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(unparsable URL)';
   }
 }
 

@@ -26,8 +26,12 @@ export interface SenderOptions {
 export interface SendAnswer {
   statusCode: number;
   retryAfter: string | undefined;
+  /** The answer's headers as undici hands them over (lower-case names). */
+  headers: Record<string, string | string[] | undefined>;
   excerpt: string;
 }
+
+const NO_HEADERS: SendAnswer['headers'] = {};
 
 /** A send still running at its deadline is aborted with this; the attempt log says "timeout". */
 export class SendTimeoutError extends Error {
@@ -93,11 +97,17 @@ export class Sender {
     return new Promise<SendAnswer>((resolve, reject) => {
       let statusCode = 0;
       let retryAfter: string | undefined;
+      let answerHeaders = NO_HEADERS;
       const kept: Buffer[] = [];
       let keptBytes = 0;
       let readBytes = 0;
       let settled = false;
-      const answer = (): SendAnswer => ({ statusCode, retryAfter, excerpt: Buffer.concat(kept).toString('utf8') });
+      const answer = (): SendAnswer => ({
+        statusCode,
+        retryAfter,
+        headers: answerHeaders,
+        excerpt: Buffer.concat(kept).toString('utf8'),
+      });
       const settle = (err: Error | undefined) => {
         if (settled) return;
         settled = true;
@@ -127,6 +137,7 @@ export class Sender {
           },
           onResponseStart(_controller, code, responseHeaders) {
             statusCode = code;
+            answerHeaders = responseHeaders;
             const value = responseHeaders['retry-after'];
             retryAfter = Array.isArray(value) ? value[0] : value;
           },

@@ -9,6 +9,15 @@ export function isEventType(value: string): value is EventType {
   return (EVENT_TYPES as readonly string[]).includes(value);
 }
 
+/** A subscription's event types as stored: space-separated, in the order given, each once. */
+export function joinEventTypes(types: readonly string[]): string {
+  return [...new Set(types)].join(' ');
+}
+
+export function splitEventTypes(stored: string): string[] {
+  return stored === '' ? [] : stored.split(' ');
+}
+
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
@@ -50,14 +59,16 @@ export interface PayloadSource {
   occurredAt: number;
   /** The event's data exactly as stored (JSON text), spliced in without a re-parse. */
   dataJson: string;
+  /** A test event (POST …/test): the payload says so with `"test": true`. */
+  test: boolean;
 }
 
 /**
- * The seed's payload `{"event","timestamp","data"}`, then `id`, then `secret_token` when the
- * subscription has one (the seed's own verification scheme). Built by concatenation so the hot path
- * never re-serialises `data`.
+ * The seed's payload `{"event","timestamp","data"}`, then `id`, then `"test": true` on a test event,
+ * then `secret_token` when the subscription has one (the seed's own verification scheme). Built by
+ * concatenation so the hot path never re-serialises `data`.
  */
 export function buildPayload(event: PayloadSource, secretToken: string | undefined): string {
-  const head = `{"event":${JSON.stringify(event.type)},"timestamp":"${toIsoSeconds(event.occurredAt)}","data":${event.dataJson},"id":"${event.id}"`;
+  const head = `{"event":${JSON.stringify(event.type)},"timestamp":"${toIsoSeconds(event.occurredAt)}","data":${event.dataJson},"id":"${event.id}"${event.test ? ',"test":true' : ''}`;
   return secretToken === undefined ? `${head}}` : `${head},"secret_token":${JSON.stringify(secretToken)}}`;
 }

@@ -15,9 +15,22 @@ export interface TargetPolicy {
 
 export const MAX_URL_LENGTH = 2048;
 
+/** Unicode white space and C0/C1 controls, DEL included. */
+const UNSAFE_CHARACTER = /[\s\p{Cc}]/u;
+/**
+ * `scheme://` and then at least one character of authority. `https:///h`, `https:/h` and `https:h`
+ * have none, yet the WHATWG parser reads all three as `https://h/`.
+ */
+const HAS_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]/i;
+
 /** Returns the normalised URL (WHATWG `href`) or throws a 400 naming `field`. */
 export function checkTargetUrl(raw: string, field: string, policy: TargetPolicy): string {
   if (raw.length > MAX_URL_LENGTH) throw invalidField(field, `must be at most ${MAX_URL_LENGTH} characters`);
+  // The WHATWG parser quietly repairs what it is given: it strips tabs and line breaks anywhere,
+  // reads "\" as "/" and supplies a missing "//". What it parsed would then differ from what the
+  // client wrote, so such URLs are refused rather than repaired.
+  if (UNSAFE_CHARACTER.test(raw)) throw invalidField(field, 'must not contain whitespace or control characters');
+  if (raw.includes('\\')) throw invalidField(field, 'must not contain backslashes; use "/"');
   let url: URL;
   try {
     url = new URL(raw);
@@ -33,7 +46,9 @@ export function checkTargetUrl(raw: string, field: string, policy: TargetPolicy)
     );
   }
   if (url.username !== '' || url.password !== '') throw invalidField(field, 'must not carry credentials');
-  if (url.hostname === '') throw invalidField(field, 'must have a host');
+  if (url.hostname === '' || !HAS_AUTHORITY.test(raw)) {
+    throw invalidField(field, 'must name a host right after "//", such as https://your-app.com/hooks');
+  }
   if (!policy.allowInsecure) {
     const refusal = literalHostRefusal(url.hostname, policy);
     if (refusal) throw invalidField(field, `must not point at an internal address: ${refusal}`);

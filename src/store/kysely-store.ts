@@ -1,40 +1,52 @@
 // The Store over Kysely, for both dialects. Plain CRUD lives here; the queue operations (publish,
 // claim, record, release) live in queue/, one file each.
 
-import type { Kysely } from 'kysely';
 import { newId } from '../domain/ids.js';
-import { CountersignError } from '../errors.js';
+import { planRotation } from '../domain/secret-rotation.js';
 import type { StoreDialect } from './dialect.js';
 import { GenerationCache } from './generation-cache.js';
 import { migrateToLatest } from './migrator.js';
+import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
 import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import { recordAttempts } from './queue/record-attempts.js';
+import { deliverEvent, recoverMissed } from './queue/recover.js';
 import { releaseClaims } from './queue/release.js';
-import type { ApiTokensTable, Database } from './schema.js';
+import { renewLeases } from './queue/renew.js';
+import { queueStats } from './queue/stats.js';
+import { anySealedSecret, resealAll } from './reseal.js';
+import type { ApiTokensTable } from './schema.js';
 import type {
   Account,
   ApiToken,
   Attempt,
   AttemptResult,
   Callback,
+  CallbackSettings,
   ClaimedDelivery,
+  DeliverOutcome,
   Delivery,
   DeliveryFilter,
   EventFilter,
   EventRecord,
+  NodeRecord,
   Page,
   PublishClaim,
   PublishOutcome,
   PublishRequest,
   PublishResult,
   QueueSettings,
+  QueueStats,
+  RecordOutcome,
+  RecoverResult,
   Store,
   Subscription,
   SubscriptionFilter,
   SubscriptionPatch,
 } from './store.js';
+import * as subscriptions from './subscriptions.js';
+import { tooManySecrets } from './subscriptions.js';
 
 const EVENT_CACHE_SIZE = 10_000;
 
@@ -112,6 +124,11 @@ export class KyselyStore implements Store {
       .execute();
     const row = await db.selectFrom('accounts').selectAll().where('name', '=', name).executeTakeFirstOrThrow();
     return { id: row.id, name: row.name, createdAt: row.created_at };
+  }
+
+  async findAccount(name: string): Promise<Account | undefined> {
+    const row = await this.d.db.selectFrom('accounts').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? { id: row.id, name: row.name, createdAt: row.created_at } : undefined;
   }
 
   async countAccounts(): Promise<number> {
@@ -210,132 +227,109 @@ export class KyselyStore implements Store {
     return this.d.db.selectFrom('callbacks').selectAll().where('account_id', '=', accountId).executeTakeFirst();
   }
 
-  async putCallback(callback: Omit<Callback, 'created_at'>): Promise<void> {
+  async putCallback(callback: CallbackSettings): Promise<void> {
     const { account_id, updated_at, ...settings } = callback;
     await this.d.db
       .insertInto('callbacks')
-      .values({ ...callback, created_at: updated_at })
+      .values({ ...callback, signing_secret_sealed: null, retired_secrets: '[]', created_at: updated_at })
       .onConflict((oc) => oc.column('account_id').doUpdateSet({ ...settings, updated_at }))
       .execute();
   }
 
+  async rotateCallbackSecret(
+    accountId: string,
+    signingSecretSealed: string,
+    previousValidUntil: number,
+    now: number,
+  ): Promise<Callback> {
+    return this.d.writeTransaction(async (trx) => {
+      const current = await trx
+        .selectFrom('callbacks')
+        .selectAll()
+        .where('account_id', '=', accountId)
+        .executeTakeFirst();
+      const plan = planRotation(
+        current?.signing_secret_sealed ?? null,
+        current?.retired_secrets ?? '[]',
+        previousValidUntil,
+        now,
+      );
+      if (!plan.ok) throw tooManySecrets(plan.signing, plan.nextExpiry, now);
+      const changes = {
+        signing_secret_sealed: signingSecretSealed,
+        retired_secrets: plan.retiredJson,
+        updated_at: now,
+      };
+      if (current) {
+        await trx.updateTable('callbacks').set(changes).where('account_id', '=', accountId).execute();
+        return { ...current, ...changes };
+      }
+      // No callback registered yet: a disabled one holds the secret until a URL is registered.
+      const row: Callback = {
+        account_id: accountId,
+        url: '',
+        auth_type: 'None',
+        username: null,
+        password_sealed: null,
+        bearer_token_sealed: null,
+        ...changes,
+        created_at: now,
+      };
+      await trx.insertInto('callbacks').values(row).execute();
+      return row;
+    });
+  }
+
   // --- subscriptions -------------------------------------------------------------------------
 
-  async createSubscription(subscription: Subscription): Promise<void> {
-    try {
-      await this.d.db.insertInto('subscriptions').values(subscription).execute();
-    } catch (err) {
-      if (this.d.isUniqueViolation(err)) throw duplicateSubscription();
-      throw err;
+  createSubscription(subscription: Subscription): Promise<void> {
+    return subscriptions.createSubscription(this.d, subscription);
+  }
+
+  getSubscription(accountId: string, id: string): Promise<Subscription | undefined> {
+    return subscriptions.liveSubscription(this.d.db, accountId, id);
+  }
+
+  async subscriptionsById(accountId: string, ids: string[]): Promise<Subscription[]> {
+    const out: Subscription[] = [];
+    for (const batch of chunk(ids, 500)) {
+      out.push(
+        ...(await this.d.db
+          .selectFrom('subscriptions')
+          .selectAll()
+          .where('account_id', '=', accountId)
+          .where('id', 'in', batch)
+          .execute()),
+      );
     }
+    return out;
   }
 
-  async getSubscription(accountId: string, id: string): Promise<Subscription | undefined> {
-    return liveSubscription(this.d.db, accountId, id);
+  listSubscriptions(accountId: string, filter: SubscriptionFilter): Promise<Page<Subscription>> {
+    return subscriptions.listSubscriptions(this.d.db, accountId, filter);
   }
 
-  async listSubscriptions(accountId: string, filter: SubscriptionFilter): Promise<Page<Subscription>> {
-    const rows = await this.d.db
-      .selectFrom('subscriptions')
-      .selectAll()
-      .where('account_id', '=', accountId)
-      .where('deleted_at', 'is', null)
-      .$if(filter.eventType !== undefined, (q) => q.where('event_type', '=', filter.eventType as string))
-      .$if(filter.status !== undefined, (q) => q.where('status', '=', filter.status as Subscription['status']))
-      .$if(filter.cursor !== undefined, (q) => q.where('id', '<', filter.cursor as string))
-      .orderBy('id', 'desc')
-      .limit(filter.limit + 1)
-      .execute();
-    return page(rows, filter.limit, (r) => r.id);
-  }
-
-  async updateSubscription(
+  updateSubscription(
     accountId: string,
     id: string,
     patch: SubscriptionPatch,
     now: number,
   ): Promise<Subscription | undefined> {
-    try {
-      return await this.d.writeTransaction(async (trx) => {
-        const current = await liveSubscription(trx, accountId, id);
-        if (!current) return undefined;
-        const changes: Partial<Subscription> = { updated_at: now };
-        if (patch.targetUrl !== undefined) changes.target_url = patch.targetUrl;
-        if (patch.secretTokenSealed !== undefined) changes.secret_token_sealed = patch.secretTokenSealed;
-        if (patch.status !== undefined && patch.status !== current.status) {
-          changes.status = patch.status;
-          if (patch.status === 'active') {
-            changes.disabled_reason = null;
-            changes.failing_since = null;
-          }
-        }
-        await trx.updateTable('subscriptions').set(changes).where('id', '=', id).execute();
-        if (changes.status === 'paused') {
-          await trx
-            .updateTable('deliveries')
-            .set({ status: 'held', updated_at: now })
-            .where('subscription_id', '=', id)
-            .where('status', '=', 'pending')
-            .execute();
-        } else if (changes.status === 'active') {
-          const released = await trx
-            .updateTable('deliveries')
-            .set({ status: 'pending', next_attempt_at: now, updated_at: now })
-            .where('subscription_id', '=', id)
-            .where('status', '=', 'held')
-            .executeTakeFirst();
-          if (Number(released.numUpdatedRows) > 0) {
-            await this.d.notifyDue(trx);
-            queueMicrotask(() => this.emitDue());
-          }
-        }
-        return { ...current, ...changes };
-      });
-    } catch (err) {
-      if (this.d.isUniqueViolation(err)) throw duplicateSubscription();
-      throw err;
-    }
+    return subscriptions.updateSubscription(this.d, accountId, id, patch, now, () => this.emitDue());
   }
 
-  async rotateSigningSecret(
+  rotateSigningSecret(
     accountId: string,
     id: string,
     signingSecretSealed: string,
     previousValidUntil: number,
     now: number,
   ): Promise<Subscription | undefined> {
-    return this.d.writeTransaction(async (trx) => {
-      const current = await liveSubscription(trx, accountId, id);
-      if (!current) return undefined;
-      const changes = {
-        signing_secret_sealed: signingSecretSealed,
-        previous_secret_sealed: previousValidUntil > now ? current.signing_secret_sealed : null,
-        previous_secret_expires_at: previousValidUntil > now ? previousValidUntil : null,
-        updated_at: now,
-      };
-      await trx.updateTable('subscriptions').set(changes).where('id', '=', id).execute();
-      return { ...current, ...changes };
-    });
+    return subscriptions.rotateSigningSecret(this.d, accountId, id, signingSecretSealed, previousValidUntil, now);
   }
 
-  async deleteSubscription(accountId: string, id: string, now: number): Promise<boolean> {
-    return this.d.writeTransaction(async (trx) => {
-      const result = await trx
-        .updateTable('subscriptions')
-        .set({ deleted_at: now, updated_at: now })
-        .where('id', '=', id)
-        .where('account_id', '=', accountId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) === 0) return false;
-      await trx
-        .updateTable('deliveries')
-        .set({ status: 'cancelled', lease_owner: null, updated_at: now })
-        .where('subscription_id', '=', id)
-        .where('status', 'in', ['pending', 'held', 'sending'])
-        .execute();
-      return true;
-    });
+  deleteSubscription(accountId: string, id: string, now: number): Promise<boolean> {
+    return subscriptions.deleteSubscription(this.d, accountId, id, now);
   }
 
   // --- events --------------------------------------------------------------------------------
@@ -372,6 +366,8 @@ export class KyselyStore implements Store {
       .selectAll()
       .where('account_id', '=', accountId)
       .$if(filter.eventType !== undefined, (q) => q.where('type', '=', filter.eventType as string))
+      .$if(filter.documentId !== undefined, (q) => q.where('document_id', '=', filter.documentId as string))
+      .$if(filter.includeTests !== true, (q) => q.where('test', '=', 0))
       .$if(filter.since !== undefined, (q) => q.where('created_at', '>=', filter.since as number))
       .$if(filter.until !== undefined, (q) => q.where('created_at', '<', filter.until as number))
       .$if(filter.cursor !== undefined, (q) => q.where('id', '<', filter.cursor as string))
@@ -399,6 +395,17 @@ export class KyselyStore implements Store {
       .where('account_id', '=', accountId)
       .$if(filter.subscriptionId !== undefined, (q) => q.where('subscription_id', '=', filter.subscriptionId as string))
       .$if(filter.eventId !== undefined, (q) => q.where('event_id', '=', filter.eventId as string))
+      .$if(filter.documentId !== undefined, (q) =>
+        q.where('event_id', 'in', (sub) =>
+          sub
+            .selectFrom('events')
+            .select('events.id')
+            .where('events.account_id', '=', accountId)
+            .where('events.document_id', '=', filter.documentId as string),
+        ),
+      )
+      .$if(filter.target === 'callback', (q) => q.where('subscription_id', 'is', null))
+      .$if(filter.target === 'subscription', (q) => q.where('subscription_id', 'is not', null))
       .$if(filter.status !== undefined, (q) => q.where('status', '=', filter.status as Delivery['status']))
       .$if(filter.since !== undefined, (q) => q.where('created_at', '>=', filter.since as number))
       .$if(filter.until !== undefined, (q) => q.where('created_at', '<', filter.until as number))
@@ -481,42 +488,65 @@ export class KyselyStore implements Store {
     return count;
   }
 
-  async resealSecrets(reseal: (sealed: string) => string): Promise<number> {
-    return this.d.writeTransaction(async (trx) => {
-      let count = 0;
-      const again = (value: string | null) => {
-        if (value === null) return null;
-        count++;
-        return reseal(value);
-      };
-      const callbacks = await trx
-        .selectFrom('callbacks')
-        .select(['account_id', 'password_sealed', 'bearer_token_sealed'])
-        .execute();
-      for (const cb of callbacks) {
-        await trx
-          .updateTable('callbacks')
-          .set({ password_sealed: again(cb.password_sealed), bearer_token_sealed: again(cb.bearer_token_sealed) })
-          .where('account_id', '=', cb.account_id)
-          .execute();
-      }
-      const subs = await trx
-        .selectFrom('subscriptions')
-        .select(['id', 'secret_token_sealed', 'signing_secret_sealed', 'previous_secret_sealed'])
-        .execute();
-      for (const sub of subs) {
-        await trx
-          .updateTable('subscriptions')
-          .set({
-            secret_token_sealed: again(sub.secret_token_sealed),
-            signing_secret_sealed: again(sub.signing_secret_sealed) as string,
-            previous_secret_sealed: again(sub.previous_secret_sealed),
-          })
-          .where('id', '=', sub.id)
-          .execute();
-      }
-      return count;
-    });
+  async recoverMissed(
+    accountId: string,
+    subscriptionId: string,
+    since: number,
+    until: number,
+    now: number,
+    limit: number,
+  ): Promise<RecoverResult | undefined> {
+    const result = await recoverMissed(this.d, accountId, subscriptionId, since, until, now, limit);
+    if (result && result.recovered > 0) this.emitDue();
+    return result;
+  }
+
+  async deliverEvent(accountId: string, eventId: string, subscriptionId: string, now: number): Promise<DeliverOutcome> {
+    const outcome = await deliverEvent(this.d, accountId, eventId, subscriptionId, now);
+    if (outcome.ok && outcome.delivery.status === 'pending') this.emitDue();
+    return outcome;
+  }
+
+  // --- secrets at rest, settings and the processes using the database ------------------------
+
+  resealSecrets(reseal: (sealed: string) => string): Promise<number> {
+    return this.d.writeTransaction((trx) => resealAll(trx, reseal));
+  }
+
+  async resealSecretsUnlessInUse(
+    freshSince: number,
+    reseal: (sealed: string) => string,
+  ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }> {
+    const outcome = await nodes.unlessInUse(this.d, freshSince, (trx) => resealAll(trx, reseal));
+    return outcome.ok ? { ok: true, count: outcome.value } : outcome;
+  }
+
+  anySealedSecret(): Promise<string | undefined> {
+    return anySealedSecret(this.d.db);
+  }
+
+  getSetting(key: string): Promise<string | undefined> {
+    return nodes.getSetting(this.d.db, key);
+  }
+
+  putSettingIfAbsent(key: string, value: string): Promise<string> {
+    return nodes.putSettingIfAbsent(this.d, key, value);
+  }
+
+  registerNode(node: NodeRecord): Promise<void> {
+    return nodes.registerNode(this.d, node);
+  }
+
+  heartbeatNode(id: string, now: number): Promise<boolean> {
+    return nodes.heartbeatNode(this.d.db, id, now);
+  }
+
+  removeNode(id: string): Promise<void> {
+    return nodes.removeNode(this.d.db, id);
+  }
+
+  liveNodes(freshSince: number): Promise<NodeRecord[]> {
+    return nodes.liveNodes(this.d.db, freshSince);
   }
 
   // --- the queue -----------------------------------------------------------------------------
@@ -525,12 +555,25 @@ export class KyselyStore implements Store {
     return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs);
   }
 
-  recordAttempts(owner: string, results: AttemptResult[], now: number, settings: QueueSettings): Promise<void> {
+  recordAttempts(
+    owner: string,
+    results: AttemptResult[],
+    now: number,
+    settings: QueueSettings,
+  ): Promise<RecordOutcome> {
     return recordAttempts(this.d, owner, results, now, settings);
   }
 
   releaseClaims(owner: string, deliveryIds: string[] | 'all', now: number): Promise<number> {
     return releaseClaims(this.d, owner, deliveryIds, now);
+  }
+
+  renewLeases(owner: string, deliveryIds: string[], now: number, leaseMs: number): Promise<number> {
+    return renewLeases(this.d, owner, deliveryIds, now, leaseMs);
+  }
+
+  queueStats(now: number): Promise<QueueStats> {
+    return queueStats(this.d, now);
   }
 
   async nextDueAt(): Promise<number | undefined> {
@@ -542,24 +585,6 @@ export class KyselyStore implements Store {
     const due = row?.due;
     return due === null || due === undefined ? undefined : Number(due);
   }
-}
-
-/** The account's subscription with this id, unless deleted: the one query every route starts from. */
-function liveSubscription(db: Kysely<Database>, accountId: string, id: string): Promise<Subscription | undefined> {
-  return db
-    .selectFrom('subscriptions')
-    .selectAll()
-    .where('id', '=', id)
-    .where('account_id', '=', accountId)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
-}
-
-function duplicateSubscription(): CountersignError {
-  return new CountersignError(
-    'subscription_exists',
-    'a subscription with this target_url and event_type already exists',
-  );
 }
 
 function page<T>(rows: T[], limit: number, idOf: (row: T) => string): Page<T> {

@@ -8,10 +8,12 @@ import { type Kysely, type Migration, Migrator } from 'kysely';
 import type { StoreDialect } from './dialect.js';
 import * as initial from './migrations/001_initial.js';
 import * as fanOutVersion from './migrations/002_fan_out_version.js';
+import * as typesSecretsAndLog from './migrations/003_types_secrets_and_log.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
   '002_fan_out_version': fanOutVersion,
+  '003_types_secrets_and_log': typesSecretsAndLog,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

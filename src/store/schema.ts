@@ -28,6 +28,10 @@ export interface CallbacksTable {
   username: string | null;
   password_sealed: string | null;
   bearer_token_sealed: string | null;
+  /** The account's Standard Webhooks secret for callback deliveries; null until one is made. */
+  signing_secret_sealed: string | null;
+  /** Secrets a rotation retired, each still signing until its own expiry (RetiredSecret[] as JSON). */
+  retired_secrets: string;
   created_at: number;
   updated_at: number;
 }
@@ -38,19 +42,27 @@ export interface SubscriptionsTable {
   id: string;
   account_id: string;
   target_url: string;
-  event_type: string;
+  /** The event types it takes, space-separated, in the order given; one row each in subscription_event_types while live. */
+  event_types: string;
   status: SubscriptionStatus;
   secret_token_sealed: string | null;
   signing_secret_sealed: string;
-  /** The previous signing secret, still signed with until `previous_secret_expires_at` (rotation). */
-  previous_secret_sealed: string | null;
-  previous_secret_expires_at: number | null;
+  /** Secrets a rotation retired, each still signing until its own expiry (RetiredSecret[] as JSON). */
+  retired_secrets: string;
   disabled_reason: string | null;
   /** Start of the current unbroken run of failed attempts; null after any success. */
   failing_since: number | null;
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+}
+
+/** One row per live subscription and event type: fan-out reads it, and its unique index is the seed's 409. */
+export interface SubscriptionEventTypesTable {
+  subscription_id: string;
+  event_type: string;
+  account_id: string;
+  target_url: string;
 }
 
 export interface EventsTable {
@@ -63,6 +75,10 @@ export interface EventsTable {
   idempotency_key: string | null;
   request_hash: string | null;
   delivery_count: number;
+  /** 1 for a test event (POST …/test): marked in its payload, kept out of lists unless asked for. */
+  test: number;
+  /** data.document_id, for the delivery log's filter. */
+  document_id: string | null;
 }
 
 /**
@@ -104,6 +120,27 @@ export interface AttemptsTable {
   status_code: number | null;
   error: string | null;
   response_excerpt: string | null;
+  /** The URL the attempt was sent to. Null for attempts logged before migration 003. */
+  request_url: string | null;
+  /** The headers sent, as a JSON object, with Authorization masked. */
+  request_headers: string | null;
+  /** The answer's headers, as a JSON object (bounded), when there was an answer. */
+  response_headers: string | null;
+}
+
+/** A process using the database (serve or worker), kept fresh by its heartbeat. */
+export interface NodesTable {
+  id: string;
+  kind: string;
+  hostname: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
 }
 
 export interface Database {
@@ -111,7 +148,10 @@ export interface Database {
   api_tokens: ApiTokensTable;
   callbacks: CallbacksTable;
   subscriptions: SubscriptionsTable;
+  subscription_event_types: SubscriptionEventTypesTable;
   events: EventsTable;
   deliveries: DeliveriesTable;
   attempts: AttemptsTable;
+  countersign_nodes: NodesTable;
+  countersign_settings: SettingsTable;
 }

@@ -31,6 +31,8 @@ export interface ApiToken {
 }
 
 export type Callback = CallbacksTable;
+/** What PUT /api/sign/v1/callback/register sets; the signing secret is rotated on its own. */
+export type CallbackSettings = Omit<CallbacksTable, 'created_at' | 'signing_secret_sealed' | 'retired_secrets'>;
 export type Subscription = SubscriptionsTable;
 export type Delivery = DeliveriesTable;
 export type Attempt = AttemptsTable;
@@ -49,6 +51,7 @@ export interface SubscriptionFilter {
 
 export interface SubscriptionPatch {
   targetUrl?: string;
+  eventTypes?: string[];
   status?: 'active' | 'paused';
   /** null removes the secret_token. */
   secretTokenSealed?: string | null;
@@ -62,14 +65,20 @@ export interface EventRecord {
   occurredAt: number;
   createdAt: number;
   deliveryCount: number;
+  /** A test event: marked in its payload, kept out of lists unless asked for. */
+  test: boolean;
+  documentId: string | null;
 }
 
 export interface EventFilter {
   limit: number;
   cursor?: string;
   eventType?: string;
+  documentId?: string;
   since?: number;
   until?: number;
+  /** Test events are left out unless this is set. */
+  includeTests?: boolean;
 }
 
 export interface DeliveryFilter {
@@ -77,6 +86,9 @@ export interface DeliveryFilter {
   cursor?: string;
   subscriptionId?: string;
   eventId?: string;
+  documentId?: string;
+  /** Only deliveries to subscriptions, or only those to the account callback. */
+  target?: 'subscription' | 'callback';
   status?: DeliveryStatus;
   since?: number;
   until?: number;
@@ -87,6 +99,10 @@ export interface PublishRequest {
   type: string;
   dataJson: string;
   occurredAt: number;
+  /** data.document_id, kept beside the event for the delivery log's filter. */
+  documentId?: string;
+  /** A test event (only with onlySubscriptionId). */
+  test?: boolean;
   idempotencyKey?: string;
   /** Hash of the request body: a reused idempotency key with another body is refused. */
   requestHash?: string;
@@ -130,6 +146,8 @@ export interface ClaimedDelivery {
   oneOff: boolean;
   event: EventRecord;
   target: DeliveryTarget;
+  /** Set when this claim took over a lease that ran out: the process that held it. */
+  takenOverFrom?: string;
 }
 
 export type DeliveryTarget =
@@ -146,6 +164,8 @@ export type DeliveryTarget =
       username: string | null;
       passwordSealed: string | null;
       bearerTokenSealed: string | null;
+      /** The account's callback signing secrets in use (none until one is made). */
+      signingSecretsSealed: string[];
     };
 
 export type AttemptOutcome = 'delivered' | 'retry' | 'failed' | 'gone';
@@ -160,6 +180,11 @@ export interface AttemptResult {
   statusCode: number | null;
   error: string | null;
   responseExcerpt: string | null;
+  /** What was sent: the URL, and the headers as JSON with Authorization masked (null if nothing was sent). */
+  requestUrl: string | null;
+  requestHeaders: string | null;
+  /** The answer's headers as JSON, when there was an answer. */
+  responseHeaders: string | null;
   outcome: AttemptOutcome;
   /** For `retry`: when the next attempt is due. */
   nextAttemptAt?: number;
@@ -170,12 +195,49 @@ export interface QueueSettings {
   disableAfterFailingMs: number;
 }
 
+/** What recording a batch of attempts changed beyond the deliveries themselves. */
+export interface RecordOutcome {
+  /** Subscriptions this batch disabled, and why. */
+  disabled: { id: string; accountId: string; targetUrl: string; reason: string }[];
+}
+
+export interface RecoverResult {
+  /** Deliveries made. */
+  recovered: number;
+  /** Set when the window held more than one call makes: call again from this time (created_at, ms). */
+  continueFrom: number | undefined;
+}
+
+export type DeliverOutcome =
+  | { ok: true; delivery: Delivery }
+  | { ok: false; reason: 'event_not_found' | 'subscription_not_found' | 'event_type_not_subscribed' };
+
+export interface QueueStats {
+  /** Deliveries that may be claimed now: pending and due, or sending with a lease run out. */
+  due: number;
+  /** When the longest-waiting of those fell due; undefined when none is due. */
+  oldestDueAt: number | undefined;
+  /** Deliveries by status, for the statuses that are work (not history): pending, sending, held, failed. */
+  byStatus: Record<'pending' | 'sending' | 'held' | 'failed', number>;
+}
+
+export interface NodeRecord {
+  id: string;
+  kind: 'serve' | 'worker';
+  hostname: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+}
+
 export interface Store {
   readonly dialect: DialectName;
   ping(): Promise<void>;
   close(): Promise<void>;
 
   ensureAccount(name: string, now: number): Promise<Account>;
+  /** The account with this name, if there is one. */
+  findAccount(name: string): Promise<Account | undefined>;
   countAccounts(): Promise<number>;
   createToken(input: {
     accountId: string;
@@ -197,11 +259,27 @@ export interface Store {
   touchToken(id: string, now: number): Promise<void>;
 
   getCallback(accountId: string): Promise<Callback | undefined>;
-  putCallback(callback: Omit<Callback, 'created_at'>): Promise<void>;
+  putCallback(callback: CallbackSettings): Promise<void>;
+  /**
+   * Makes `signingSecretSealed` the callback's signing secret; the one before keeps signing until
+   * `previousValidUntil`. Creates a disabled callback row when the account has none yet. Throws
+   * CountersignError('conflict') when too many secrets would sign at once.
+   */
+  rotateCallbackSecret(
+    accountId: string,
+    signingSecretSealed: string,
+    previousValidUntil: number,
+    now: number,
+  ): Promise<Callback>;
 
-  /** Throws CountersignError('subscription_exists') on a duplicate (account, target_url, event_type). */
+  /**
+   * Throws CountersignError('subscription_exists') when a live subscription of the account has the
+   * same target_url and any of the same event types (the seed's 409).
+   */
   createSubscription(subscription: Subscription): Promise<void>;
   getSubscription(accountId: string, id: string): Promise<Subscription | undefined>;
+  /** The account's subscriptions with these ids, deleted ones included (the delivery log names their targets). */
+  subscriptionsById(accountId: string, ids: string[]): Promise<Subscription[]>;
   listSubscriptions(accountId: string, filter: SubscriptionFilter): Promise<Page<Subscription>>;
   /** Applies the patch and holds or releases the subscription's deliveries in the same transaction. */
   updateSubscription(
@@ -212,7 +290,9 @@ export interface Store {
   ): Promise<Subscription | undefined>;
   /**
    * Makes `signingSecretSealed` the signing secret; the old one keeps signing alongside it until
-   * `previousValidUntil`. Undefined when the subscription is not this account's.
+   * `previousValidUntil`, and secrets retired before keep signing until their own expiry.
+   * Undefined when the subscription is not this account's; CountersignError('conflict') when too
+   * many secrets would sign at once.
    */
   rotateSigningSecret(
     accountId: string,
@@ -242,13 +322,56 @@ export interface Store {
   ): Promise<Delivery | 'in_flight' | 'cancelled' | undefined>;
   /** Re-queues the subscription's failed deliveries created in [since, until). */
   replayFailed(accountId: string, subscriptionId: string, since: number, until: number, now: number): Promise<number>;
+  /**
+   * Makes a delivery for each event of the subscription's types created in [since, until) (and not
+   * before the subscription) that it never had a delivery for; at most `limit` per call.
+   * Undefined when the subscription is not this account's.
+   */
+  recoverMissed(
+    accountId: string,
+    subscriptionId: string,
+    since: number,
+    until: number,
+    now: number,
+    limit: number,
+  ): Promise<RecoverResult | undefined>;
+  /** A new delivery of one event to one subscription, whatever became of earlier ones. */
+  deliverEvent(accountId: string, eventId: string, subscriptionId: string, now: number): Promise<DeliverOutcome>;
 
   /** Re-seals every secret at rest in one transaction (master-key rotation); returns how many. */
   resealSecrets(reseal: (sealed: string) => string): Promise<number>;
+  /** One sealed secret from the tables that hold them, if any is stored (the master-key check). */
+  anySealedSecret(): Promise<string | undefined>;
+  getSetting(key: string): Promise<string | undefined>;
+  /** Stores `value` unless the key has one already; returns what is stored now. */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
+
+  /** Records a process using the database (serve, worker), with its first heartbeat. */
+  registerNode(node: NodeRecord): Promise<void>;
+  /** Returns false when the row is gone (another process judged this one dead and removed it). */
+  heartbeatNode(id: string, now: number): Promise<boolean>;
+  removeNode(id: string): Promise<void>;
+  /** Processes whose heartbeat is newer than `freshSince`. */
+  liveNodes(freshSince: number): Promise<NodeRecord[]>;
+  /**
+   * resealSecrets, in a transaction that first checks no process has a heartbeat newer than
+   * `freshSince`; returns those processes instead when some have. Registering a process waits for
+   * this transaction (PostgreSQL: a table lock; SQLite: one writer), so none starts under it.
+   */
+  resealSecretsUnlessInUse(
+    freshSince: number,
+    reseal: (sealed: string) => string,
+  ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }>;
 
   claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
-  recordAttempts(owner: string, results: AttemptResult[], now: number, settings: QueueSettings): Promise<void>;
+  recordAttempts(owner: string, results: AttemptResult[], now: number, settings: QueueSettings): Promise<RecordOutcome>;
   releaseClaims(owner: string, deliveryIds: string[] | 'all', now: number): Promise<number>;
+  /**
+   * Extends the leases this owner holds on these deliveries to `now + leaseMs` (sends still in
+   * flight). Returns how many it still held.
+   */
+  renewLeases(owner: string, deliveryIds: string[], now: number, leaseMs: number): Promise<number>;
+  queueStats(now: number): Promise<QueueStats>;
   /** When the earliest pending delivery or lease falls due, if any. */
   nextDueAt(): Promise<number | undefined>;
   /** Registers a listener for "new deliveries are due", from this process or (PostgreSQL) others. */

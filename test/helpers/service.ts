@@ -2,7 +2,7 @@
 // inject() or over loopback), and optionally the real dispatcher with a short retry schedule.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { ALL_SCOPES, type Scope } from '../../src/api/auth.js';
 import { buildApp } from '../../src/app.js';
 import { type DispatcherConfig, loadConfig } from '../../src/config.js';
@@ -46,6 +46,10 @@ export interface TestServiceOptions {
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
   metrics?: Metrics;
+  /** Where the service logs (silent by default); with it the access log is on, as in `serve`. */
+  logger?: Logger;
+  /** The master key's box (a random key by default). */
+  secrets?: SecretBox;
 }
 
 /** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
@@ -60,8 +64,8 @@ export async function startTestService(
 ): Promise<TestService> {
   const database = await dialect.create();
   const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
-  const secrets = new SecretBox(randomBytes(32));
-  const logger = pino({ level: 'silent' });
+  const secrets = options.secrets ?? new SecretBox(randomBytes(32));
+  const logger = options.logger ?? pino({ level: 'silent' });
   const targetPolicy = {
     allowInsecure: options.allowInsecureTargets ?? true,
     allowedCidrs: options.allowedTargetCidrs ?? [],
@@ -94,12 +98,13 @@ export async function startTestService(
     targetPolicy,
     resolve,
     logger,
+    accessLog: options.logger !== undefined,
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
   });
   await app.ready();
-  dispatcher?.start();
+  await dispatcher?.start();
 
   const tokenFor = async (account: string, opts: { scopes?: Scope[]; expiresAt?: number | null } = {}) => {
     const now = Date.now();

@@ -3,11 +3,13 @@
 // next_attempt_at) has run out because the process holding it died. PostgreSQL skips rows another
 // node is claiming (FOR UPDATE SKIP LOCKED); SQLite has a single writer and needs no such care.
 import { type Kysely, sql } from 'kysely';
+import { signingSecretsAt } from '../../domain/secret-rotation.js';
 import type { StoreDialect } from '../dialect.js';
 import type { CallbacksTable, Database, SubscriptionsTable } from '../schema.js';
 import type { ClaimedDelivery, DeliveryTarget, EventRecord } from '../store.js';
 import { unique } from './chunk.js';
 import { eventRecordFromRow } from './publish.js';
+import { releaseClaims } from './release.js';
 
 /** deliveries.manual: 0 = scheduled; ONE_OFF = a single manual attempt on a finished delivery;
  * NUDGE = a manual attempt now on a delivery still in its retry schedule. */
@@ -35,33 +37,31 @@ export async function claimDueDeliveries(
   leaseMs: number,
 ): Promise<ClaimedDelivery[]> {
   const { db } = dialect;
-  const due = db
-    .selectFrom('deliveries')
-    .select('id')
-    .where(CLAIMABLE)
-    .where('next_attempt_at', '<=', now)
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .$if(dialect.name === 'postgres', (q) => q.forUpdate().skipLocked());
-  const rows = await db
-    .updateTable('deliveries')
-    .set({
-      status: 'sending',
-      lease_owner: owner,
-      next_attempt_at: now + leaseMs,
-      attempt_count: sql`attempt_count + 1`,
-      updated_at: now,
-    })
-    .where('id', 'in', due)
-    .returning(['id', 'event_id', 'account_id', 'subscription_id', 'attempt_count', 'round_start', 'manual'])
-    .execute();
+  const rows =
+    dialect.name === 'postgres'
+      ? await claimPostgres(db, owner, limit, now, leaseMs)
+      : await claimSqlite(db, owner, limit, now, leaseMs);
   if (rows.length === 0) return [];
 
-  const [eventsById, subscriptions, callbacks] = await Promise.all([
-    loadEvents(db, events, unique(rows.map((r) => r.event_id))),
-    loadSubscriptions(db, unique(rows.flatMap((r) => (r.subscription_id ? [r.subscription_id] : [])))),
-    loadCallbacks(db, unique(rows.filter((r) => r.subscription_id === null).map((r) => r.account_id))),
-  ]);
+  let loaded: [Map<string, EventRecord>, Map<string, SubscriptionsTable>, Map<string, CallbacksTable>];
+  try {
+    loaded = await Promise.all([
+      loadEvents(db, events, unique(rows.map((r) => r.event_id))),
+      loadSubscriptions(db, unique(rows.flatMap((r) => (r.subscription_id ? [r.subscription_id] : [])))),
+      loadCallbacks(db, unique(rows.filter((r) => r.subscription_id === null).map((r) => r.account_id))),
+    ]);
+  } catch (err) {
+    // Nothing was sent: give the claims back (their attempt never started) rather than leave them
+    // leased with no attempt until the lease runs out. If that fails too, the lease brings them back.
+    await releaseClaims(
+      dialect,
+      owner,
+      rows.map((r) => r.id),
+      now,
+    ).catch(() => undefined);
+    throw err;
+  }
+  const [eventsById, subscriptions, callbacks] = loaded;
 
   const claimed: ClaimedDelivery[] = [];
   const toHold: string[] = [];
@@ -88,13 +88,14 @@ export async function claimDueDeliveries(
         toCancel.push(row.id);
         continue;
       }
-      target = callbackTarget(cb);
+      target = callbackTarget(cb, now);
     }
     if (!event) {
       toCancel.push(row.id);
       continue;
     }
     claimed.push({
+      ...(row.was_status === 'sending' && row.was_owner !== null ? { takenOverFrom: row.was_owner } : {}),
       id: row.id,
       eventId: row.event_id,
       accountId: row.account_id,
@@ -113,21 +114,18 @@ export async function claimDueDeliveries(
   return claimed;
 }
 
-/** Where and how a subscription's delivery goes: the old signing secret signs too until it expires. */
+/** Where and how a subscription's delivery goes: retired signing secrets sign too until each expires. */
 export function subscriptionTarget(sub: SubscriptionsTable, now: number): DeliveryTarget {
-  const secrets = [sub.signing_secret_sealed];
-  if (sub.previous_secret_sealed && (sub.previous_secret_expires_at ?? 0) > now)
-    secrets.push(sub.previous_secret_sealed);
   return {
     kind: 'subscription',
     url: sub.target_url,
     secretTokenSealed: sub.secret_token_sealed,
-    signingSecretsSealed: secrets,
+    signingSecretsSealed: signingSecretsAt(sub.signing_secret_sealed, sub.retired_secrets, now),
   };
 }
 
 /** Where and how an account callback delivery goes. */
-export function callbackTarget(cb: CallbacksTable): DeliveryTarget {
+export function callbackTarget(cb: CallbacksTable, now: number): DeliveryTarget {
   return {
     kind: 'callback',
     url: cb.url,
@@ -135,7 +133,90 @@ export function callbackTarget(cb: CallbacksTable): DeliveryTarget {
     username: cb.username,
     passwordSealed: cb.password_sealed,
     bearerTokenSealed: cb.bearer_token_sealed,
+    signingSecretsSealed: signingSecretsAt(cb.signing_secret_sealed, cb.retired_secrets, now),
   };
+}
+
+interface ClaimedRow {
+  id: string;
+  event_id: string;
+  account_id: string;
+  subscription_id: string | null;
+  attempt_count: number;
+  round_start: number;
+  manual: number;
+  /** The status and lease owner before this claim: a `sending` row was a lease that ran out. */
+  was_status: string;
+  was_owner: string | null;
+}
+
+/**
+ * PostgreSQL: one statement. The subquery picks and locks the due rows (skipping those another
+ * node is claiming) and carries their previous owner out through RETURNING.
+ */
+async function claimPostgres(
+  db: Kysely<Database>,
+  owner: string,
+  limit: number,
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedRow[]> {
+  const result = await sql<ClaimedRow>`
+    update deliveries as d
+    set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${now + leaseMs},
+        attempt_count = d.attempt_count + 1, updated_at = ${now}
+    from (
+      select id, status as was_status, lease_owner as was_owner from deliveries
+      where status in ('pending', 'sending') and next_attempt_at <= ${now}
+      order by next_attempt_at limit ${limit}
+      for update skip locked
+    ) as due
+    where d.id = due.id
+    returning d.id, d.event_id, d.account_id, d.subscription_id, d.attempt_count, d.round_start, d.manual,
+      due.was_status, due.was_owner`.execute(db);
+  return result.rows;
+}
+
+/**
+ * SQLite: RETURNING cannot name a FROM clause's columns, so the due rows are read first and then
+ * claimed by id. The UPDATE checks again that each is still due: another process (the CLI, a
+ * worker on the same file) may have written in between, and a row it claimed is no longer due.
+ */
+async function claimSqlite(
+  db: Kysely<Database>,
+  owner: string,
+  limit: number,
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedRow[]> {
+  const due = await db
+    .selectFrom('deliveries')
+    .select(['id', 'status', 'lease_owner'])
+    .where(CLAIMABLE)
+    .where('next_attempt_at', '<=', now)
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .execute();
+  if (due.length === 0) return [];
+  const before = new Map(due.map((r) => [r.id, r]));
+  const rows = await db
+    .updateTable('deliveries')
+    .set({
+      status: 'sending',
+      lease_owner: owner,
+      next_attempt_at: now + leaseMs,
+      attempt_count: sql`attempt_count + 1`,
+      updated_at: now,
+    })
+    .where('id', 'in', [...before.keys()])
+    .where(CLAIMABLE)
+    .where('next_attempt_at', '<=', now)
+    .returning(['id', 'event_id', 'account_id', 'subscription_id', 'attempt_count', 'round_start', 'manual'])
+    .execute();
+  return rows.map((row) => {
+    const was = before.get(row.id);
+    return { ...row, was_status: was?.status ?? 'pending', was_owner: was?.lease_owner ?? null };
+  });
 }
 
 /** Gives back claims that must not be sent: the attempt they counted never happened. */

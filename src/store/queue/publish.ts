@@ -32,6 +32,8 @@ const EVENT_COLUMNS = allColumns<EventsTable>({
   idempotency_key: true,
   request_hash: true,
   delivery_count: true,
+  test: true,
+  document_id: true,
 });
 const insertEventRows = bulkInsert<EventsTable>('events', EVENT_COLUMNS);
 /** A keyed event that loses a race for its key is skipped; the ids returned are the ones written. */
@@ -40,7 +42,7 @@ const insertKeyedEventRows = bulkInsert<EventsTable>(
   EVENT_COLUMNS,
   'on conflict ("account_id", "idempotency_key") where "idempotency_key" is not null do nothing returning "id"',
 );
-const insertDeliveryRows = bulkInsert<DeliveriesTable>(
+export const insertDeliveryRows = bulkInsert<DeliveriesTable>(
   'deliveries',
   allColumns<DeliveriesTable>({
     id: true,
@@ -85,6 +87,8 @@ export function eventRecordFromRow(row: EventsTable): EventRecord {
     occurredAt: row.occurred_at,
     createdAt: row.created_at,
     deliveryCount: row.delivery_count,
+    test: row.test === 1,
+    documentId: row.document_id,
   };
 }
 
@@ -123,6 +127,8 @@ export async function publishEvents(
         idempotency_key: request.idempotencyKey ?? null,
         request_hash: request.requestHash ?? null,
         delivery_count: 0,
+        test: request.test ? 1 : 0,
+        document_id: request.documentId ?? null,
       };
       const eventTargets = targets[n] as FanOutTarget[];
       event.delivery_count = eventTargets.length;
@@ -302,18 +308,22 @@ async function loadFanOut(
     }
   }
   if (subsMissing.keys.size > 0) {
+    // A disabled subscription gets no deliveries for new events (recover brings back what it
+    // missed); a paused one gets them held.
     const rows = await trx
-      .selectFrom('subscriptions')
-      .selectAll()
-      .where('account_id', 'in', [...subsMissing.accounts])
-      .where('event_type', 'in', [...subsMissing.types])
-      .where('deleted_at', 'is', null)
-      .where('status', 'in', ['active', 'paused'])
-      .orderBy('id')
+      .selectFrom('subscription_event_types as t')
+      .innerJoin('subscriptions as s', 's.id', 't.subscription_id')
+      .selectAll('s')
+      .select('t.event_type as fan_out_type')
+      .where('t.account_id', 'in', [...subsMissing.accounts])
+      .where('t.event_type', 'in', [...subsMissing.types])
+      .where('s.deleted_at', 'is', null)
+      .where('s.status', 'in', ['active', 'paused'])
+      .orderBy('s.id')
       .execute();
     for (const key of subsMissing.keys) subsByKey.set(key, []);
-    for (const sub of rows) {
-      const key = fanOutKey(sub.account_id, sub.event_type);
+    for (const { fan_out_type, ...sub } of rows) {
+      const key = fanOutKey(sub.account_id, fan_out_type);
       // The query spans every pair of the accounts and types asked for, some of them answered from
       // the cache already (whose lists are never changed); only the pairs asked for are filled.
       if (subsMissing.keys.has(key)) subsByKey.get(key)?.push(sub);
@@ -355,7 +365,7 @@ async function loadFanOut(
       targets.push({ subscriptionId: sub.id, held: sub.status !== 'active', target: subscriptionTarget(sub, now) });
     }
     const callback = callbackOf.get(r.accountId);
-    if (callback) targets.push({ subscriptionId: null, held: false, target: callbackTarget(callback) });
+    if (callback) targets.push({ subscriptionId: null, held: false, target: callbackTarget(callback, now) });
     return targets;
   });
 }

@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import { describeSpan } from '../../domain/time.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptsTable, Database } from '../schema.js';
-import type { AttemptResult, QueueSettings } from '../store.js';
+import type { AttemptResult, QueueSettings, RecordOutcome } from '../store.js';
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
 import { MANUAL_NONE } from './claim.js';
@@ -23,6 +23,9 @@ const insertAttemptRows = bulkInsert<AttemptsTable>(
     status_code: true,
     error: true,
     response_excerpt: true,
+    request_url: true,
+    request_headers: true,
+    response_headers: true,
   }),
   'on conflict ("delivery_id", "number") do nothing',
 );
@@ -33,9 +36,9 @@ export async function recordAttempts(
   results: AttemptResult[],
   now: number,
   settings: QueueSettings,
-): Promise<void> {
-  if (results.length === 0) return;
-  await dialect.writeTransaction(async (trx) => {
+): Promise<RecordOutcome> {
+  if (results.length === 0) return { disabled: [] };
+  return dialect.writeTransaction(async (trx) => {
     const attemptRows: AttemptsTable[] = results.map((r) => ({
       delivery_id: r.deliveryId,
       number: r.attempt,
@@ -45,6 +48,9 @@ export async function recordAttempts(
       status_code: r.statusCode,
       error: r.error,
       response_excerpt: r.responseExcerpt,
+      request_url: r.requestUrl,
+      request_headers: r.requestHeaders,
+      response_headers: r.responseHeaders,
     }));
     for (const rows of chunk(attemptRows, 500)) await insertAttemptRows(trx, dialect.name, rows);
 
@@ -72,7 +78,7 @@ export async function recordAttempts(
         })
         .execute();
     }
-    await updateSubscriptionHealth(trx, results, now, settings);
+    return { disabled: await updateSubscriptionHealth(trx, results, now, settings) };
   });
 }
 
@@ -94,20 +100,24 @@ async function updateSubscriptionHealth(
   results: AttemptResult[],
   now: number,
   settings: QueueSettings,
-): Promise<void> {
+): Promise<RecordOutcome['disabled']> {
+  const disabled: RecordOutcome['disabled'] = [];
   const forSubs = results.filter((r) => r.subscriptionId !== null);
-  if (forSubs.length === 0) return;
+  if (forSubs.length === 0) return disabled;
   const gone = unique(forSubs.filter((r) => r.outcome === 'gone').map((r) => r.subscriptionId as string));
   const failing = unique(forSubs.filter((r) => r.outcome !== 'delivered').map((r) => r.subscriptionId as string));
   const healthy = unique(forSubs.filter((r) => r.outcome === 'delivered').map((r) => r.subscriptionId as string));
 
   if (gone.length > 0) {
-    await trx
+    const reason = 'the receiver answered 410 Gone';
+    const rows = await trx
       .updateTable('subscriptions')
-      .set({ status: 'disabled', disabled_reason: 'the receiver answered 410 Gone', updated_at: now })
+      .set({ status: 'disabled', disabled_reason: reason, updated_at: now })
       .where('id', 'in', gone)
       .where('status', '<>', 'disabled')
+      .returning(['id', 'account_id', 'target_url'])
       .execute();
+    for (const r of rows) disabled.push({ id: r.id, accountId: r.account_id, targetUrl: r.target_url, reason });
   }
   if (failing.length > 0) {
     await trx
@@ -116,17 +126,16 @@ async function updateSubscriptionHealth(
       .where('id', 'in', failing)
       .where('failing_since', 'is', null)
       .execute();
-    await trx
+    const reason = `every attempt failed for ${describeSpan(settings.disableAfterFailingMs)}`;
+    const rows = await trx
       .updateTable('subscriptions')
-      .set({
-        status: 'disabled',
-        disabled_reason: `every attempt failed for ${describeSpan(settings.disableAfterFailingMs)}`,
-        updated_at: now,
-      })
+      .set({ status: 'disabled', disabled_reason: reason, updated_at: now })
       .where('id', 'in', failing)
       .where('status', '=', 'active')
       .where('failing_since', '<=', now - settings.disableAfterFailingMs)
+      .returning(['id', 'account_id', 'target_url'])
       .execute();
+    for (const r of rows) disabled.push({ id: r.id, accountId: r.account_id, targetUrl: r.target_url, reason });
     await trx
       .updateTable('deliveries')
       .set({ status: 'held', updated_at: now })
@@ -144,4 +153,5 @@ async function updateSubscriptionHealth(
       .where('failing_since', 'is not', null)
       .execute();
   }
+  return disabled;
 }

@@ -1,0 +1,153 @@
+// What /openapi.json says beyond each route's own schema: the webhooks countersign sends (OpenAPI
+// 3.1's `webhooks`: every event's payload and every header), and the answers any route can give
+// whatever it does (a bad or oversized body, a wrong media type or encoding, no token, too many
+// requests, the database away), added to every route as it is registered.
+import type { FastifyInstance, RouteOptions } from 'fastify';
+// @fastify/swagger's own types for the document (openapi-types comes with it).
+import type { OpenAPIV3_1 } from 'openapi-types';
+import { EVENT_TYPES } from '../domain/events.js';
+
+const ERROR_REF = { $ref: 'ErrorResponse' };
+
+/** Answers every authenticated API route can give, whatever else it answers. */
+const API_STATUSES = {
+  400: 'The request is malformed: a field, a query parameter, a body on a route that takes none, or JSON keys such as __proto__.',
+  401: 'The API token is missing, invalid, revoked or expired.',
+  403: 'The token lacks the scope this route needs.',
+  413: 'The request body is larger than 1 MiB.',
+  415: 'The body is not application/json, or has a Content-Encoding countersign does not decode.',
+  429: 'The token’s rate limit is spent; Retry-After says when to come back.',
+  500: 'A bug in countersign; it is logged.',
+  503: 'The database cannot answer right now; nothing was changed. Retry-After: 1.',
+} as const;
+
+/** Answers the unauthenticated operations routes can give besides their own. */
+const OPS_STATUSES = {
+  413: API_STATUSES[413],
+  415: API_STATUSES[415],
+  500: API_STATUSES[500],
+} as const;
+
+const OPS_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * Adds the common answers to every documented route. Registered before the routes (an onRoute hook
+ * sees only routes added after it); a route's own description of a status wins.
+ */
+export function documentCommonAnswers(app: FastifyInstance): void {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const schema = route.schema as
+      | (Record<string, unknown> & { hide?: boolean; response?: Record<string, unknown> })
+      | undefined;
+    if (!schema || schema.hide) return;
+    const url = route.url;
+    const common = OPS_ROUTES.has(url) ? OPS_STATUSES : API_STATUSES;
+    const response = { ...(schema.response ?? {}) };
+    for (const [status, description] of Object.entries(common)) {
+      if (!(status in response)) response[status] = { ...ERROR_REF, description };
+    }
+    schema.response = response;
+  });
+}
+
+const header = (name: string, description: string, required: boolean, example?: string) => ({
+  name,
+  in: 'header',
+  required,
+  description,
+  schema: { type: 'string', ...(example ? { examples: [example] } : {}) },
+});
+
+const WEBHOOK_HEADERS = [
+  header('content-type', 'Always application/json.', true, 'application/json'),
+  header('user-agent', 'countersign and its version.', true, 'countersign/0.1.0'),
+  header(
+    'webhook-id',
+    'The event id (Standard Webhooks): the same on every retry and every target; dedupe on it.',
+    true,
+    'evt_01JF6Q3Z5W8N2M4K7P9R1T3V5X',
+  ),
+  header('webhook-timestamp', 'When this attempt was signed, in Unix seconds.', true, '1766068205'),
+  header(
+    'webhook-signature',
+    'Space-separated `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` entries, one per signing secret in use ' +
+      '(two or more while a rotated secret is in its grace period). Always sent to subscriptions; sent to the ' +
+      'account callback once it has a signing secret (POST /api/sign/v1/callback/rotate-secret).',
+    false,
+    'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+  ),
+  header(
+    'webhook-subscription-id',
+    'The subscription this delivery is for, so a receiver with several can pick the secret before verifying. ' +
+      'Absent on deliveries to the account callback.',
+    false,
+    'sub_01JF6Q3Z5W8N2M4K7P9R1T3V5X',
+  ),
+  header(
+    'authorization',
+    'Account callback only: `Basic …` or `Bearer …` as registered with authType Basic or Bearer.',
+    false,
+  ),
+];
+
+/** The payload of one event type, as every target receives it. */
+function payloadSchema(type: string) {
+  return {
+    type: 'object',
+    required: ['event', 'timestamp', 'data', 'id'],
+    properties: {
+      event: { type: 'string', const: type },
+      timestamp: { type: 'string', format: 'date-time', description: 'When it happened, to the second (the seed).' },
+      data: {
+        type: 'object',
+        required: ['document_id', 'signer_email', 'audit_url'],
+        properties: {
+          document_id: { type: 'string' },
+          signer_email: { type: 'string', format: 'email' },
+          audit_url: { type: 'string', format: 'uri' },
+          ...(type === 'document.declined' ? { reason: { type: 'string' } } : {}),
+        },
+        additionalProperties: true,
+        description: 'As published: the seed’s fields plus any of the platform’s own.',
+      },
+      id: { type: 'string', description: 'The event id, as in webhook-id.' },
+      test: { type: 'boolean', const: true, description: 'Only on test events (POST …/test).' },
+      secret_token: {
+        type: 'string',
+        description:
+          'The subscription’s secret_token, when it has one (the seed’s verification: compare it, answer 401 if it differs).',
+      },
+    },
+    additionalProperties: false,
+  };
+}
+
+const RECEIVER_ANSWERS = {
+  '2XX': { description: 'Delivered.' },
+  '410': { description: 'Gone: the subscription is disabled (a callback delivery just fails).' },
+  default: {
+    description:
+      'Anything else (3xx, which is never followed, 4xx such as 401 for a wrong secret_token, 5xx, a timeout) is ' +
+      'retried on the schedule; Retry-After on 429 and 503 is honoured.',
+  },
+};
+
+/** OpenAPI 3.1 `webhooks`: one entry per event type. */
+export function webhooksDocument(): Record<string, OpenAPIV3_1.PathItemObject> {
+  const out: Record<string, OpenAPIV3_1.PathItemObject> = {};
+  for (const type of EVENT_TYPES) {
+    const item = {
+      post: {
+        summary: `${type}, as countersign POSTs it to subscriptions and the account callback`,
+        tags: ['webhooks'],
+        parameters: WEBHOOK_HEADERS,
+        requestBody: { required: true, content: { 'application/json': { schema: payloadSchema(type) } } },
+        responses: RECEIVER_ANSWERS,
+      },
+    };
+    // Plain JSON Schema 2020-12, as OpenAPI 3.1 takes it; the typings (merged by @fastify/swagger
+    // for several OpenAPI versions) cannot follow it. test/openapi.test.ts validates the document.
+    out[type] = item as unknown as OpenAPIV3_1.PathItemObject;
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+// Queue figures for the metrics: what is due now, how long the oldest due delivery has waited,
+// and how many deliveries are in each status that is still work (pending, sending, held, failed).
+// Each query reads a partial index only (deliveries_due, deliveries_attention), never the table's
+// history of delivered rows; the predicates are SQL literals so SQLite's planner matches them.
+import { sql } from 'kysely';
+import type { StoreDialect } from '../dialect.js';
+import type { QueueStats } from '../store.js';
+import { CLAIMABLE } from './claim.js';
+
+export async function queueStats(dialect: StoreDialect, now: number): Promise<QueueStats> {
+  const { db } = dialect;
+  const due = await db
+    .selectFrom('deliveries')
+    .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.min('next_attempt_at').as('oldest')])
+    .where(CLAIMABLE)
+    .where('next_attempt_at', '<=', now)
+    .executeTakeFirst();
+  const counts = await db
+    .selectFrom('deliveries')
+    .select((eb) => ['status', eb.fn.countAll<number | string>().as('n')])
+    .where(CLAIMABLE)
+    .groupBy('status')
+    .execute();
+  const attention = await db
+    .selectFrom('deliveries')
+    .select((eb) => ['status', eb.fn.countAll<number | string>().as('n')])
+    .where(sql<boolean>`status in ('held', 'failed')`)
+    .groupBy('status')
+    .execute();
+  const byStatus: QueueStats['byStatus'] = { pending: 0, sending: 0, held: 0, failed: 0 };
+  for (const row of [...counts, ...attention]) {
+    if (row.status in byStatus) byStatus[row.status as keyof QueueStats['byStatus']] = Number(row.n);
+  }
+  const oldest = due?.oldest;
+  return {
+    due: Number(due?.n ?? 0),
+    oldestDueAt: oldest === null || oldest === undefined ? undefined : Number(oldest),
+    byStatus,
+  };
+}

@@ -1,0 +1,94 @@
+// Secrets at rest, as a whole: re-sealing every one of them under a new master key (in the caller's
+// transaction), and finding one to test a key against. The sealed values live in callbacks
+// (credentials and the signing secret with those it retired), subscriptions (secret_token, the
+// signing secret and those it retired) and the master-key check in countersign_settings.
+import type { Kysely } from 'kysely';
+import { resealRetired } from '../domain/secret-rotation.js';
+import type { Database } from './schema.js';
+
+export const MASTER_KEY_CHECK = 'master_key_check';
+
+/** Re-seals every sealed value with `reseal`; returns how many values it re-sealed. */
+export async function resealAll(trx: Kysely<Database>, reseal: (sealed: string) => string): Promise<number> {
+  let count = 0;
+  const again = (value: string | null) => {
+    if (value === null) return null;
+    count++;
+    return reseal(value);
+  };
+  const retiredAgain = (json: string) => {
+    const out = resealRetired(json, reseal);
+    count += out.count;
+    return out.json;
+  };
+  const callbacks = await trx
+    .selectFrom('callbacks')
+    .select(['account_id', 'password_sealed', 'bearer_token_sealed', 'signing_secret_sealed', 'retired_secrets'])
+    .execute();
+  for (const cb of callbacks) {
+    await trx
+      .updateTable('callbacks')
+      .set({
+        password_sealed: again(cb.password_sealed),
+        bearer_token_sealed: again(cb.bearer_token_sealed),
+        signing_secret_sealed: again(cb.signing_secret_sealed),
+        retired_secrets: retiredAgain(cb.retired_secrets),
+      })
+      .where('account_id', '=', cb.account_id)
+      .execute();
+  }
+  const subs = await trx
+    .selectFrom('subscriptions')
+    .select(['id', 'secret_token_sealed', 'signing_secret_sealed', 'retired_secrets'])
+    .execute();
+  for (const sub of subs) {
+    await trx
+      .updateTable('subscriptions')
+      .set({
+        secret_token_sealed: again(sub.secret_token_sealed),
+        signing_secret_sealed: again(sub.signing_secret_sealed) as string,
+        retired_secrets: retiredAgain(sub.retired_secrets),
+      })
+      .where('id', '=', sub.id)
+      .execute();
+  }
+  // The check is not a secret of anyone's, so it does not count.
+  const check = await trx
+    .selectFrom('countersign_settings')
+    .select('value')
+    .where('key', '=', MASTER_KEY_CHECK)
+    .executeTakeFirst();
+  if (check) {
+    await trx
+      .updateTable('countersign_settings')
+      .set({ value: reseal(check.value) })
+      .where('key', '=', MASTER_KEY_CHECK)
+      .execute();
+  }
+  return count;
+}
+
+/** Any one sealed value stored, or undefined when the database holds none yet. */
+export async function anySealedSecret(db: Kysely<Database>): Promise<string | undefined> {
+  const check = await db
+    .selectFrom('countersign_settings')
+    .select('value')
+    .where('key', '=', MASTER_KEY_CHECK)
+    .executeTakeFirst();
+  if (check) return check.value;
+  const sub = await db.selectFrom('subscriptions').select('signing_secret_sealed').limit(1).executeTakeFirst();
+  if (sub) return sub.signing_secret_sealed;
+  const cb = await db
+    .selectFrom('callbacks')
+    .select(['password_sealed', 'bearer_token_sealed', 'signing_secret_sealed'])
+    .where((eb) =>
+      eb.or([
+        eb('password_sealed', 'is not', null),
+        eb('bearer_token_sealed', 'is not', null),
+        eb('signing_secret_sealed', 'is not', null),
+      ]),
+    )
+    .limit(1)
+    .executeTakeFirst();
+  return cb ? (cb.password_sealed ?? cb.bearer_token_sealed ?? cb.signing_secret_sealed ?? undefined) : undefined;
+}
