@@ -302,5 +302,15 @@ export function markdown(result) {
       lines.push('', `${sentence[0].toUpperCase()}${sentence.slice(1)}.`);
     }
   }
+  const logged = result.scenarios.find((s) => s.key === 'sqlite-publish')?.median;
+  const quiet = result.scenarios.find((s) => s.key === 'sqlite-publish-no-access-log')?.median;
+  if (logged?.cpuUsPerEvent !== undefined && quiet?.cpuUsPerEvent !== undefined) {
+    lines.push(
+      '',
+      `The access log (one line per request, on by default) costs ${fmt(logged.cpuUsPerEvent - quiet.cpuUsPerEvent, 0)} µs per publish: ` +
+        `${fmt(logged.cpuUsPerEvent, 0)} µs and ${fmt(logged.publishPerSec)} publishes/s with it, ` +
+        `${fmt(quiet.cpuUsPerEvent, 0)} µs and ${fmt(quiet.publishPerSec)}/s with COUNTERSIGN_ACCESS_LOG=off.`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }

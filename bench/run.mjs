@@ -105,6 +105,13 @@ const SCENARIOS = [
   },
   {
     id: '3',
+    key: 'sqlite-publish-no-access-log',
+    title: 'countersign, SQLite, publish only, access log off (COUNTERSIGN_ACCESS_LOG=off)',
+    interleave: true,
+    run: (ctx) => publishOnly(ctx, { store: 'sqlite', accessLog: false }),
+  },
+  {
+    id: '3',
     key: 'relay-floor-publish',
     title: 'Floor: bare durable relay, the same publish requests, stored and answered only',
     interleave: true,

@@ -241,7 +241,8 @@ export const SETTINGS = [
     default: '60s',
     kind: 'duration',
     range: [SECOND, HOUR],
-    about: 'how long a claim is held before another process may take it over',
+    about:
+      'how long a claim holds without renewal: renewed while its send is in flight, so after a crash another process takes it over within this long',
   },
   {
     flag: 'poll-interval',

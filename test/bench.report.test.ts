@@ -113,4 +113,23 @@ describe('benchmark report', () => {
     expect(text).toContain('| title of relay-floor | 8,000 | 40 % | — | — |');
     expect(text).toContain('reached 40 % of the ceiling in the same rounds');
   });
+
+  it('prices the access log: publishing with it against publishing with COUNTERSIGN_ACCESS_LOG=off', () => {
+    const scenarios = [
+      entry('sqlite-publish', [{ publishPerSec: 9_000, cpuUsPerEvent: 112 }]),
+      entry('sqlite-publish-no-access-log', [{ publishPerSec: 9_900, cpuUsPerEvent: 104 }]),
+    ];
+    const keyed = byKey(...scenarios);
+    const text = markdown({
+      date: '2026-12-02T00:00:00.000Z',
+      machine: { cpu: 'a CPU', cores: 2, memoryGB: 24, platform: 'linux', kernel: '6', node: 'v20' },
+      scenarios,
+      ratios: ratios(keyed),
+      goals: goals(keyed),
+      budgets: budgets(keyed, 2),
+    });
+    expect(text).toContain(
+      'The access log (one line per request, on by default) costs 8 µs per publish: 112 µs and 9,000 publishes/s with it, 104 µs and 9,900/s with COUNTERSIGN_ACCESS_LOG=off.',
+    );
+  });
 });

@@ -84,7 +84,8 @@ function childEnv(databaseUrl, extra) {
     DATABASE_URL: databaseUrl,
     COUNTERSIGN_ALLOW_INSECURE_TARGETS: 'true',
     COUNTERSIGN_MASTER_KEY: MASTER_KEY,
-    LOG_LEVEL: 'warn',
+    // The product's defaults: info, with the access log on, as an operator runs it.
+    LOG_LEVEL: 'info',
     ...extra,
   };
 }
@@ -93,12 +94,12 @@ function childEnv(databaseUrl, extra) {
  * Starts `countersign serve` (with or without its dispatcher) and waits until /healthz answers.
  * On a database without accounts the server prints a first token, which is returned.
  */
-export async function startServe(database, { dispatcher = true, nodeArgs = [], expectToken = true } = {}) {
+export async function startServe(database, { dispatcher = true, nodeArgs = [], expectToken = true, env = {} } = {}) {
   const port = await freePort();
   const args = [CLI, 'serve', '--host', '127.0.0.1', '--port', String(port)];
   if (!dispatcher) args.push('--no-dispatcher');
   const child = spawnNode(args, {
-    env: childEnv(database.url),
+    env: childEnv(database.url, env),
     nodeArgs,
     cwd: database.dir,
     name: dispatcher ? 'countersign serve' : 'countersign serve --no-dispatcher',
@@ -132,7 +133,7 @@ export async function startServe(database, { dispatcher = true, nodeArgs = [], e
 export async function startWorker(database, { nodeArgs = [] } = {}) {
   // At info level the worker says "store ready" once, right before its dispatcher starts.
   const child = spawnNode([CLI, 'worker'], {
-    env: childEnv(database.url, { LOG_LEVEL: 'info' }),
+    env: childEnv(database.url, {}),
     nodeArgs,
     cwd: database.dir,
     name: 'countersign worker',

@@ -18,12 +18,12 @@ import { publishRate, sendAndWait, throughput } from '../lib/measure.mjs';
  * one `serve --no-dispatcher` API process plus that many `worker` processes. Everything is
  * stopped and the database dropped afterwards, whatever happens.
  */
-export async function withCountersign(ctx, { store, workers = 0, dispatcher = true }, work) {
+export async function withCountersign(ctx, { store, workers = 0, dispatcher = true, env = {} }, work) {
   const database = store === 'postgres' ? await postgresDatabase(ctx.pgUrl) : sqliteDatabase();
   const children = [];
   let client;
   try {
-    const api = await startServe(database, { dispatcher: dispatcher && workers === 0, nodeArgs: ctx.nodeArgs });
+    const api = await startServe(database, { dispatcher: dispatcher && workers === 0, nodeArgs: ctx.nodeArgs, env });
     children.push(api.child);
     for (let k = 0; k < workers; k++) children.push((await startWorker(database, { nodeArgs: ctx.nodeArgs })).child);
     client = apiClient(api.origin, api.token, ctx.plan.publishConcurrency);
@@ -61,10 +61,14 @@ export async function endToEnd(ctx, { store, workers = 0 }) {
   );
 }
 
-/** The publish rate alone: the same events into a server whose dispatcher is off. */
-export async function publishOnly(ctx, { store }) {
+/**
+ * The publish rate alone: the same events into a server whose dispatcher is off. With
+ * `accessLog: false`, the same with COUNTERSIGN_ACCESS_LOG=off, to price the access log.
+ */
+export async function publishOnly(ctx, { store, accessLog = true }) {
+  const env = accessLog ? {} : { COUNTERSIGN_ACCESS_LOG: 'off' };
   return ctx.repeat(ctx.plan.runs, () =>
-    withCountersign(ctx, { store, dispatcher: false }, async ({ client, children }) => {
+    withCountersign(ctx, { store, dispatcher: false, env }, async ({ client, children }) => {
       await client.post('/v1/webhooks/subscriptions', {
         target_url: `${ctx.receiver.origin}/publish-only`,
         event_type: EVENT_TYPE,
