@@ -98,7 +98,13 @@ async function startSteps(
   };
   // Registered before the key is checked: a rotate-master-key that starts after this waits for us
   // or refuses; one that committed before is what the check below sees.
-  await store.registerNode(node);
+  try {
+    await store.registerNode(node);
+  } catch (err) {
+    throw new StartupError('store', `cannot register this process in the database ${location}: ${reasonOf(err)}`, {
+      cause: err,
+    });
+  }
   undo.push(() => store.removeNode(node.id));
 
   let secrets: SecretBox;
