@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
 import { registerAccessLog } from './api/access-log.js';
 import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
@@ -24,6 +25,7 @@ import type { Dispatcher } from './delivery/dispatcher.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
+import { unredactedLogger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { GroupCommit } from './store/group-commit.js';
 import type { ClaimedDelivery, PublishRequest, PublishResult, Store } from './store/store.js';
@@ -101,7 +103,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerRequestGuards(app);
-  if (options.logger && options.accessLog !== false) registerAccessLog(app, options.logger);
+  if (options.logger && options.accessLog !== false) {
+    registerAccessLog(app, unredactedLogger(options.logger as unknown as Logger));
+  }
   // Every body is JSON: without this, Fastify's built-in text/plain parser would hand a string to
   // validation and a client sending JSON as text/plain would get a puzzling 400 instead of a 415.
   app.removeContentTypeParser('text/plain');

@@ -61,6 +61,19 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino(options, stdout);
 }
 
+/**
+ * A logger for lines made only of fields that can hold no secret (the access log: method, route
+ * pattern, status, time, ids), writing to the same destination as `logger` at its level but with no
+ * redaction pass. Redaction's wildcard paths cost about three times the rest of a line
+ * (`node` loop of 200,000 lines to /dev/null: 26 µs against 8 µs each on a slow hour), which on
+ * the access log is paid on every request.
+ */
+export function unredactedLogger(logger: Logger): Logger {
+  const stream = (logger as unknown as Record<symbol, pino.DestinationStream | undefined>)[pino.symbols.streamSym];
+  if (!stream) return logger;
+  return pino({ level: logger.level, base: { service: 'countersign' } }, stream);
+}
+
 /** Writes out what the asynchronous destination still holds; call before process.exit(). */
 export function flushLogs(): void {
   flushOnExit?.();

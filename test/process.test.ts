@@ -119,6 +119,17 @@ describe('a process that cannot start', () => {
     ]);
   });
 
+  it('exits 1 with one line when a worker cannot have its operations port', async () => {
+    const workspace = await workspaceOn(sqliteDialect);
+    expect((await runCli(['migrate'], workspace.env)).code).toBe(0);
+    const port = await takenPort();
+    const refused = await runCli(['worker', '--metrics-port', String(port)], workspace.env, 30_000);
+    expect(refused.code).toBe(1);
+    expect(lines(refused.stderr)).toEqual([
+      `countersign: cannot listen on 127.0.0.1:${port}: the port is already in use (is countersign already running? stop it, or choose another port with --metrics-port / COUNTERSIGN_METRICS_PORT)`,
+    ]);
+  });
+
   for (const dialect of DIALECTS) {
     describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
       it('a second serve on a taken port exits 1 and never sends what the running one holds', async () => {

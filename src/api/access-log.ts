@@ -1,13 +1,15 @@
 // The access log: one line per request, written when the answer has gone out, with the method, the
 // route (its pattern, so ids and query strings never reach the log), the status, the time taken and
-// the account. The operations routes (/healthz, /readyz, /metrics), which probes and scrapers call
+// the account and token ids. Nothing in it can hold a secret, so it is written without the
+// redaction pass (logger.ts, unredactedLogger). The operations routes (/healthz, /readyz, /metrics), which probes and scrapers call
 // every few seconds, log at debug. COUNTERSIGN_ACCESS_LOG=off turns it off; `npm run bench`
 // reports what it costs.
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 
 const OPS_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
-export function registerAccessLog(app: FastifyInstance, log: FastifyBaseLogger): void {
+export function registerAccessLog(app: FastifyInstance, log: Logger): void {
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const route = request.routeOptions.url;
     const ms = Math.round(reply.elapsedTime * 10) / 10;
@@ -30,7 +32,7 @@ export function registerAccessLog(app: FastifyInstance, log: FastifyBaseLogger):
         status,
         ms,
         account: principal?.accountId,
-        token: principal?.tokenId,
+        token_id: principal?.tokenId,
       };
       if (OPS_ROUTES.has(route)) log.debug(fields, line);
       else log.info(fields, line);
