@@ -71,4 +71,8 @@ export function pairedRatio(a: ScenarioEntry | undefined, b: ScenarioEntry | und
 export function goals(byKey: Record<string, ScenarioEntry>): GoalRow[];
 export function ratios(byKey: Record<string, ScenarioEntry>): RatioRow[];
 export function budgets(byKey: Record<string, ScenarioEntry>, cores: number): BudgetRow[];
+export function accessLogPrice(
+  withLog: ScenarioEntry | undefined,
+  without: ScenarioEntry | undefined,
+): { us: number; rounds: number[]; withLog: RunFigures; without: RunFigures } | undefined;
 export function markdown(result: BenchResult): string;
