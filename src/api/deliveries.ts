@@ -5,7 +5,7 @@
 // secret_token masked. The actions on deliveries are in recovery.ts.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { MASK } from '../delivery/webhook-request.js';
+import { MASK, sentRequestHeaders } from '../delivery/webhook-request.js';
 import { buildPayload } from '../domain/events.js';
 import { toIsoMillis } from '../domain/time.js';
 import { notFound } from '../errors.js';
@@ -83,18 +83,23 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+function requestHeadersOf(a: Attempt, d: Delivery): Record<string, string> | null {
+  if (a.request_headers === null) return null;
+  return sentRequestHeaders(a.request_headers, { eventId: d.event_id, subscriptionId: d.subscription_id });
+}
+
 function headersOf(json: string | null): Record<string, string> | null {
   return json === null ? null : (JSON.parse(json) as Record<string, string>);
 }
 
-export function presentAttempt(a: Attempt): Static<typeof AttemptView> {
+export function presentAttempt(a: Attempt, d: Delivery): Static<typeof AttemptView> {
   return {
     number: a.number,
     trigger: a.trigger,
     started_at: toIsoMillis(a.started_at),
     duration_ms: a.duration_ms,
     request_url: a.request_url,
-    request_headers: headersOf(a.request_headers),
+    request_headers: requestHeadersOf(a, d),
     status_code: a.status_code,
     error: a.error,
     response_headers: headersOf(a.response_headers),
@@ -140,18 +145,15 @@ export async function targetUrls(
 
 /** The latest attempt's request in full, or null before the first attempt (or for one logged before 0.2). */
 function lastRequest(
+  d: Delivery,
   last: Attempt | undefined,
   event: EventRecord | undefined,
   sub: Subscription | undefined,
 ): Static<typeof RequestView> | null {
-  if (!last || last.request_url === null || last.request_headers === null || !event) return null;
+  const headers = last ? requestHeadersOf(last, d) : null;
+  if (!last || last.request_url === null || headers === null || !event) return null;
   const secretToken = sub && sub.secret_token_sealed !== null ? MASK : undefined;
-  return {
-    method: 'POST',
-    url: last.request_url,
-    headers: JSON.parse(last.request_headers) as Record<string, string>,
-    body: buildPayload(event, secretToken),
-  };
+  return { method: 'POST', url: last.request_url, headers, body: buildPayload(event, secretToken) };
 }
 
 export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
@@ -190,7 +192,7 @@ export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
         return {
           deliveries: page.items.map((d) => {
             const last = latest.get(d.id);
-            return { ...presentDelivery(d, urlOf(d)), last_attempt: last ? presentAttempt(last) : null };
+            return { ...presentDelivery(d, urlOf(d)), last_attempt: last ? presentAttempt(last, d) : null };
           }),
           next_cursor: page.nextCursor,
         };
@@ -220,8 +222,8 @@ export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
         const sub = delivery.subscription_id === null ? undefined : targets.subscriptions.get(delivery.subscription_id);
         return {
           ...presentDelivery(delivery, targets.urlOf(delivery)),
-          attempts: attempts.map(presentAttempt),
-          request: lastRequest(attempts[attempts.length - 1], event, sub),
+          attempts: attempts.map((a) => presentAttempt(a, delivery)),
+          request: lastRequest(delivery, attempts[attempts.length - 1], event, sub),
         };
       },
     );
