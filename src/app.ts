@@ -14,12 +14,16 @@ import { deliveryRoutes } from './api/deliveries.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import { meRoutes } from './api/me.js';
 import { documentCommonAnswers, webhooksDocument } from './api/openapi-doc.js';
 import { registerOpsRoutes } from './api/ops.js';
+import { DEFAULT_FRAME_ANCESTORS, type PortalOptions, registerPortal } from './api/portal-assets.js';
+import { portalSessionRoutes } from './api/portal-sessions.js';
 import { recoveryRoutes } from './api/recovery.js';
 import { registerRequestGuards } from './api/request-guards.js';
 import { rotationRoutes } from './api/rotation.js';
 import { ErrorResponse } from './api/schemas.js';
+import { statsRoutes } from './api/stats.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
 import type { Dispatcher } from './delivery/dispatcher.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
@@ -46,6 +50,10 @@ export interface AppOptions {
   rateLimit?: RateLimitSettings;
   /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
   dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
+  /** COUNTERSIGN_PUBLIC_URL: the base of portal session links; else the address each request came to. */
+  publicUrl?: string;
+  /** The browser portal at /ui (dist/ui, framed by this origin only, by default); false for none. */
+  portal?: PortalOptions | false;
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
@@ -130,6 +138,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerOpsRoutes(app, options);
+  if (options.portal !== false) {
+    await registerPortal(app, options.portal ?? { frameAncestors: DEFAULT_FRAME_ANCESTORS });
+    // A person who opens the bare address gets the portal rather than a 404.
+    app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/', 302));
+  }
 
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));
@@ -140,6 +153,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(deliveryRoutes(ctx));
     await api.register(recoveryRoutes(ctx));
     await api.register(rotationRoutes(ctx));
+    await api.register(meRoutes());
+    await api.register(portalSessionRoutes(ctx, options.publicUrl));
+    await api.register(statsRoutes(ctx));
   });
 
   app.addHook('onClose', async () => {

@@ -11,6 +11,8 @@ import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
 export interface Config {
   port: number;
   host: string;
+  /** COUNTERSIGN_PUBLIC_URL: the origin clients reach the API at (portal links), without a trailing slash. */
+  publicUrl: string | undefined;
   /** `worker` only: serve /healthz, /readyz and /metrics on this port (off when undefined). */
   metricsPort: number | undefined;
   database: DatabaseLocation;
@@ -131,6 +133,14 @@ export const SETTINGS = [
     default: '0.0.0.0',
     kind: 'text',
     about: "listen address (of the API, and of a worker's --metrics-port)",
+  },
+  {
+    flag: 'public-url',
+    variable: 'COUNTERSIGN_PUBLIC_URL',
+    value: '<url>',
+    unset: 'the address each request came to',
+    kind: 'text',
+    about: 'where clients reach the API, e.g. https://webhooks.example.com (the base of portal session links)',
   },
   {
     flag: 'database',
@@ -358,6 +368,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   return {
     port: int('port'),
     host: text('host'),
+    publicUrl: publicUrl(read('public-url')),
     metricsPort: metricsPort === undefined ? undefined : integer(metricsPort, rangeOf('metrics-port')),
     database: database(read('database') as Given),
     databaseUrl,
@@ -454,6 +465,31 @@ function database(given: Given): DatabaseLocation {
   } catch (err) {
     throw new ConfigError(`${given.name}: ${(err as Error).message}`);
   }
+}
+
+/** An http(s) origin: a scheme, a host and a port at most (a path of / is dropped). */
+function publicUrl(given: Given | undefined): string | undefined {
+  if (given === undefined) return undefined;
+  const text = given.text.trim();
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.username !== '' ||
+    url.password !== '' ||
+    url.pathname !== '/' ||
+    /[?#]/.test(text)
+  ) {
+    throw new ConfigError(
+      `${given.name} must be an absolute http(s) URL with no path, query or fragment, such as https://webhooks.example.com, got "${given.text}"`,
+    );
+  }
+  return url.origin;
 }
 
 /** A comma-separated list of CIDRs such as `10.20.0.0/16,fd00:1::/64`, canonicalised. */

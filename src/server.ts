@@ -138,6 +138,7 @@ async function startSteps(
       targetPolicy,
       logger: log,
       accessLog: config.accessLog,
+      publicUrl: config.publicUrl,
       rateLimit: config.rateLimit,
       metrics,
       dispatcher,

@@ -367,6 +367,7 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
               updated_at: sub.updated_at,
               has_secret_token: true,
               disabled_reason: null,
+              last_delivery: null,
             },
           ],
         });

@@ -93,10 +93,10 @@ describe('token commands next to a running server', () => {
     const result = await runCli(['token', 'list'], workspace.env);
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE');
+    expect(lines[0]).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\tKIND');
     const row = lines.find((line) => line.startsWith(`${id}\t`));
     expect(row).toBeDefined();
-    expect(row?.split('\t')).toEqual([id, 'listed-co', 'read', expect.stringMatching(/Z$/), '-', 'active']);
+    expect(row?.split('\t')).toEqual([id, 'listed-co', 'read', expect.stringMatching(/Z$/), '-', 'active', 'api']);
     // The list never shows a token itself.
     expect(result.stdout.match(TOKEN_SHAPE)).toBeNull();
   });
@@ -231,7 +231,7 @@ describe('token create for an account that does not exist', () => {
     expect(refused.stderr).toBe('countersign: no account "acme"; pass --create-account to create it\n');
     expect(refused.stdout).toBe('');
     const listed = await runCli(['token', 'list'], workspace.env);
-    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\n');
+    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\tKIND\n');
   });
 
   it('creates it with --create-account; later tokens for it need no flag', async () => {
@@ -296,7 +296,7 @@ describe('commands that need an existing database', () => {
     expect(existsSync(path)).toBe(true);
     const listed = await runCli(['token', 'list'], workspace.env);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\n');
+    expect(listed.stdout).toBe('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\tKIND\n');
   });
 
   it.skipIf(!postgresDialect.available)('does not apply to PostgreSQL', async () => {

@@ -19,6 +19,11 @@ import {
 const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; expected: unknown }> = {
   port: { value: '9001', read: (c) => c.port, expected: 9001 },
   host: { value: '127.0.0.2', read: (c) => c.host, expected: '127.0.0.2' },
+  'public-url': {
+    value: 'https://webhooks.example.com/',
+    read: (c) => c.publicUrl,
+    expected: 'https://webhooks.example.com',
+  },
   database: {
     value: 'postgres://u@h/db',
     read: (c) => c.database,
@@ -209,6 +214,31 @@ describe('loadConfig', () => {
 
   it('names the variable when the database URL has an unsupported scheme', () => {
     expect(errorOf(() => loadConfig({}, { DATABASE_URL: 'mysql://x' }))).toMatch(/^DATABASE_URL: .*"mysql:"/);
+  });
+
+  it('takes COUNTERSIGN_PUBLIC_URL as an http(s) origin and refuses a path, query, fragment or credentials', () => {
+    const url = (value: string) => loadConfig({}, { COUNTERSIGN_PUBLIC_URL: value }).publicUrl;
+    expect(loadConfig({}, {}).publicUrl).toBeUndefined();
+    expect(url('http://10.0.0.5:8080')).toBe('http://10.0.0.5:8080');
+    expect(url(' https://Webhooks.Example.com:443/ ')).toBe('https://webhooks.example.com');
+    for (const bad of [
+      'webhooks.example.com',
+      '/ui',
+      'ftp://webhooks.example.com',
+      'https://webhooks.example.com/countersign',
+      'https://webhooks.example.com/?a=1',
+      'https://webhooks.example.com/?',
+      'https://webhooks.example.com/#top',
+      'https://user:pass@webhooks.example.com',
+    ]) {
+      expect(
+        errorOf(() => url(bad)),
+        bad,
+      ).toBe(
+        `COUNTERSIGN_PUBLIC_URL must be an absolute http(s) URL with no path, query or fragment, such as https://webhooks.example.com, got "${bad}"`,
+      );
+    }
+    expect(errorOf(() => loadConfig({ 'public-url': 'x' }, {}))).toMatch(/^--public-url must be/);
   });
 
   it('bounds token expiry: 1s to 3650d', () => {

@@ -31,6 +31,11 @@ const ROUTES: { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; path: strin
   { method: 'POST', path: '/v1/webhooks/subscriptions/:id/recover' },
   { method: 'POST', path: '/v1/events/:id/deliver' },
   { method: 'POST', path: '/api/sign/v1/callback/rotate-secret' },
+  { method: 'GET', path: '/v1/me' },
+  { method: 'POST', path: '/v1/portal/sessions' },
+  { method: 'DELETE', path: '/v1/portal/sessions/:id' },
+  { method: 'GET', path: '/v1/stats/overview' },
+  { method: 'GET', path: '/v1/stats/attempts' },
 ];
 
 const FIELD_NAMES = [
@@ -52,6 +57,7 @@ const FIELD_NAMES = [
   'event_types',
   'subscription_id',
   'document_id',
+  'expires_in_seconds',
   'signer_email',
   'audit_url',
   '__proto__',
@@ -125,6 +131,8 @@ const query = fc
       'document_id',
       'target',
       'include_tests',
+      'hours',
+      'minutes',
       'x',
     ),
     stringish,

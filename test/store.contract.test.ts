@@ -6,13 +6,16 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
+import { decodeTime } from 'ulidx';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newId } from '../src/domain/ids.js';
 import { CountersignError } from '../src/errors.js';
+import { deliveryCountsQuery } from '../src/store/account-overview.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { migrateToLatest } from '../src/store/migrator.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import { ATTEMPT_STATS_KEEP_MS } from '../src/store/queue/record-attempts.js';
 import { RESTART_AT_FRAMES, startCheckpointer } from '../src/store/sqlite/checkpointer.js';
 import type {
   Account,
@@ -42,7 +45,7 @@ import {
 
 const run = promisify(execFile);
 /** Every migration, in order (both dialects record each, whether or not it changes anything there). */
-const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log'];
+const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log', '004_portal'];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
 async function migrateInChild(databaseUrl: string): Promise<string[]> {
@@ -299,6 +302,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             expiresAt: T0 + HOUR,
             revokedAt: null,
             lastUsedAt: null,
+            kind: 'api',
           });
           expect(await store.findToken('cst_unknown000')).toBeUndefined();
         });
@@ -319,6 +323,37 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect(await store.revokeToken(id, T0 + 2 * SECOND)).toBe(false);
           expect((await store.findToken('cst_aaaaaaaaaaaa'))?.revokedAt).toBe(T0 + SECOND);
           expect(await store.revokeToken(newId('tok'), T0)).toBe(false);
+        });
+
+        it('makes portal tokens, and revokes one only for its own account and only if it is a portal token', async () => {
+          const api = await createToken(acme.id, 'cst_aaaaaaaaaaaa');
+          const portal = await store.createToken({
+            accountId: acme.id,
+            lookup: 'cst_pppppppppppp',
+            hash: 'hash-of-portal',
+            scopes: ['read', 'write'],
+            expiresAt: T0 + HOUR,
+            now: T0,
+            kind: 'portal',
+          });
+          expect((await store.findToken('cst_aaaaaaaaaaaa'))?.kind).toBe('api');
+          const found = await store.findToken('cst_pppppppppppp');
+          expect(found).toMatchObject({ id: portal.id, kind: 'portal', scopes: ['read', 'write'] });
+          expect(store.cachedToken('cst_pppppppppppp')).toBe(found);
+
+          expect(await store.revokePortalToken(acme.id, api.id, T0 + 1)).toBe(false);
+          expect(await store.revokePortalToken(other.id, portal.id, T0 + 1)).toBe(false);
+          expect(await store.revokePortalToken(acme.id, newId('tok'), T0 + 1)).toBe(false);
+          expect((await store.findToken('cst_aaaaaaaaaaaa'))?.revokedAt).toBeNull();
+          expect(await store.revokePortalToken(acme.id, portal.id, T0 + 2)).toBe(true);
+          // The cached row goes before the call returns: the next request is refused.
+          expect(store.cachedToken('cst_pppppppppppp')).toBeUndefined();
+          expect((await store.findToken('cst_pppppppppppp'))?.revokedAt).toBe(T0 + 2);
+          expect(await store.revokePortalToken(acme.id, portal.id, T0 + 3)).toBe(false);
+          expect((await store.listTokens()).map((t) => [t.id, t.kind])).toEqual([
+            [api.id, 'api'],
+            [portal.id, 'portal'],
+          ]);
         });
 
         it('records when a token was last used', async () => {
@@ -1695,6 +1730,228 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             .flatMap((id) => [1, 2, 3].map((n) => [id, n]));
           expect(attempts.map((a) => [a.delivery_id, a.number])).toEqual(expected);
           expect(await store.listAttempts([])).toEqual([]);
+        });
+      });
+
+      describe('portal figures', () => {
+        const MINUTE = 60 * SECOND;
+        const DAY = 24 * HOUR;
+        const M0 = T0 - (T0 % MINUTE);
+
+        /** Publishes `count` events to a fresh subscription of the account; `owner` claims their deliveries. */
+        async function claimedFor(account: Account, owner: string, count: number, now: number) {
+          const sub = await addSubscription(account.id, { target_url: `https://your-app.com/${newId('sub')}` });
+          for (let i = 0; i < count; i++) await publish({ accountId: account.id, onlySubscriptionId: sub.id }, now);
+          const claimed = await store.claimDueDeliveries(owner, 100, now, LEASE_MS);
+          expect(claimed).toHaveLength(count);
+          return { sub, claimed: claimed as [ClaimedDelivery, ...ClaimedDelivery[]] };
+        }
+
+        /** A second connection to the same database, for what the Store does not expose. */
+        async function inspect<T>(work: (db: ReturnType<typeof openDialect>['db']) => Promise<T>): Promise<T> {
+          const inspector = openDialect(parseDatabaseUrl(database.url));
+          try {
+            return await work(inspector.db);
+          } finally {
+            await inspector.close();
+          }
+        }
+
+        it('adds every recorded attempt to its account’s minute, one row per process, summed when read', async () => {
+          const { claimed: a } = await claimedFor(acme, 'worker-a', 4, T0);
+          const later = { nextAttemptAt: T0 + 100 * DAY };
+          await store.recordAttempts(
+            'worker-a',
+            [
+              result(a[0], 'delivered', T0),
+              result(a[1] as ClaimedDelivery, 'retry', T0 + 1, later),
+              result(a[2] as ClaimedDelivery, 'failed', M0 + MINUTE + 5),
+              result(a[3] as ClaimedDelivery, 'gone', T0 + 2),
+            ],
+            M0 + MINUTE + 10,
+            SETTINGS,
+          );
+          const { claimed: b } = await claimedFor(acme, 'worker-b', 2, T0);
+          await store.recordAttempts(
+            'worker-b',
+            [result(b[0], 'delivered', M0 + MINUTE - 1), result(b[1] as ClaimedDelivery, 'delivered', M0 + MINUTE)],
+            M0 + MINUTE,
+            SETTINGS,
+          );
+          const { claimed: g } = await claimedFor(other, 'worker-a', 1, T0);
+          await store.recordAttempts('worker-a', [result(g[0], 'delivered', T0)], T0, SETTINGS);
+
+          expect(await store.attemptsPerMinute(acme.id, M0 - MINUTE, M0 + 10 * MINUTE)).toEqual([
+            { minute: M0, delivered: 2, failed: 2 },
+            { minute: M0 + MINUTE, delivered: 1, failed: 1 },
+          ]);
+          expect(await store.attemptsPerMinute(other.id, M0 - MINUTE, M0 + 10 * MINUTE)).toEqual([
+            { minute: M0, delivered: 1, failed: 0 },
+          ]);
+          // The window is [since, until).
+          expect(await store.attemptsPerMinute(acme.id, M0 + MINUTE, M0 + 2 * MINUTE)).toEqual([
+            { minute: M0 + MINUTE, delivered: 1, failed: 1 },
+          ]);
+          expect(await store.attemptsPerMinute(acme.id, M0, M0 + MINUTE)).toEqual([
+            { minute: M0, delivered: 2, failed: 2 },
+          ]);
+
+          // A later batch of the same process adds to that process's row of the minute.
+          const { claimed: c } = await claimedFor(acme, 'worker-a', 1, T0);
+          await store.recordAttempts('worker-a', [result(c[0], 'failed', T0 + 30)], T0 + 30, SETTINGS);
+          const rows = await inspect((db) =>
+            db
+              .selectFrom('attempt_stats')
+              .select(['node', 'delivered', 'failed'])
+              .where('account_id', '=', acme.id)
+              .where('minute', '=', M0)
+              .orderBy('node')
+              .execute(),
+          );
+          expect(rows).toEqual([
+            { node: 'worker-a', delivered: 1, failed: 3 },
+            { node: 'worker-b', delivered: 1, failed: 0 },
+          ]);
+          expect((await store.attemptsPerMinute(acme.id, M0, M0 + MINUTE))[0]).toEqual({
+            minute: M0,
+            delivered: 2,
+            failed: 3,
+          });
+        });
+
+        it('deletes the per-minute figures older than 8 days at a heartbeat and keeps the rest', async () => {
+          expect(ATTEMPT_STATS_KEEP_MS).toBe(8 * DAY);
+          const { claimed } = await claimedFor(acme, 'worker-a', 2, T0);
+          await store.recordAttempts(
+            'worker-a',
+            [result(claimed[0], 'delivered', T0), result(claimed[1] as ClaimedDelivery, 'failed', M0 + 2 * MINUTE)],
+            M0 + 2 * MINUTE,
+            SETTINGS,
+          );
+          await store.registerNode({ id: 'n1', kind: 'serve', hostname: 'h', pid: 1, startedAt: T0, heartbeatAt: T0 });
+          const both = [
+            { minute: M0, delivered: 1, failed: 0 },
+            { minute: M0 + 2 * MINUTE, delivered: 0, failed: 1 },
+          ];
+          expect(await store.heartbeatNode('n1', M0 + 8 * DAY)).toBe(true);
+          expect(await store.attemptsPerMinute(acme.id, 0, M0 + DAY)).toEqual(both);
+          expect(await store.heartbeatNode('n1', M0 + 8 * DAY + MINUTE)).toBe(true);
+          expect(await store.attemptsPerMinute(acme.id, 0, M0 + DAY)).toEqual([both[1]]);
+          // A process whose row is gone still does the chore before it registers again.
+          expect(await store.heartbeatNode('gone', M0 + 8 * DAY + 3 * MINUTE)).toBe(false);
+          expect(await store.attemptsPerMinute(acme.id, 0, M0 + DAY)).toEqual([]);
+        });
+
+        it('counts the deliveries created since a time by their status now, every status present', async () => {
+          const a = await addSubscription(acme.id, { target_url: 'https://your-app.com/a' });
+          const b = await addSubscription(acme.id, { target_url: 'https://your-app.com/b' });
+          const c = await addSubscription(acme.id, { target_url: 'https://your-app.com/c' });
+          // Ids carry the clock's time, not the `now` given, so this test runs on the clock.
+          await publish({ accountId: acme.id, onlySubscriptionId: a.id }, Date.now());
+          const [early] = (await store.listDeliveries(acme.id, { limit: 1 })).items;
+          const cut = decodeTime((early as Delivery).id.slice(4)) + 1;
+          while (Date.now() < cut) await new Promise((resolve) => setTimeout(resolve, 1));
+
+          for (let i = 0; i < 3; i++) await publish({ accountId: acme.id, onlySubscriptionId: a.id }, Date.now());
+          const claimed = await store.claimDueDeliveries('worker-a', 10, Date.now(), LEASE_MS);
+          const [first, d1, d2] = claimed;
+          if (claimed.length !== 4 || !first || !d1 || !d2) throw new Error('expected to claim four deliveries');
+          await store.recordAttempts(
+            'worker-a',
+            [
+              result(first, 'delivered', Date.now()),
+              result(d1, 'delivered', Date.now()),
+              result(d2, 'failed', Date.now()),
+            ],
+            Date.now(),
+            SETTINGS,
+          );
+          await publish({ accountId: acme.id, onlySubscriptionId: a.id }, Date.now());
+          for (let i = 0; i < 2; i++) await publish({ accountId: acme.id, onlySubscriptionId: b.id }, Date.now());
+          await store.updateSubscription(acme.id, b.id, { status: 'paused' }, Date.now());
+          await publish({ accountId: acme.id, onlySubscriptionId: c.id }, Date.now());
+          await store.deleteSubscription(acme.id, c.id, Date.now());
+          const g = await addSubscription(other.id);
+          await publish({ accountId: other.id, onlySubscriptionId: g.id }, Date.now());
+
+          expect(await store.deliveryCountsSince(acme.id, cut)).toEqual({
+            pending: 1,
+            sending: 1,
+            delivered: 1,
+            failed: 1,
+            held: 2,
+            cancelled: 1,
+          });
+          expect((await store.deliveryCountsSince(acme.id, cut - 1)).delivered).toBe(2);
+          expect(await store.deliveryCountsSince(acme.id, Date.now() + HOUR)).toEqual({
+            pending: 0,
+            sending: 0,
+            delivered: 0,
+            failed: 0,
+            held: 0,
+            cancelled: 0,
+          });
+          expect(await store.deliveryCountsSince(other.id, cut)).toMatchObject({ pending: 1 });
+
+          if (dialect.name === 'sqlite') {
+            // A range on (account_id, id): neither an index on created_at nor a scan of the table.
+            const plan = await inspect(async (db) => {
+              const query = deliveryCountsQuery(db, acme.id, cut).compile();
+              const explained = await db.executeQuery<{ detail: string }>(
+                CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+              );
+              return explained.rows.map((r) => r.detail).join('\n');
+            });
+            expect(plan).toContain('SEARCH deliveries USING INDEX deliveries_account (account_id=? AND id>?)');
+          }
+        });
+
+        it('lists the live subscriptions that need attention: disabled first, then the longest failing', async () => {
+          const sub = (name: string, overrides: Partial<Subscription>) =>
+            addSubscription(acme.id, { target_url: `https://your-app.com/${name}`, ...overrides });
+          await sub('healthy', {});
+          await sub('paused', { status: 'paused' });
+          const failingLater = await sub('failing-later', { failing_since: T0 + 2 * HOUR });
+          const failingLonger = await sub('failing-longer', { failing_since: T0 + HOUR });
+          const disabledFailing = await sub('disabled-failing', {
+            status: 'disabled',
+            disabled_reason: 'the receiver answered 410 Gone',
+            failing_since: T0 + 3 * HOUR,
+          });
+          const disabled = await sub('disabled', { status: 'disabled', disabled_reason: 'by hand' });
+          const deleted = await sub('deleted', { status: 'disabled', failing_since: T0 });
+          await store.deleteSubscription(acme.id, deleted.id, T0 + 4 * HOUR);
+          await addSubscription(other.id, { status: 'disabled', failing_since: T0 });
+
+          const all = await store.subscriptionsNeedingAttention(acme.id, 20);
+          expect(all.total).toBe(4);
+          expect(ids(all.subscriptions)).toEqual([disabledFailing.id, disabled.id, failingLonger.id, failingLater.id]);
+          expect(all.subscriptions[0]).toEqual(disabledFailing);
+          const some = await store.subscriptionsNeedingAttention(acme.id, 3);
+          expect(some.total).toBe(4);
+          expect(ids(some.subscriptions)).toEqual([disabledFailing.id, disabled.id, failingLonger.id]);
+          const initech = await store.ensureAccount('initech', T0);
+          expect(await store.subscriptionsNeedingAttention(initech.id, 20)).toEqual({ total: 0, subscriptions: [] });
+        });
+
+        it('finds the latest delivery of each subscription, only of the account’s own', async () => {
+          const a = await addSubscription(acme.id, { target_url: 'https://your-app.com/a' });
+          const b = await addSubscription(acme.id, { target_url: 'https://your-app.com/b' });
+          const quiet = await addSubscription(acme.id, { target_url: 'https://your-app.com/quiet' });
+          const theirs = await addSubscription(other.id);
+          await publish({ accountId: acme.id, onlySubscriptionId: a.id }, T0);
+          await publish({ accountId: acme.id, onlySubscriptionId: b.id }, T0 + SECOND);
+          const { event } = await publish({ accountId: acme.id, onlySubscriptionId: a.id }, T0 + 2 * SECOND);
+          await publish({ accountId: other.id, onlySubscriptionId: theirs.id }, T0);
+          const [latestOfA] = await deliveriesOf(acme.id, event.id);
+          const [onlyOfB] = (await store.listDeliveries(acme.id, { limit: 1, subscriptionId: b.id })).items;
+
+          const latest = await store.latestDeliveries(acme.id, [a.id, b.id, quiet.id, theirs.id, 'sub_unknown']);
+          expect([...latest.keys()]).toEqual([a.id, b.id]);
+          expect(latest.get(a.id)).toEqual(latestOfA);
+          expect(latest.get(b.id)).toEqual(onlyOfB);
+          expect((await store.latestDeliveries(other.id, [theirs.id])).get(theirs.id)?.account_id).toBe(other.id);
+          expect((await store.latestDeliveries(acme.id, [])).size).toBe(0);
         });
       });
     });

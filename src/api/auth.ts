@@ -4,7 +4,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { tokenLookup, tokenMatches } from '../domain/tokens.js';
 import { CountersignError } from '../errors.js';
-import type { ApiToken, Store } from '../store/store.js';
+import type { ApiToken, Store, TokenKind } from '../store/store.js';
 
 export type Scope = 'read' | 'write' | 'publish' | 'admin';
 export const ALL_SCOPES: Scope[] = ['read', 'write', 'publish', 'admin'];
@@ -15,6 +15,10 @@ export interface Principal {
   readonly accountName: string;
   readonly tokenId: string;
   readonly scopes: readonly Scope[];
+  /** `portal` for a portal session's token. */
+  readonly kind: TokenKind;
+  /** When the token stops working (epoch ms); null when it does not expire. */
+  readonly expiresAt: number | null;
 }
 
 declare module 'fastify' {
@@ -54,7 +58,14 @@ export function authenticate(store: Store) {
     if (!admission) {
       const scopes = row.scopes.filter((s): s is Scope => (ALL_SCOPES as string[]).includes(s));
       admission = {
-        principal: { accountId: row.accountId, accountName: row.accountName, tokenId: row.id, scopes },
+        principal: {
+          accountId: row.accountId,
+          accountName: row.accountName,
+          tokenId: row.id,
+          scopes,
+          kind: row.kind,
+          expiresAt: row.expiresAt,
+        },
         hash: Buffer.from(row.hash, 'hex'),
       };
       admissions.set(row, admission);

@@ -14,7 +14,7 @@ import type { AppContext } from './context.js';
 import { errors, IdParams, NextCursor, PageQuery } from './schemas.js';
 import { parseWindow } from './window.js';
 
-const DeliveryStatus = Type.String({ enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'] });
+export const DeliveryStatus = Type.String({ enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'] });
 
 const Headers = Type.Record(Type.String(), Type.String());
 

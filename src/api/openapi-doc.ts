@@ -1,7 +1,8 @@
 // What /openapi.json says beyond each route's own schema: the webhooks countersign sends (OpenAPI
 // 3.1's `webhooks`: every event's payload and every header), and the answers any route can give
 // whatever it does (a bad or oversized body, a wrong media type or encoding, no token, too many
-// requests, the database away), added to every route as it is registered.
+// requests, the database away), added to every route as it is registered, and the scope each
+// route needs.
 import type { FastifyInstance, RouteOptions } from 'fastify';
 // @fastify/swagger's own types for the document (openapi-types comes with it).
 import type { OpenAPIV3_1 } from 'openapi-types';
@@ -47,6 +48,10 @@ export function documentCommonAnswers(app: FastifyInstance): void {
       if (!(status in response)) response[status] = { ...ERROR_REF, description };
     }
     schema.response = response;
+    // OpenAPI 3.1 lets a requirement of a scheme other than OAuth list the roles it needs: the
+    // token scope, so a client (the portal's generated one) can tell what a token may call.
+    const scope = (route.config as { scope?: string } | undefined)?.scope;
+    if (scope !== undefined && schema.security === undefined) schema.security = [{ bearer: [scope] }];
   });
 }
 

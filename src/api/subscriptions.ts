@@ -1,7 +1,8 @@
 // Seed API 2: webhook subscriptions. POST answers exactly as the seed documents (200, a
 // `subscriptions` array) and adds event_type and the Standard Webhooks signing secret, which is
 // shown in this one response only. secret_token is stored sealed and never echoed. Beyond the
-// seed, a subscription may take several event types (`event_types`) at one target_url.
+// seed, a subscription may take several event types (`event_types`) at one target_url. GET
+// (one, and the list) adds each subscription's last delivery.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { EVENT_TYPES, joinEventTypes, splitEventTypes } from '../domain/events.js';
@@ -11,6 +12,7 @@ import { toIsoSeconds } from '../domain/time.js';
 import { invalidField, notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
+import { LastDeliveryView, lastDeliveries } from './last-delivery.js';
 import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
 import { checkTargetUrlResolved } from './target-guard.js';
 
@@ -65,6 +67,9 @@ export const SubscriptionView = Type.Object({
   has_secret_token: Type.Boolean(),
   disabled_reason: Type.Union([Type.String(), Type.Null()]),
 });
+
+/** What GET answers: the subscription and how its latest delivery went. */
+const ShownView = Type.Composite([SubscriptionView, Type.Object({ last_delivery: LastDeliveryView })]);
 
 const CreatedView = Type.Composite([
   SubscriptionView,
@@ -151,7 +156,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           summary: 'List subscriptions, newest first',
           querystring: ListQuery,
           response: {
-            200: Type.Object({ subscriptions: Type.Array(SubscriptionView), next_cursor: NextCursor }),
+            200: Type.Object({ subscriptions: Type.Array(ShownView), next_cursor: NextCursor }),
             ...errors(400, 401, 403),
           },
         },
@@ -164,7 +169,15 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           eventType: q.event_type,
           status: q.status as Subscription['status'] | undefined,
         });
-        return { subscriptions: page.items.map(presentSubscription), next_cursor: page.nextCursor };
+        const lastOf = await lastDeliveries(
+          ctx.store,
+          request.principal.accountId,
+          page.items.map((s) => s.id),
+        );
+        return {
+          subscriptions: page.items.map((s) => ({ ...presentSubscription(s), last_delivery: lastOf(s.id) })),
+          next_cursor: page.nextCursor,
+        };
       },
     );
 
@@ -178,13 +191,15 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           tags: ['subscriptions'],
           summary: 'One subscription',
           params: IdParams,
-          response: { 200: One, ...errors(401, 403, 404) },
+          response: { 200: Type.Object({ subscriptions: Type.Array(ShownView) }), ...errors(401, 403, 404) },
         },
       },
       async (request) => {
-        const sub = await ctx.store.getSubscription(request.principal.accountId, request.params.id);
+        const accountId = request.principal.accountId;
+        const sub = await ctx.store.getSubscription(accountId, request.params.id);
         if (!sub) throw notFound('subscription');
-        return { subscriptions: [presentSubscription(sub)] };
+        const lastOf = await lastDeliveries(ctx.store, accountId, [sub.id]);
+        return { subscriptions: [{ ...presentSubscription(sub), last_delivery: lastOf(sub.id) }] };
       },
     );
 

@@ -49,17 +49,18 @@ export async function createTokenCommand(flags: Flags, options: CreateTokenOptio
   });
 }
 
-/** One tab-separated row per token, with a header; never the tokens themselves. */
+/** One tab-separated row per token (api, or a portal session's), with a header; never the tokens themselves. */
 export async function listTokensCommand(flags: Flags): Promise<number> {
   return withStore(flags, async (store) => {
     const now = Date.now();
     const tokens = await store.listTokens();
-    process.stdout.write('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\n');
+    // KIND last, so scripts reading the columns before it by position keep working.
+    process.stdout.write('ID\tACCOUNT\tSCOPES\tCREATED\tEXPIRES\tSTATE\tKIND\n');
     for (const t of tokens) {
       const state =
         t.revokedAt !== null ? 'revoked' : t.expiresAt !== null && t.expiresAt <= now ? 'expired' : 'active';
       process.stdout.write(
-        `${t.id}\t${t.accountName}\t${t.scopes.join(',')}\t${toIsoSeconds(t.createdAt)}\t${t.expiresAt ? toIsoSeconds(t.expiresAt) : '-'}\t${state}\n`,
+        `${t.id}\t${t.accountName}\t${t.scopes.join(',')}\t${toIsoSeconds(t.createdAt)}\t${t.expiresAt ? toIsoSeconds(t.expiresAt) : '-'}\t${state}\t${t.kind}\n`,
       );
     }
     return 0;

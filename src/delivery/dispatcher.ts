@@ -517,6 +517,7 @@ export class Dispatcher {
     }
     return {
       deliveryId: d.id,
+      accountId: d.accountId,
       subscriptionId: d.subscriptionId,
       attempt: d.attempt,
       trigger: d.trigger,

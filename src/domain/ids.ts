@@ -1,7 +1,7 @@
 // Prefixed, time-sortable identifiers (`sub_01J...`). A monotonic ULID keeps ids created in the
 // same millisecond in creation order, so "ORDER BY id" is "ORDER BY creation time" everywhere.
 import { randomFillSync } from 'node:crypto';
-import { monotonicFactory } from 'ulidx';
+import { encodeTime, monotonicFactory } from 'ulidx';
 
 /**
  * ulidx asks its PRNG once per character, and its default PRNG makes a crypto call each time:
@@ -27,6 +27,14 @@ export type IdPrefix = 'acc' | 'tok' | 'sub' | 'evt' | 'dlv';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${nextUlid()}`;
+}
+
+/**
+ * The smallest id with this prefix that a ULID made at `ms` can have: every id made at or after
+ * `ms` sorts at or after it, so a time window is a range on the id.
+ */
+export function firstIdAt(prefix: IdPrefix, ms: number): string {
+  return `${prefix}_${encodeTime(Math.max(0, Math.floor(ms)), 10)}0000000000000000`;
 }
 
 const ID_SHAPE = /^[a-z]{2,3}_[0-9A-HJKMNP-TV-Z]{26}$/;

@@ -3,6 +3,7 @@
 
 import { newId } from '../domain/ids.js';
 import { planRotation } from '../domain/secret-rotation.js';
+import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
 import { GenerationCache } from './generation-cache.js';
 import { migrateToLatest } from './migrator.js';
@@ -16,11 +17,12 @@ import { releaseClaims } from './queue/release.js';
 import { renewLeases } from './queue/renew.js';
 import { queueStats } from './queue/stats.js';
 import { anySealedSecret, resealAll } from './reseal.js';
-import type { ApiTokensTable } from './schema.js';
+import type { ApiTokensTable, DeliveryStatus, TokenKind } from './schema.js';
 import type {
   Account,
   ApiToken,
   Attempt,
+  AttemptMinute,
   AttemptResult,
   Callback,
   CallbackSettings,
@@ -44,6 +46,7 @@ import type {
   Subscription,
   SubscriptionFilter,
   SubscriptionPatch,
+  SubscriptionsNeedingAttention,
 } from './store.js';
 import * as subscriptions from './subscriptions.js';
 import { tooManySecrets } from './subscriptions.js';
@@ -146,6 +149,7 @@ export class KyselyStore implements Store {
     scopes: string[];
     expiresAt: number | null;
     now: number;
+    kind?: TokenKind;
   }): Promise<{ id: string }> {
     const id = newId('tok');
     await this.d.db
@@ -160,6 +164,7 @@ export class KyselyStore implements Store {
         expires_at: input.expiresAt,
         revoked_at: null,
         last_used_at: null,
+        kind: input.kind ?? 'api',
       })
       .execute();
     return { id };
@@ -199,14 +204,20 @@ export class KyselyStore implements Store {
     return rows.map(toApiToken);
   }
 
-  async revokeToken(id: string, now: number): Promise<boolean> {
+  revokeToken(id: string, now: number): Promise<boolean> {
+    return this.revoke(id, now, undefined);
+  }
+
+  revokePortalToken(accountId: string, tokenId: string, now: number): Promise<boolean> {
+    return this.revoke(tokenId, now, { accountId, kind: 'portal' });
+  }
+
+  /** Revokes and tells every process (NOTIFY on PostgreSQL; SQLite's data_version moves by itself). */
+  private async revoke(id: string, now: number, only: { accountId: string; kind: TokenKind } | undefined) {
     const revoked = await this.d.writeTransaction(async (trx) => {
-      const result = await trx
-        .updateTable('api_tokens')
-        .set({ revoked_at: now })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
+      let update = trx.updateTable('api_tokens').set({ revoked_at: now }).where('id', '=', id);
+      if (only) update = update.where('account_id', '=', only.accountId).where('kind', '=', only.kind);
+      const result = await update.where('revoked_at', 'is', null).executeTakeFirst();
       const changed = Number(result.numUpdatedRows) > 0;
       if (changed) await this.d.notifyTokensChanged(trx);
       return changed;
@@ -431,6 +442,22 @@ export class KyselyStore implements Store {
     return out;
   }
 
+  deliveryCountsSince(accountId: string, since: number): Promise<Record<DeliveryStatus, number>> {
+    return overview.deliveryCountsSince(this.d.db, accountId, since);
+  }
+
+  attemptsPerMinute(accountId: string, since: number, until: number): Promise<AttemptMinute[]> {
+    return overview.attemptsPerMinute(this.d.db, accountId, since, until);
+  }
+
+  subscriptionsNeedingAttention(accountId: string, limit: number): Promise<SubscriptionsNeedingAttention> {
+    return overview.subscriptionsNeedingAttention(this.d.db, accountId, limit);
+  }
+
+  latestDeliveries(accountId: string, subscriptionIds: string[]): Promise<Map<string, Delivery>> {
+    return overview.latestDeliveries(this.d.db, accountId, subscriptionIds);
+  }
+
   async requestRedelivery(
     accountId: string,
     id: string,
@@ -538,7 +565,7 @@ export class KyselyStore implements Store {
   }
 
   heartbeatNode(id: string, now: number): Promise<boolean> {
-    return nodes.heartbeatNode(this.d.db, id, now);
+    return nodes.heartbeatNode(this.d, id, now);
   }
 
   removeNode(id: string): Promise<void> {
@@ -604,5 +631,6 @@ function toApiToken(row: ApiTokensTable & { account_name: string }): ApiToken {
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    kind: row.kind,
   };
 }

@@ -9,11 +9,13 @@ import type { StoreDialect } from './dialect.js';
 import * as initial from './migrations/001_initial.js';
 import * as fanOutVersion from './migrations/002_fan_out_version.js';
 import * as typesSecretsAndLog from './migrations/003_types_secrets_and_log.js';
+import * as portal from './migrations/004_portal.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
   '002_fan_out_version': fanOutVersion,
   '003_types_secrets_and_log': typesSecretsAndLog,
+  '004_portal': portal,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

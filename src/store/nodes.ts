@@ -1,9 +1,12 @@
 // The processes using the database, and small settings kept in it. A serve or worker process
 // registers itself at start, keeps a heartbeat while it runs and removes itself when it stops, so
 // maintenance that must not run under a live process (master-key rotation) can see who is there.
-// A killed process leaves its row behind; it stops counting once its heartbeat is stale.
+// A killed process leaves its row behind; it stops counting once its heartbeat is stale. The
+// heartbeat also deletes the per-minute attempt figures that have aged out, so that small chore
+// runs every few seconds somewhere without a timer of its own.
 import { type Kysely, sql } from 'kysely';
 import type { StoreDialect } from './dialect.js';
+import { ATTEMPT_STATS_KEEP_MS } from './queue/record-attempts.js';
 import type { Database, NodesTable } from './schema.js';
 import type { NodeRecord } from './store.js';
 
@@ -41,13 +44,21 @@ export function registerNode(d: StoreDialect, node: NodeRecord): Promise<void> {
   });
 }
 
-export async function heartbeatNode(db: Kysely<Database>, id: string, now: number): Promise<boolean> {
-  const result = await db
-    .updateTable('countersign_nodes')
-    .set({ heartbeat_at: now })
-    .where('id', '=', id)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+export function heartbeatNode(d: StoreDialect, id: string, now: number): Promise<boolean> {
+  return d.writeTransaction(async (trx) => {
+    const result = await trx
+      .updateTable('countersign_nodes')
+      .set({ heartbeat_at: now })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    // Through the index on minute: usually nothing, one minute's rows at most once a minute, and
+    // after a long stop whatever aged out meanwhile. Every process does it; the first finds the rows.
+    await trx
+      .deleteFrom('attempt_stats')
+      .where('minute', '<', now - ATTEMPT_STATS_KEEP_MS)
+      .execute();
+    return Number(result.numUpdatedRows) > 0;
+  });
 }
 
 export async function removeNode(db: Kysely<Database>, id: string): Promise<void> {

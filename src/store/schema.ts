@@ -18,7 +18,11 @@ export interface ApiTokensTable {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** `api` (made by the CLI or the first start) or `portal` (a portal session's link). */
+  kind: TokenKind;
 }
+
+export type TokenKind = 'api' | 'portal';
 
 export interface CallbacksTable {
   account_id: string;
@@ -138,6 +142,21 @@ export interface NodesTable {
   heartbeat_at: number;
 }
 
+/**
+ * Attempts per account, minute and process, summed as recordAttempts writes them: the portal's
+ * per-minute chart reads these rows instead of the attempt log. Each process writes its own rows
+ * (node is its dispatcher's owner id), so writers never contend for one row.
+ */
+export interface AttemptStatsTable {
+  account_id: string;
+  /** Start of the minute, epoch ms. */
+  minute: number;
+  node: string;
+  delivered: number;
+  /** Attempts with any other outcome: retried, failed, gone. */
+  failed: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -152,6 +171,7 @@ export interface Database {
   events: EventsTable;
   deliveries: DeliveriesTable;
   attempts: AttemptsTable;
+  attempt_stats: AttemptStatsTable;
   countersign_nodes: NodesTable;
   countersign_settings: SettingsTable;
 }

@@ -10,7 +10,10 @@ import type {
   DeliveryStatus,
   SubscriptionStatus,
   SubscriptionsTable,
+  TokenKind,
 } from './schema.js';
+
+export type { DeliveryStatus, TokenKind };
 
 export interface Account {
   id: string;
@@ -28,6 +31,7 @@ export interface ApiToken {
   expiresAt: number | null;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  kind: TokenKind;
 }
 
 export type Callback = CallbacksTable;
@@ -172,6 +176,8 @@ export type AttemptOutcome = 'delivered' | 'retry' | 'failed' | 'gone';
 
 export interface AttemptResult {
   deliveryId: string;
+  /** The delivery's account: the per-minute figures are kept per account. */
+  accountId: string;
   subscriptionId: string | null;
   attempt: number;
   trigger: AttemptTrigger;
@@ -221,6 +227,22 @@ export interface QueueStats {
   byStatus: Record<'pending' | 'sending' | 'held' | 'failed', number>;
 }
 
+/** One minute of an account's attempts, summed over the processes that made them. */
+export interface AttemptMinute {
+  /** Start of the minute, epoch ms. */
+  minute: number;
+  delivered: number;
+  /** Attempts that did not deliver: retried, failed, gone. */
+  failed: number;
+}
+
+export interface SubscriptionsNeedingAttention {
+  /** Every live subscription of the account that is disabled or failing. */
+  total: number;
+  /** Up to the limit asked for: disabled ones first, then the longest failing. */
+  subscriptions: Subscription[];
+}
+
 export interface NodeRecord {
   id: string;
   kind: 'serve' | 'worker';
@@ -246,6 +268,8 @@ export interface Store {
     scopes: string[];
     expiresAt: number | null;
     now: number;
+    /** `api` unless given. */
+    kind?: TokenKind;
   }): Promise<{ id: string }>;
   findToken(lookup: string): Promise<ApiToken | undefined>;
   /**
@@ -255,6 +279,11 @@ export interface Store {
   cachedToken(lookup: string): ApiToken | undefined;
   listTokens(): Promise<ApiToken[]>;
   revokeToken(id: string, now: number): Promise<boolean>;
+  /**
+   * Revokes the token only if it is this account's, of kind `portal` and not yet revoked; returns
+   * whether it did. Every process stops admitting it on its next request, as after revokeToken.
+   */
+  revokePortalToken(accountId: string, tokenId: string, now: number): Promise<boolean>;
   /** Records that a token was used (callers throttle this; it is a write). */
   touchToken(id: string, now: number): Promise<void>;
 
@@ -314,6 +343,17 @@ export interface Store {
   getDelivery(accountId: string, id: string): Promise<Delivery | undefined>;
   listDeliveries(accountId: string, filter: DeliveryFilter): Promise<Page<Delivery>>;
   listAttempts(deliveryIds: string[]): Promise<Attempt[]>;
+  /**
+   * The account's deliveries created at or after `since`, counted by their status now; every status
+   * is present (0 when none). Ranges on the time-ordered id, so it reads `(account_id, id)` only.
+   */
+  deliveryCountsSince(accountId: string, since: number): Promise<Record<DeliveryStatus, number>>;
+  /** Attempts of the account per minute started in [since, until), oldest first; minutes without any are left out. */
+  attemptsPerMinute(accountId: string, since: number, until: number): Promise<AttemptMinute[]>;
+  /** Live subscriptions that are disabled or whose attempts are failing, with how many there are. */
+  subscriptionsNeedingAttention(accountId: string, limit: number): Promise<SubscriptionsNeedingAttention>;
+  /** The most recent delivery (by id) of each of these subscriptions of the account that has any. */
+  latestDeliveries(accountId: string, subscriptionIds: string[]): Promise<Map<string, Delivery>>;
   /** Queues one manual attempt now. Undefined when not found; 'in_flight' when being sent. */
   requestRedelivery(
     accountId: string,

@@ -50,6 +50,8 @@ export interface TestServiceOptions {
   logger?: Logger;
   /** The master key's box (a random key by default). */
   secrets?: SecretBox;
+  /** COUNTERSIGN_PUBLIC_URL, the base of portal session links. */
+  publicUrl?: string;
 }
 
 /** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
@@ -102,6 +104,7 @@ export async function startTestService(
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
   });
   await app.ready();
   await dispatcher?.start();

@@ -65,6 +65,7 @@ export function result(
   const statusCode = { delivered: 200, retry: 503, failed: 400, gone: 410 }[outcome];
   return {
     deliveryId: claimed.id,
+    accountId: claimed.accountId,
     subscriptionId: claimed.subscriptionId,
     attempt: claimed.attempt,
     trigger: claimed.trigger,

@@ -1,11 +1,12 @@
 // Record: write a batch of attempt results in one transaction. Every attempt is logged; a
 // delivery's state only moves if this process still holds its lease (otherwise another node has
 // taken it over and its own result will count). Successes move together in one UPDATE; retries
-// carry their own due time each.
+// carry their own due time each. The per-minute figures (attempt_stats) are added to in the same
+// transaction, one row per account and minute of the batch, in this process's own rows.
 import type { Kysely } from 'kysely';
 import { describeSpan } from '../../domain/time.js';
 import type { StoreDialect } from '../dialect.js';
-import type { AttemptsTable, Database } from '../schema.js';
+import type { AttemptStatsTable, AttemptsTable, Database } from '../schema.js';
 import type { AttemptResult, QueueSettings, RecordOutcome } from '../store.js';
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
@@ -30,6 +31,42 @@ const insertAttemptRows = bulkInsert<AttemptsTable>(
   'on conflict ("delivery_id", "number") do nothing',
 );
 
+/** How long the per-minute figures are kept; the heartbeat deletes older rows (nodes.ts). */
+export const ATTEMPT_STATS_KEEP_MS = 8 * 24 * 3_600_000;
+const MINUTE_MS = 60_000;
+
+/**
+ * Adds a batch's counts to this process's rows. `node` is in the key, so two processes never
+ * update one row and workers on PostgreSQL never wait for each other's row locks here; within a
+ * process the dispatcher writes one batch at a time (GroupCommit). A batch holds one row per
+ * (account, minute), so no statement touches a row twice (PostgreSQL refuses that in an
+ * ON CONFLICT DO UPDATE).
+ */
+const addAttemptStats = bulkInsert<AttemptStatsTable>(
+  'attempt_stats',
+  allColumns<AttemptStatsTable>({ account_id: true, minute: true, node: true, delivered: true, failed: true }),
+  'on conflict ("account_id", "minute", "node") do update set ' +
+    '"delivered" = "attempt_stats"."delivered" + excluded."delivered", ' +
+    '"failed" = "attempt_stats"."failed" + excluded."failed"',
+);
+
+/** The batch's attempts per account and minute started: delivered, and every other outcome. */
+function statsRows(node: string, results: AttemptResult[]): AttemptStatsTable[] {
+  const rows = new Map<string, AttemptStatsTable>();
+  for (const r of results) {
+    const minute = r.startedAt - (r.startedAt % MINUTE_MS);
+    const key = `${minute} ${r.accountId}`;
+    let row = rows.get(key);
+    if (row === undefined) {
+      row = { account_id: r.accountId, minute, node, delivered: 0, failed: 0 };
+      rows.set(key, row);
+    }
+    if (r.outcome === 'delivered') row.delivered++;
+    else row.failed++;
+  }
+  return [...rows.values()];
+}
+
 export async function recordAttempts(
   dialect: StoreDialect,
   owner: string,
@@ -53,6 +90,7 @@ export async function recordAttempts(
       response_headers: r.responseHeaders,
     }));
     for (const rows of chunk(attemptRows, 500)) await insertAttemptRows(trx, dialect.name, rows);
+    for (const rows of chunk(statsRows(owner, results), 500)) await addAttemptStats(trx, dialect.name, rows);
 
     const delivered = results.filter((r) => r.outcome === 'delivered').map((r) => r.deliveryId);
     const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'gone').map((r) => r.deliveryId);
