@@ -27,6 +27,8 @@ export interface Config {
   logFormat: LogFormat | undefined;
   /** COUNTERSIGN_ACCESS_LOG: one log line per API request. */
   accessLog: boolean;
+  /** COUNTERSIGN_PORTAL_FRAME_ANCESTORS: the portal's CSP frame-ancestors source list. */
+  portalFrameAncestors: string;
   /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
   heapGrowthPercent: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
@@ -321,6 +323,14 @@ export const SETTINGS = [
     kind: 'text',
     about: 'one log line per API request',
   },
+  {
+    flag: 'portal-frame-ancestors',
+    variable: 'COUNTERSIGN_PORTAL_FRAME_ANCESTORS',
+    value: '<sources>',
+    default: "'self'",
+    kind: 'text',
+    about: "who may show the portal (/ui) in a frame: a CSP source list, e.g. 'self' https://app.example.com",
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag'];
@@ -380,6 +390,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     logLevel: logLevel(read('log-level') as Given),
     logFormat: logFormat(read('log-format')),
     accessLog: switchedOn('access-log'),
+    portalFrameAncestors: frameAncestors(read('portal-frame-ancestors') as Given),
     heapGrowthPercent: int('heap-growth'),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
@@ -396,6 +407,29 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       shutdownGraceMs: ms('shutdown-grace'),
     },
   };
+}
+
+// One source of a CSP source list: a keyword, a scheme (https:) or a host with an optional scheme,
+// port and path. Anything else, a ';' above all, could smuggle another directive into the header.
+const FRAME_SOURCE =
+  /^(?:'self'|'none'|[a-z][a-z0-9+.-]*:|(?:[a-z][a-z0-9+.-]*:\/\/)?(?:\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::(?:\d{1,5}|\*))?(?:\/[a-z0-9\-._~%!$&'()*+=:@/]*)?)$/i;
+
+function frameAncestors(given: Given): string {
+  const sources = given.text.trim().split(/\s+/);
+  const bad = sources.find((s) => !FRAME_SOURCE.test(s));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `${given.name} must be CSP sources separated by spaces ('self', 'none', https:, https://app.example.com), got "${bad}"`,
+    );
+  }
+  const unquoted = sources.find((s) => /^(self|none|unsafe-[a-z-]+|strict-dynamic)$/i.test(s));
+  if (unquoted !== undefined) {
+    throw new ConfigError(`${given.name}: keywords take single quotes ('${unquoted}'), got "${given.text}"`);
+  }
+  if (sources.includes("'none'") && sources.length > 1) {
+    throw new ConfigError(`${given.name}: 'none' must stand alone, got "${given.text}"`);
+  }
+  return sources.join(' ');
 }
 
 function rangeOf(flag: SettingFlag): readonly [number, number] {

@@ -139,6 +139,7 @@ async function startSteps(
       logger: log,
       accessLog: config.accessLog,
       publicUrl: config.publicUrl,
+      portal: { frameAncestors: config.portalFrameAncestors },
       rateLimit: config.rateLimit,
       metrics,
       dispatcher,

@@ -303,6 +303,7 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         expect(res.statusCode, res.body).toBe(200);
         const overview = res.json();
         expect(overview.deliveries).toEqual({ pending: 0, sending: 0, delivered: 2, failed: 1, held: 0, cancelled: 0 });
+        expect(overview.complete).toBe(true);
         expect(Date.parse(overview.until) - Date.parse(overview.since)).toBe(24 * 3_600_000);
         expect(overview.attention).toEqual({
           total: 1,

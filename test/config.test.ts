@@ -34,6 +34,11 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'allowed-target-cidrs': { value: '10.0.0.0/8', read: (c) => c.allowedTargetCidrs, expected: ['10.0.0.0/8'] },
   'rate-limit': { value: '600/1m', read: (c) => c.rateLimit, expected: { max: 600, windowMs: 60_000 } },
   'master-key-file': { value: '/etc/countersign/key', read: (c) => c.masterKeyFile, expected: '/etc/countersign/key' },
+  'portal-frame-ancestors': {
+    value: "'self'  https://app.example.com",
+    read: (c) => c.portalFrameAncestors,
+    expected: "'self' https://app.example.com",
+  },
   'retry-schedule': { value: '0,1s,2m', read: (c) => c.dispatcher.retrySchedule, expected: [0, 1000, 120_000] },
   'connect-timeout': { value: '2s', read: (c) => c.dispatcher.connectTimeoutMs, expected: 2000 },
   'request-timeout': { value: '20s', read: (c) => c.dispatcher.requestTimeoutMs, expected: 20_000 },

@@ -1874,29 +1874,27 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           const g = await addSubscription(other.id);
           await publish({ accountId: other.id, onlySubscriptionId: g.id }, Date.now());
 
-          expect(await store.deliveryCountsSince(acme.id, cut)).toEqual({
-            pending: 1,
-            sending: 1,
-            delivered: 1,
-            failed: 1,
-            held: 2,
-            cancelled: 1,
+          expect(await store.deliveryCountsSince(acme.id, cut, 100)).toEqual({
+            counts: { pending: 1, sending: 1, delivered: 1, failed: 1, held: 2, cancelled: 1 },
+            complete: true,
           });
-          expect((await store.deliveryCountsSince(acme.id, cut - 1)).delivered).toBe(2);
-          expect(await store.deliveryCountsSince(acme.id, Date.now() + HOUR)).toEqual({
-            pending: 0,
-            sending: 0,
-            delivered: 0,
-            failed: 0,
-            held: 0,
-            cancelled: 0,
+          expect((await store.deliveryCountsSince(acme.id, cut - 1, 100)).counts.delivered).toBe(2);
+          expect(await store.deliveryCountsSince(acme.id, Date.now() + HOUR, 100)).toEqual({
+            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 0, cancelled: 0 },
+            complete: true,
           });
-          expect(await store.deliveryCountsSince(other.id, cut)).toMatchObject({ pending: 1 });
+          expect((await store.deliveryCountsSince(other.id, cut, 100)).counts).toMatchObject({ pending: 1 });
+          // A window holding more than the cap counts its newest deliveries only, and says so: the
+          // two newest are the deleted subscription's (cancelled) and a paused one's (held).
+          expect(await store.deliveryCountsSince(acme.id, cut, 2)).toEqual({
+            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 1, cancelled: 1 },
+            complete: false,
+          });
 
           if (dialect.name === 'sqlite') {
             // A range on (account_id, id): neither an index on created_at nor a scan of the table.
             const plan = await inspect(async (db) => {
-              const query = deliveryCountsQuery(db, acme.id, cut).compile();
+              const query = deliveryCountsQuery(db, acme.id, cut, 100).compile();
               const explained = await db.executeQuery<{ detail: string }>(
                 CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
               );

@@ -2,7 +2,8 @@
 // route (its pattern, so ids and query strings never reach the log), the status, the time taken and
 // the account and token ids. Nothing in it can hold a secret, so it is written without the
 // redaction pass (logger.ts, unredactedLogger). The operations routes (/healthz, /readyz, /metrics), which probes and scrapers call
-// every few seconds, log at debug. COUNTERSIGN_ACCESS_LOG=off turns it off; `npm run bench`
+// every few seconds, and the portal's files (/ui), log at debug; the API calls the portal makes
+// are API requests like any other and log at info. COUNTERSIGN_ACCESS_LOG=off turns it off; `npm run bench`
 // reports what it costs.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -34,7 +35,7 @@ export function registerAccessLog(app: FastifyInstance, log: Logger): void {
         account: principal?.accountId,
         token_id: principal?.tokenId,
       };
-      if (OPS_ROUTES.has(route)) log.debug(fields, line);
+      if (OPS_ROUTES.has(route) || route === '/' || route.startsWith('/ui')) log.debug(fields, line);
       else log.info(fields, line);
     }
     done();

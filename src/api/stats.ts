@@ -14,6 +14,8 @@ const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
 /** How long an overview answer is reused. */
 export const OVERVIEW_CACHE_MS = 5000;
+/** Deliveries the overview counts at most, the newest of its window (each is a row read). */
+export const OVERVIEW_COUNT_CAP = 50_000;
 /** Subscriptions the overview lists at most (it counts them all). */
 export const ATTENTION_LIMIT = 20;
 
@@ -42,6 +44,9 @@ const Overview = Type.Object({
     },
     { description: 'deliveries created in the window, by their status now' },
   ),
+  complete: Type.Boolean({
+    description: `false when the window holds more than ${OVERVIEW_COUNT_CAP.toLocaleString('en')} deliveries: the counts are then of the newest ${OVERVIEW_COUNT_CAP.toLocaleString('en')}`,
+  }),
   attention: Type.Object({
     total: Type.Integer({ description: 'live subscriptions that are disabled or whose attempts are failing' }),
     subscriptions: Type.Array(
@@ -87,13 +92,14 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsync {
   async function overview(accountId: string, hours: number, now: number): Promise<Overview> {
     const since = now - hours * HOUR_MS;
     const [counts, attention] = await Promise.all([
-      ctx.store.deliveryCountsSince(accountId, since),
+      ctx.store.deliveryCountsSince(accountId, since, OVERVIEW_COUNT_CAP),
       ctx.store.subscriptionsNeedingAttention(accountId, ATTENTION_LIMIT),
     ]);
     return {
       since: toIsoMillis(since),
       until: toIsoMillis(now),
-      deliveries: counts,
+      deliveries: counts.counts,
+      complete: counts.complete,
       attention: {
         total: attention.total,
         subscriptions: attention.subscriptions.map((s) => ({

@@ -17,7 +17,7 @@ import { releaseClaims } from './queue/release.js';
 import { renewLeases } from './queue/renew.js';
 import { queueStats } from './queue/stats.js';
 import { anySealedSecret, resealAll } from './reseal.js';
-import type { ApiTokensTable, DeliveryStatus, TokenKind } from './schema.js';
+import type { ApiTokensTable, TokenKind } from './schema.js';
 import type {
   Account,
   ApiToken,
@@ -442,8 +442,8 @@ export class KyselyStore implements Store {
     return out;
   }
 
-  deliveryCountsSince(accountId: string, since: number): Promise<Record<DeliveryStatus, number>> {
-    return overview.deliveryCountsSince(this.d.db, accountId, since);
+  deliveryCountsSince(accountId: string, since: number, cap: number): Promise<overview.DeliveryCounts> {
+    return overview.deliveryCountsSince(this.d.db, accountId, since, cap);
   }
 
   attemptsPerMinute(accountId: string, since: number, until: number): Promise<AttemptMinute[]> {

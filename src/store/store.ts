@@ -1,6 +1,7 @@
 // The Store: the only way the rest of countersign reaches the database. One implementation over
 // Kysely serves both dialects (kysely-store.ts); the queue operations each live in their own file
 // under queue/ with their SQL in plain sight.
+import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
 import type {
   AttemptsTable,
@@ -345,9 +346,10 @@ export interface Store {
   listAttempts(deliveryIds: string[]): Promise<Attempt[]>;
   /**
    * The account's deliveries created at or after `since`, counted by their status now; every status
-   * is present (0 when none). Ranges on the time-ordered id, so it reads `(account_id, id)` only.
+   * is present (0 when none). Ranges on the time-ordered id, so it reads `(account_id, id)` only,
+   * and counts the newest `cap` at most (`complete` says whether that was all).
    */
-  deliveryCountsSince(accountId: string, since: number): Promise<Record<DeliveryStatus, number>>;
+  deliveryCountsSince(accountId: string, since: number, cap: number): Promise<DeliveryCounts>;
   /** Attempts of the account per minute started in [since, until), oldest first; minutes without any are left out. */
   attemptsPerMinute(accountId: string, since: number, until: number): Promise<AttemptMinute[]>;
   /** Live subscriptions that are disabled or whose attempts are failing, with how many there are. */

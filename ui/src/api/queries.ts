@@ -1,0 +1,93 @@
+// Every API call the portal makes, in one place, each typed from the OpenAPI document. Screens
+// call these and never build a request themselves.
+import { type Answer, api, type paths, unwrap } from './client';
+
+export type Me = Answer<'/v1/me', 'get'>;
+export type Overview = Answer<'/v1/stats/overview', 'get'>;
+export type AttemptsPerMinute = Answer<'/v1/stats/attempts', 'get'>;
+export type SubscriptionPage = Answer<'/v1/webhooks/subscriptions', 'get'>;
+export type Subscription = Answer<'/v1/webhooks/subscriptions/{id}', 'get'>['subscriptions'][number];
+export type CreatedSubscription = Answer<'/v1/webhooks/subscriptions', 'post'>['subscriptions'][number];
+export type Callback = Answer<'/api/sign/v1/callback', 'get'>;
+export type EventPage = Answer<'/v1/events', 'get'>;
+export type EventRecord = Answer<'/v1/events/{id}', 'get'>;
+export type DeliveryPage = Answer<'/v1/deliveries', 'get'>;
+export type DeliverySummary = DeliveryPage['deliveries'][number];
+export type Delivery = Answer<'/v1/deliveries/{id}', 'get'>;
+export type Attempt = NonNullable<Delivery['attempts']>[number];
+
+/** A list route's query parameters. */
+type Query<P extends keyof paths> = paths[P] extends { get: { parameters: { query?: infer Q } } }
+  ? NonNullable<Q>
+  : never;
+
+export type SubscriptionQuery = Query<'/v1/webhooks/subscriptions'>;
+export type EventQuery = Query<'/v1/events'>;
+export type DeliveryQuery = Query<'/v1/deliveries'>;
+export type EventType = NonNullable<SubscriptionQuery['event_type']>;
+export type DeliveryStatus = NonNullable<DeliveryQuery['status']>;
+export type AuthType = Callback['authType'];
+
+export const EVENT_TYPES: EventType[] = ['document.sent', 'document.signed', 'document.declined'];
+export const DELIVERY_STATUSES: DeliveryStatus[] = ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'];
+
+export const queries = {
+  me: async (token?: string) =>
+    unwrap(await api.GET('/v1/me', token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })),
+  overview: async () => unwrap(await api.GET('/v1/stats/overview', { params: { query: { hours: 24 } } })),
+  attemptsPerMinute: async (minutes: number) =>
+    unwrap(await api.GET('/v1/stats/attempts', { params: { query: { minutes } } })),
+
+  subscriptions: async (query: SubscriptionQuery) =>
+    unwrap(await api.GET('/v1/webhooks/subscriptions', { params: { query } })),
+  subscription: async (id: string): Promise<Subscription> => {
+    const found = unwrap(await api.GET('/v1/webhooks/subscriptions/{id}', { params: { path: { id } } }));
+    const sub = found.subscriptions[0];
+    if (!sub) throw new Error('the API answered without the subscription');
+    return sub;
+  },
+  createSubscription: async (body: {
+    target_url: string;
+    event_type?: EventType;
+    event_types?: EventType[];
+    secret_token?: string;
+  }) => unwrap(await api.POST('/v1/webhooks/subscriptions', { body })),
+  updateSubscription: async (id: string, body: { status?: 'active' | 'paused'; target_url?: string }) =>
+    unwrap(await api.PATCH('/v1/webhooks/subscriptions/{id}', { params: { path: { id } }, body })),
+  deleteSubscription: async (id: string) =>
+    unwrap(await api.DELETE('/v1/webhooks/subscriptions/{id}', { params: { path: { id } } })),
+  rotateSecret: async (id: string) =>
+    unwrap(await api.POST('/v1/webhooks/subscriptions/{id}/rotate-secret', { params: { path: { id } }, body: {} })),
+  sendTest: async (id: string, eventType: EventType) =>
+    unwrap(
+      await api.POST('/v1/webhooks/subscriptions/{id}/test', {
+        params: { path: { id } },
+        body: { event_type: eventType },
+      }),
+    ),
+  replay: async (id: string, since: string, until: string) =>
+    unwrap(
+      await api.POST('/v1/webhooks/subscriptions/{id}/replay', {
+        params: { path: { id } },
+        body: { since, until },
+      }),
+    ),
+
+  callback: async () => unwrap(await api.GET('/api/sign/v1/callback')),
+  registerCallback: async (body: {
+    callbackUrl: string;
+    authType: AuthType;
+    username?: string;
+    password?: string;
+    bearerToken?: string;
+  }) => unwrap(await api.PUT('/api/sign/v1/callback/register', { body })),
+  rotateCallbackSecret: async () => unwrap(await api.POST('/api/sign/v1/callback/rotate-secret', { body: {} })),
+
+  events: async (query: EventQuery) => unwrap(await api.GET('/v1/events', { params: { query } })),
+  event: async (id: string) => unwrap(await api.GET('/v1/events/{id}', { params: { path: { id } } })),
+
+  deliveries: async (query: DeliveryQuery) => unwrap(await api.GET('/v1/deliveries', { params: { query } })),
+  delivery: async (id: string) => unwrap(await api.GET('/v1/deliveries/{id}', { params: { path: { id } } })),
+  redeliver: async (id: string) =>
+    unwrap(await api.POST('/v1/deliveries/{id}/redeliver', { params: { path: { id } } })),
+};

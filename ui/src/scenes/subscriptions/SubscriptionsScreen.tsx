@@ -1,0 +1,223 @@
+// Subscriptions: the list, with each one's status and its latest delivery, and the form that
+// creates one. The signing secret of a new subscription is shown once, with a copy button.
+
+import { useState } from 'preact/hooks';
+import { useLocation } from 'preact-iso';
+import {
+  type CreatedSubscription,
+  EVENT_TYPES,
+  type EventType,
+  queries,
+  type SubscriptionPage,
+} from '../../api/queries';
+import { Empty, ErrorNotice, Loading, LoadMore, SecretOnce, Status, TableFrame, Time } from '../../common/bits';
+import { useResource } from '../../common/use-resource';
+
+const ALL_TYPES = 'all';
+
+export function SubscriptionsScreen() {
+  const { query, route } = useLocation();
+  const status = query.status as 'active' | 'paused' | 'disabled' | undefined;
+  const [pages, setPages] = useState<SubscriptionPage[]>([]);
+  const first = useResource(async () => {
+    const page = await queries.subscriptions({ limit: 50, ...(status ? { status } : {}) });
+    setPages([page]);
+    return page;
+  }, [status]);
+  const [created, setCreated] = useState<CreatedSubscription | undefined>(undefined);
+  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
+  const subscriptions = pages.flatMap((p) => p.subscriptions);
+  const last = pages[pages.length - 1];
+
+  return (
+    <>
+      <h1>Subscriptions</h1>
+      {created ? (
+        <SecretOnce
+          title={`Subscription created. Its signing secret:`}
+          secret={created.signing_secret}
+          onDone={() => setCreated(undefined)}
+        />
+      ) : null}
+      <CreateSubscription
+        onCreated={(s) => {
+          setCreated(s);
+          first.reload();
+        }}
+      />
+
+      <section aria-labelledby="list">
+        <h2 id="list">Your subscriptions</h2>
+        <p class="filters">
+          <label for="status-filter">Status</label>
+          <select
+            id="status-filter"
+            value={status ?? ''}
+            onChange={(e) => {
+              const v = e.currentTarget.value;
+              route(v ? `/ui/subscriptions?status=${v}` : '/ui/subscriptions');
+            }}
+          >
+            <option value="">any</option>
+            <option value="active">active</option>
+            <option value="paused">paused</option>
+            <option value="disabled">disabled</option>
+          </select>
+        </p>
+        <ErrorNotice error={first.error ?? moreError} />
+        {first.loading && pages.length === 0 ? <Loading /> : null}
+        {!first.loading && subscriptions.length === 0 && !first.error ? (
+          status ? (
+            <Empty title={`No ${status} subscriptions.`} />
+          ) : (
+            <Empty title="No subscriptions yet.">
+              Create one above: give the HTTPS address where you receive webhooks and the event it should get. Every
+              event of that type is then delivered there, signed.
+            </Empty>
+          )
+        ) : null}
+        {subscriptions.length > 0 ? (
+          <TableFrame label="Subscriptions">
+            <thead>
+              <tr>
+                <th scope="col">Target URL</th>
+                <th scope="col">Event types</th>
+                <th scope="col">Status</th>
+                <th scope="col">Latest delivery</th>
+              </tr>
+            </thead>
+            <tbody>
+              {subscriptions.map((s) => (
+                <tr key={s.id}>
+                  <td class="url">
+                    <a href={`/ui/subscriptions/${s.id}`}>{s.target_url}</a>
+                  </td>
+                  <td>{s.event_types.join(', ')}</td>
+                  <td>
+                    <Status value={s.status} />
+                  </td>
+                  <td>
+                    <LatestDelivery delivery={s.last_delivery} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </TableFrame>
+        ) : null}
+        <LoadMore
+          cursor={last?.next_cursor}
+          onMore={async (cursor) => {
+            try {
+              const page = await queries.subscriptions({ limit: 50, cursor, ...(status ? { status } : {}) });
+              setPages((p) => [...p, page]);
+              setMoreError(undefined);
+            } catch (err) {
+              setMoreError(err as Error);
+            }
+          }}
+        />
+      </section>
+    </>
+  );
+}
+
+type LastDelivery = SubscriptionPage['subscriptions'][number]['last_delivery'];
+
+export function LatestDelivery({ delivery }: { delivery: LastDelivery }) {
+  if (!delivery) return <span class="muted">none yet</span>;
+  const attempt = delivery.last_attempt;
+  return (
+    <a href={`/ui/deliveries/${delivery.id}`} class="latest">
+      <Status value={delivery.status} />{' '}
+      {attempt ? (
+        <span>
+          {attempt.status_code !== null ? `HTTP ${attempt.status_code}` : (attempt.error ?? 'no answer')},{' '}
+          <Time iso={attempt.started_at} />
+        </span>
+      ) : (
+        <Time iso={delivery.created_at} />
+      )}
+    </a>
+  );
+}
+
+function CreateSubscription({ onCreated }: { onCreated: (s: CreatedSubscription) => void }) {
+  const [targetUrl, setTargetUrl] = useState('');
+  const [eventType, setEventType] = useState<string>(EVENT_TYPES[1] as string);
+  const [secretToken, setSecretToken] = useState('');
+  const [error, setError] = useState<Error | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  return (
+    <section aria-labelledby="create">
+      <h2 id="create">New subscription</h2>
+      <form
+        class="grid-form"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          try {
+            const types =
+              eventType === ALL_TYPES ? { event_types: EVENT_TYPES } : { event_type: eventType as EventType };
+            const answer = await queries.createSubscription({
+              target_url: targetUrl.trim(),
+              ...types,
+              ...(secretToken ? { secret_token: secretToken } : {}),
+            });
+            const made = answer.subscriptions[0];
+            if (made) onCreated(made);
+            setTargetUrl('');
+            setSecretToken('');
+            setError(undefined);
+          } catch (err) {
+            setError(err as Error);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <div class="field">
+          <label for="target-url">Target URL</label>
+          <input
+            id="target-url"
+            type="url"
+            required
+            placeholder="https://example.com/webhooks/countersign"
+            value={targetUrl}
+            onInput={(e) => setTargetUrl(e.currentTarget.value)}
+          />
+        </div>
+        <div class="field">
+          <label for="event-type">Event type</label>
+          <select id="event-type" value={eventType} onChange={(e) => setEventType(e.currentTarget.value)}>
+            {EVENT_TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+            <option value={ALL_TYPES}>all three</option>
+          </select>
+        </div>
+        <div class="field">
+          <label for="secret-token">Secret token</label>
+          <input
+            id="secret-token"
+            type="password"
+            autoComplete="off"
+            aria-describedby="secret-token-hint"
+            value={secretToken}
+            onInput={(e) => setSecretToken(e.currentTarget.value)}
+          />
+          <span class="hint" id="secret-token-hint">
+            Optional. Sent in every payload as <code>secret_token</code>, for your receiver to compare.
+          </span>
+        </div>
+        <ErrorNotice error={error} />
+        <div>
+          <button type="submit" disabled={busy}>
+            Create subscription
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
