@@ -166,7 +166,9 @@ async function startSteps(
     undo.push(() => dispatcher.stop());
   }
 
-  if (options.api) await bootstrapFirstAccount(store, options.out ?? process.stdout);
+  if (options.api && url) {
+    await bootstrapFirstAccount(store, options.out ?? process.stdout, portalAddress(config.publicUrl ?? url));
+  }
   if (url) log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
   if (opsUrl) log.info({ url: opsUrl }, 'operations endpoint listening');
   if (!options.api) log.info({ dispatcher: Boolean(dispatcher) }, 'countersign worker started');
@@ -257,8 +259,15 @@ function reasonOf(err: unknown): string {
   return String(err);
 }
 
+/** Where a person opens the portal: the listening address, with a wildcard host read as localhost. */
+export function portalAddress(base: string): string {
+  const address = new URL(base);
+  if (address.hostname === '0.0.0.0' || address.hostname === '[::]') address.hostname = 'localhost';
+  return new URL('/ui/', address).toString();
+}
+
 /** On first start with an empty database, make an account and print a token once. */
-async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream): Promise<void> {
+async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream, portal: string): Promise<void> {
   if ((await store.countAccounts()) > 0) return;
   const now = Date.now();
   const account = await store.ensureAccount('default', now);
@@ -273,6 +282,7 @@ async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream): 
   });
   out.write(
     `\nFirst start: created account "default" and an API token. It is shown only this once:\n\n  ${issued.token}\n\n` +
-      'Use it as "Authorization: Bearer <token>". Make more with: npx countersign token create --account NAME --create-account\n\n',
+      `Sign in with it at ${portal}, or use it as "Authorization: Bearer <token>".\n` +
+      'Make more with: npx countersign token create --account NAME --create-account\n\n',
   );
 }

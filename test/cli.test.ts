@@ -203,6 +203,13 @@ describe('first start', () => {
     expect(await second.stop()).toBe(0);
   });
 
+  it('says where to open the portal, at COUNTERSIGN_PUBLIC_URL when it is set', async () => {
+    workspace = makeWorkspace();
+    const first = await startServe({ ...workspace.env, COUNTERSIGN_PUBLIC_URL: 'https://webhooks.example.com' });
+    expect(first.stdout()).toContain('Sign in with it at https://webhooks.example.com/ui/,');
+    expect(await first.stop()).toBe(0);
+  });
+
   it('prints no token when token create made an account before the first start', async () => {
     workspace = makeWorkspace();
     // token create needs the database to exist: migrate makes it, without an account.

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PORTAL_ROOT } from '../src/api/portal-assets.js';
 import { buildApp } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { portalAddress } from '../src/server.js';
 import { SecretBox } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect } from '../src/store/open.js';
@@ -145,6 +146,15 @@ describe('the portal files at /ui', () => {
       await unbuilt.close();
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the portal address printed at first start', () => {
+  it('reads a wildcard listening host as localhost, and keeps any other', () => {
+    expect(portalAddress('http://0.0.0.0:8080')).toBe('http://localhost:8080/ui/');
+    expect(portalAddress('http://[::]:8080')).toBe('http://localhost:8080/ui/');
+    expect(portalAddress('http://127.0.0.1:9000')).toBe('http://127.0.0.1:9000/ui/');
+    expect(portalAddress('https://webhooks.example.com')).toBe('https://webhooks.example.com/ui/');
   });
 });
 

@@ -95,6 +95,8 @@ describe('the portal in a real browser', () => {
   });
 
   it('serves /ui with a strict CSP and signs in with the token printed at first start', async () => {
+    // The first start says where the portal is.
+    expect(server.stdout()).toContain(`Sign in with it at ${server.url}/ui/,`);
     const response = await page.goto(`${server.url}/ui/`);
     expect(response?.status()).toBe(200);
     const headers = response?.headers() ?? {};
