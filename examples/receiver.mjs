@@ -33,7 +33,8 @@ createServer((req, res) => {
     const body = Buffer.concat(chunks).toString('utf8');
     let problem = verify(req.headers, body);
     const payload = problem ? undefined : JSON.parse(body);
-    if (!problem && secretToken !== undefined && payload.secret_token !== secretToken) problem = 'secret_token mismatch';
+    if (!problem && secretToken !== undefined && payload.secret_token !== secretToken)
+      problem = 'secret_token mismatch';
     if (problem) {
       console.log(`rejected: ${problem}`);
       res.writeHead(401).end();
