@@ -46,6 +46,15 @@ describe('the README', () => {
         ['token', 'create'],
         ['token', 'list'],
         ['token', 'revoke'],
+        ['login'],
+        ['trigger'],
+        ['replay'],
+        ...['list', 'get', 'create', 'pause', 'resume', 'delete', 'rotate-secret', 'test'].map((c) => [
+          'subscriptions',
+          c,
+        ]),
+        ...['list', 'get'].map((c) => ['events', c]),
+        ...['list', 'get', 'redeliver', 'tail'].map((c) => ['deliveries', c]),
       ].map(async (command) => (await runCli([...command, '--help'], process.env)).stdout),
     );
     const help = helps.join('\n');

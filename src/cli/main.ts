@@ -18,6 +18,8 @@ import {
   TOKEN_EXPIRY_RANGE,
 } from '../config.js';
 import { VERSION } from '../version.js';
+import { ApiUsageError } from './api-client.js';
+import { addApiCommands } from './api-commands.js';
 import { requireExistingDatabase } from './require-database.js';
 
 /** A usage error countersign finds itself (commander finds the others): exit 2. */
@@ -168,6 +170,8 @@ function buildProgram(done: (code: number) => void): Command {
       done(await revokeTokenCommand(flagsOf(command), id));
     });
 
+  addApiCommands(program, done, addHelpCommand);
+
   // Set on each command (settings copied from the parent would point at the parent): an error
   // message needs to know which command it is about.
   const withEach = (command: Command) => {
@@ -264,7 +268,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`countersign: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
-    return err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+    return err instanceof ConfigError || err instanceof UsageError || err instanceof ApiUsageError ? 2 : 1;
   }
 }
 
