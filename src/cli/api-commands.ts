@@ -3,7 +3,6 @@
 // JSON with --json; exit 1 with the API's message when it refuses, 2 for a usage error.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { SingleBar } from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { EVENT_TYPES, isEventType } from '../domain/events.js';
 import { parseDuration } from '../domain/time.js';
@@ -165,6 +164,15 @@ function printDeliveries(deliveries: DeliveryView[]): void {
   );
 }
 
+/**
+ * A cli-progress bar (on stderr, drawn only on a terminal). Imported when a command draws one, so
+ * `serve`, which parses its arguments through the same program, never loads it.
+ */
+async function progressBar(format: string) {
+  const { SingleBar } = await import('cli-progress');
+  return new SingleBar({ format, hideCursor: true });
+}
+
 // ---- login ------------------------------------------------------------------------------------
 
 /** A line from stdin: typed without echo at a terminal, or piped in (scripts). */
@@ -267,7 +275,7 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
           ...fields,
         };
       };
-      const bar = new SingleBar({ format: 'publishing [{bar}] {value}/{total}', hideCursor: true });
+      const bar = await progressBar('publishing [{bar}] {value}/{total}');
       if (count > 1) bar.start(count, 0);
       const results: { id: string; event: string; deliveries: number; data: Record<string, unknown> }[] = [];
       let next = 0;
@@ -659,7 +667,7 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
       if (!(since < until)) throw new ApiUsageError('--since must be before --until');
       // The window in steps of an hour at most (and 100 steps at most), so a long window shows progress.
       const steps = Math.min(100, Math.max(1, Math.ceil((until - since) / 3_600_000)));
-      const bar = new SingleBar({ format: 'replaying [{bar}] {percentage}% | {requeued} re-queued', hideCursor: true });
+      const bar = await progressBar('replaying [{bar}] {percentage}% | {requeued} re-queued');
       bar.start(steps, 0, { requeued: 0 });
       let requeued = 0;
       try {
