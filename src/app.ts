@@ -14,6 +14,7 @@ import { deliveryRoutes } from './api/deliveries.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import { listenRoutes } from './api/listen.js';
 import { meRoutes } from './api/me.js';
 import { documentCommonAnswers, webhooksDocument } from './api/openapi-doc.js';
 import { registerOpsRoutes } from './api/ops.js';
@@ -27,6 +28,7 @@ import { statsRoutes } from './api/stats.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
 import type { Dispatcher } from './delivery/dispatcher.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
+import { DEFAULT_LISTEN_SETTINGS, ListenHub, type ListenSettings } from './delivery/listen-hub.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
 import { unredactedLogger } from './logger.js';
@@ -54,6 +56,8 @@ export interface AppOptions {
   publicUrl?: string;
   /** The browser portal at /ui (dist/ui, framed by this origin only, by default); false for none. */
   portal?: PortalOptions | false;
+  /** How listen sessions are delivered to (the dispatcher's retry schedule and lease, in serve). */
+  listen?: Partial<ListenSettings>;
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
@@ -109,6 +113,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }, 500),
   };
 
+  const hub = new ListenHub(options.store, options.secrets, { ...DEFAULT_LISTEN_SETTINGS, ...options.listen }, app.log);
+  hub.start();
+
   registerErrorHandling(app);
   registerRequestGuards(app);
   if (options.logger && options.accessLog !== false) {
@@ -156,6 +163,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(meRoutes());
     await api.register(portalSessionRoutes(ctx, options.publicUrl));
     await api.register(statsRoutes(ctx));
+    await api.register(listenRoutes(ctx, hub, options.publicUrl));
   });
 
   app.addHook('onClose', async () => {

@@ -143,6 +143,11 @@ async function startSteps(
       rateLimit: config.rateLimit,
       metrics,
       dispatcher,
+      listen: {
+        retrySchedule: config.dispatcher.retrySchedule,
+        leaseMs: config.dispatcher.leaseMs,
+        disableAfterFailingMs: config.dispatcher.disableAfterFailingMs,
+      },
     });
     app = api;
     undo.push(() => api.close());

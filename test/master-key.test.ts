@@ -61,6 +61,8 @@ describe('secrets at rest', () => {
       created_at: now,
       updated_at: now,
       deleted_at: null,
+      kind: 'webhook',
+      listen_seen_at: null,
     });
     await store.close();
 

@@ -48,6 +48,7 @@ describe('the README', () => {
         ['token', 'revoke'],
         ['login'],
         ['trigger'],
+        ['listen'],
         ['replay'],
         ...['list', 'get', 'create', 'pause', 'resume', 'delete', 'rotate-secret', 'test'].map((c) => [
           'subscriptions',

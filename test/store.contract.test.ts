@@ -45,7 +45,7 @@ import {
 
 const run = promisify(execFile);
 /** Every migration, in order (both dialects record each, whether or not it changes anything there). */
-const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log', '004_portal'];
+const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log', '004_portal', '005_listen'];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
 async function migrateInChild(databaseUrl: string): Promise<string[]> {
@@ -1547,6 +1547,133 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             SETTINGS,
           );
           expect(await store.claimDueDeliveries('worker-c', 50, T0 + 10 * LEASE_MS, LEASE_MS)).toEqual([]);
+        });
+      });
+
+      describe('listen sessions', () => {
+        const open = (tokenId: string, eventTypes: string[], now = T0, accountId = acme.id) =>
+          store.openListenSession({
+            accountId,
+            tokenId,
+            eventTypes,
+            newSigningSecretSealed: `sealed-${tokenId}-${now}`,
+            now,
+          });
+
+        it('keeps one session per token: opening it again keeps its id and secret and takes the new event types', async () => {
+          const first = await open('tok_a', ['document.signed']);
+          expect(first).toMatchObject({ kind: 'listen', status: 'active', event_types: 'document.signed' });
+          expect(first.id).toMatch(/^lsn_/);
+          await store.endListenSession(acme.id, first.id, T0 + SECOND);
+          const again = await open('tok_a', ['document.sent', 'document.signed'], T0 + 2 * SECOND);
+          expect(again).toMatchObject({
+            id: first.id,
+            signing_secret_sealed: first.signing_secret_sealed,
+            status: 'active',
+            disabled_reason: null,
+          });
+          expect(await store.getListenSession(acme.id, first.id)).toMatchObject({ status: 'active' });
+          const second = await open('tok_b', ['document.signed']);
+          expect(second.id).not.toBe(first.id);
+          // Sessions are not subscriptions to the API, and not another account's to read.
+          expect(await store.getSubscription(acme.id, first.id)).toBeUndefined();
+          expect((await store.listSubscriptions(acme.id, { limit: 100 })).items).toEqual([]);
+          expect(await store.getListenSession(other.id, first.id)).toBeUndefined();
+          // Its new event types are what fan-out uses.
+          const { event } = await publish({ accountId: acme.id, type: 'document.sent' }, T0 + 3 * SECOND);
+          expect((await deliveriesOf(acme.id, event.id)).map((d) => d.subscription_id)).toEqual([first.id]);
+          expect(second.event_types).toBe('document.signed');
+        });
+
+        it('keeps its deliveries from every dispatcher: only a claim for that session takes them', async () => {
+          const session = await open('tok_a', ['document.signed']);
+          const neighbour = await open('tok_b', ['document.signed']);
+          const sub = await addSubscription(acme.id);
+          const { event } = await publish({ accountId: acme.id }, T0);
+          const made = await deliveriesOf(acme.id, event.id);
+          expect(made.map((d) => [d.subscription_id, d.listen]).sort()).toEqual(
+            [
+              [session.id, 1],
+              [neighbour.id, 1],
+              [sub.id, 0],
+            ].sort(),
+          );
+          const dispatched = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+          expect(dispatched.map((d) => d.subscriptionId)).toEqual([sub.id]);
+          const [mine, ...rest] = await store.claimListenDeliveries('listen-a', session.id, 10, T0, LEASE_MS);
+          expect(rest).toEqual([]);
+          expect(mine).toMatchObject({ subscriptionId: session.id, eventId: event.id, attempt: 1 });
+          expect(mine?.target.signingSecretsSealed).toEqual([session.signing_secret_sealed]);
+          // Leased: not handed out twice.
+          expect(await store.claimListenDeliveries('listen-b', session.id, 10, T0 + 1, LEASE_MS)).toEqual([]);
+          expect((await store.listDeliveries(acme.id, { limit: 100, target: 'listen' })).items).toHaveLength(2);
+          expect((await store.listDeliveries(acme.id, { limit: 100, target: 'subscription' })).items).toEqual([
+            expect.objectContaining({ subscription_id: sub.id }),
+          ]);
+        });
+
+        it('retries a failed local answer on the schedule, and a released claim is due again at once', async () => {
+          const session = await open('tok_a', ['document.signed']);
+          await publish({ accountId: acme.id }, T0);
+          const [first] = await store.claimListenDeliveries('listen-a', session.id, 10, T0, LEASE_MS);
+          if (!first) throw new Error('nothing claimed');
+          await store.recordAttempts(
+            'listen-a',
+            [result(first, 'retry', T0, { statusCode: 500, nextAttemptAt: T0 + 5 * SECOND })],
+            T0 + 10,
+            SETTINGS,
+          );
+          expect(await store.claimListenDeliveries('listen-a', session.id, 10, T0 + 4 * SECOND, LEASE_MS)).toEqual([]);
+          const [second] = await store.claimListenDeliveries('listen-a', session.id, 10, T0 + 5 * SECOND, LEASE_MS);
+          expect(second).toMatchObject({ id: first.id, attempt: 2 });
+          if (!second) throw new Error('nothing claimed');
+          // The stream closed before the CLI answered: back to the queue, no attempt counted.
+          expect(await store.releaseClaims('listen-a', [second.id], T0 + 6 * SECOND)).toBe(1);
+          const [third] = await store.claimListenDeliveries('listen-b', session.id, 10, T0 + 6 * SECOND, LEASE_MS);
+          expect(third).toMatchObject({ id: first.id, attempt: 2 });
+          expect(await store.listAttempts([first.id])).toHaveLength(1);
+        });
+
+        it('is never disabled by its local answers, 410 Gone included', async () => {
+          const session = await open('tok_a', ['document.signed']);
+          await publish({ accountId: acme.id }, T0);
+          const [claimed] = await store.claimListenDeliveries('listen-a', session.id, 10, T0, LEASE_MS);
+          if (!claimed) throw new Error('nothing claimed');
+          await store.recordAttempts('listen-a', [result(claimed, 'gone', T0 + 1)], T0 + 1, {
+            disableAfterFailingMs: 1,
+          });
+          expect(await store.getListenSession(acme.id, session.id)).toMatchObject({ status: 'active' });
+        });
+
+        it('ends a session: no new deliveries, and those not yet made cancelled, in flight included', async () => {
+          const session = await open('tok_a', ['document.signed']);
+          await publish({ accountId: acme.id }, T0);
+          await publish({ accountId: acme.id }, T0 + 1);
+          const [inFlight] = await store.claimListenDeliveries('listen-a', session.id, 1, T0 + 2, LEASE_MS);
+          expect(inFlight).toBeDefined();
+          expect(await store.endListenSession(other.id, session.id, T0 + 3)).toBeUndefined();
+          expect(await store.endListenSession(acme.id, session.id, T0 + 3)).toBe(2);
+          const log = (await store.listDeliveries(acme.id, { limit: 100, target: 'listen' })).items;
+          expect(log.map((d) => d.status)).toEqual(['cancelled', 'cancelled']);
+          expect(await store.getListenSession(acme.id, session.id)).toMatchObject({ status: 'disabled' });
+          const { event } = await publish({ accountId: acme.id }, T0 + 4);
+          expect(await deliveriesOf(acme.id, event.id)).toEqual([]);
+          expect(await store.claimListenDeliveries('listen-a', session.id, 10, T0 + 5, LEASE_MS)).toEqual([]);
+        });
+
+        it('ends the sessions no stream has been connected to since a time, and spares those touched since', async () => {
+          const idle = await open('tok_a', ['document.signed'], T0);
+          const live = await open('tok_b', ['document.signed'], T0);
+          await publish({ accountId: acme.id }, T0 + SECOND);
+          await store.touchListenSessions([live.id], T0 + HOUR);
+          const ended = await store.endIdleListenSessions(T0 + HOUR - 1, T0 + HOUR + 1, 'idle for a day');
+          expect(ended).toEqual([{ id: idle.id, accountId: acme.id, cancelled: 1 }]);
+          expect(await store.getListenSession(acme.id, idle.id)).toMatchObject({
+            status: 'disabled',
+            disabled_reason: 'idle for a day',
+          });
+          expect(await store.getListenSession(acme.id, live.id)).toMatchObject({ status: 'active' });
+          expect(await store.endIdleListenSessions(T0 + HOUR - 1, T0 + HOUR + 2, 'idle')).toEqual([]);
         });
       });
 

@@ -481,18 +481,27 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
             delivery_count: 0,
           })
           .execute();
-        expect(await migrateToLatest(raw)).toEqual(['003_types_secrets_and_log', '004_portal']);
+        expect(await migrateToLatest(raw)).toEqual(['003_types_secrets_and_log', '004_portal', '005_listen']);
         await raw.close();
 
         store = await openStore(openDialect(parseDatabaseUrl(database.url)));
         const sub = await store.getSubscription('acc_1', 'sub_1');
-        expect(sub).toMatchObject({ event_types: 'document.sent', retired_secrets: retired('previous', T0 + HOUR) });
+        expect(sub).toMatchObject({
+          event_types: 'document.sent',
+          retired_secrets: retired('previous', T0 + HOUR),
+          // Migration 005: what was stored before listen sessions is a webhook subscription.
+          kind: 'webhook',
+          listen_seen_at: null,
+        });
         expect(await store.getEvent('acc_1', 'evt_1')).toMatchObject({ documentId: 'doc_9', test: false });
         const [published] = await store.publishEvents(
           [{ accountId: 'acc_1', type: 'document.sent', dataJson: '{}', occurredAt: T0 + 1 }],
           T0 + 1,
         );
         expect(published).toMatchObject({ ok: true, event: { deliveryCount: 1 } });
+        // Its delivery is the dispatchers' to claim, not a listen session's.
+        const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0 + 1, 30_000);
+        expect(claimed).toMatchObject({ subscriptionId: 'sub_1' });
         await expect(
           store.createSubscription(
             subscriptionRow('acc_1', { target_url: 'https://your-app.com/hook', event_types: 'document.sent' }),

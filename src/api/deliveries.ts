@@ -47,9 +47,13 @@ export const DeliveryView = Type.Object({
   id: Type.String(),
   event_id: Type.String(),
   subscription_id: Type.Union([Type.String(), Type.Null()]),
-  target: Type.String({ enum: ['subscription', 'callback'] }),
+  target: Type.String({
+    enum: ['subscription', 'callback', 'listen'],
+    description: '`listen`: a `countersign listen` session (subscription_id is its `lsn_…` id)',
+  }),
   target_url: Type.Union([Type.String(), Type.Null()], {
-    description: 'the subscription’s or the callback’s URL now (each attempt shows where it went)',
+    description:
+      'the subscription’s or the callback’s URL now, `listen:<token id>` for a listen session (each attempt shows where it went)',
   }),
   status: DeliveryStatus,
   attempt_count: Type.Integer(),
@@ -72,8 +76,8 @@ const ListQuery = Type.Object(
     ),
     target: Type.Optional(
       Type.String({
-        enum: ['subscription', 'callback'],
-        description: 'only deliveries to subscriptions, or to the callback',
+        enum: ['subscription', 'callback', 'listen'],
+        description: 'only deliveries to subscriptions, to the callback, or to listen sessions',
       }),
     ),
     status: Type.Optional(DeliveryStatus),
@@ -112,7 +116,7 @@ export function presentDelivery(d: Delivery, targetUrl: string | null): Static<t
     id: d.id,
     event_id: d.event_id,
     subscription_id: d.subscription_id,
-    target: d.subscription_id === null ? 'callback' : 'subscription',
+    target: d.subscription_id === null ? 'callback' : d.listen === 1 ? 'listen' : 'subscription',
     target_url: targetUrl,
     status: d.status,
     attempt_count: d.attempt_count,
@@ -181,7 +185,7 @@ export function deliveryRoutes(ctx: AppContext): FastifyPluginAsync {
           subscriptionId: q.subscription_id,
           eventId: q.event_id,
           documentId: q.document_id,
-          target: q.target as 'subscription' | 'callback' | undefined,
+          target: q.target as 'subscription' | 'callback' | 'listen' | undefined,
           status: q.status as Delivery['status'] | undefined,
           ...parseWindow(q.since, q.until),
         });

@@ -47,7 +47,8 @@ const ABOUT_SCOPES =
   'until it expires or is revoked.';
 
 /** COUNTERSIGN_PUBLIC_URL when set, else the address this request came to. */
-function baseUrl(publicUrl: string | undefined, request: FastifyRequest): string {
+/** Where links to this server start: COUNTERSIGN_PUBLIC_URL, or the address the request came to. */
+export function baseUrl(publicUrl: string | undefined, request: FastifyRequest): string {
   return publicUrl ?? `${request.protocol}://${request.host}`;
 }
 

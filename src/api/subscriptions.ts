@@ -138,6 +138,8 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           retired_secrets: '[]',
           disabled_reason: null,
           failing_since: null,
+          kind: 'webhook',
+          listen_seen_at: null,
           created_at: now,
           updated_at: now,
           deleted_at: null,

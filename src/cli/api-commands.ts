@@ -1,5 +1,5 @@
 // The commands that work through a running countersign's HTTP API, for operators and scripts:
-// login, trigger, subscriptions, events, deliveries and replay. Tables for people, the API's own
+// login, trigger, listen, subscriptions, events, deliveries and replay. Tables for people, the API's own
 // JSON with --json; exit 1 with the API's message when it refuses, 2 for a usage error.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -18,6 +18,7 @@ import {
   resolveConnection,
   saveLogin,
 } from './api-client.js';
+import { type ListenOptions, listen } from './listen.js';
 import { formatFacts, formatTable, printJson } from './table.js';
 
 type Done = (code: number) => void;
@@ -313,6 +314,25 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
       }
     },
   );
+
+  program
+    .command('listen')
+    .description('forward this account’s webhooks to a local URL, with no public URL needed, until ^C')
+    .requiredOption('--forward-to <url>', 'the local URL to POST each webhook to (http://localhost:3000/webhooks)')
+    .option('--events <types>', `comma-separated event types to receive (default all: ${EVENT_TYPES.join(',')})`)
+    .addOption(apiUrlOption())
+    .addOption(new Option('--json', 'print one JSON line per delivery, for scripts'))
+    .addHelpText(
+      'after',
+      '\nDeliveries are queued, signed, retried and logged as for a subscription; the local answer is the\n' +
+        'attempt. The signing secret printed at start stays the same for the token across runs. A dropped\n' +
+        'connection reconnects by itself, and what was published meanwhile arrives after it. ^C ends the\n' +
+        'session and cancels its deliveries not yet made.',
+    )
+    .action(async (options: ListenOptions & CommonOptions) => {
+      const connection = resolveConnection(options.apiUrl);
+      done(await listen(connection, options));
+    });
 
   // ---- subscriptions ----
   const subscriptions = commandGroup(program, 'subscriptions', 'list, create and manage subscriptions', addHelp);

@@ -14,26 +14,19 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { DispatcherConfig } from '../config.js';
-import { responseHeadersJson, storableText } from '../domain/attempt-record.js';
-import { classifyStatus, describeSendError, honoursRetryAfter } from '../domain/classify.js';
-import { nextRetryDelay, parseRetryAfter } from '../domain/retry-policy.js';
+import { storableText } from '../domain/attempt-record.js';
+import { describeSendError } from '../domain/classify.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { TargetPolicy } from '../domain/target-url.js';
 import { toIsoMillis } from '../domain/time.js';
 import type { Metrics } from '../metrics.js';
 import { GroupCommit } from '../store/group-commit.js';
-import type {
-  AttemptOutcome,
-  AttemptResult,
-  ClaimedDelivery,
-  PublishClaim,
-  RecordOutcome,
-  Store,
-} from '../store/store.js';
+import type { AttemptResult, ClaimedDelivery, PublishClaim, RecordOutcome, Store } from '../store/store.js';
+import { type AttemptFacts, attemptResult, prepareRequest } from './attempt-outcome.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
 import { type Held, LeaseKeeper } from './lease-keeper.js';
 import { Sender } from './sender.js';
-import { loggedRequestHeaders, type WebhookRequest, WebhookSigner } from './webhook-request.js';
+import { loggedRequestHeaders, WebhookSigner } from './webhook-request.js';
 
 /**
  * Attempt results are written in batches that wait up to 5 ms for company unless 64 are already
@@ -470,68 +463,25 @@ export class Dispatcher {
 
   private async deliver(d: ClaimedDelivery): Promise<AttemptResult> {
     const startedAt = Date.now();
-    let request: WebhookRequest | undefined;
-    let statusCode: number | null = null;
-    let error: string | null = null;
-    let excerpt: string | null = null;
-    let responseHeaders: string | null = null;
-    let retryAfterMs: number | undefined;
-    let outcome: AttemptOutcome;
+    const prepared = prepareRequest(this.signer, d, startedAt, this.config.retrySchedule, d.target.url);
+    if ('failed' in prepared) return prepared.failed;
+    const request = prepared.request;
+    let answer: AttemptFacts['answer'];
     try {
-      request = this.signer.build(d, Math.floor(startedAt / 1000));
+      answer = await this.sender.post(request.url, request.headers, request.body);
     } catch (err) {
-      error = `the request could not be prepared: ${(err as Error)?.message ?? String(err)}`.slice(0, 500);
-    }
-    if (request === undefined) {
-      outcome = 'retry';
-    } else {
-      try {
-        const answer = await this.sender.post(request.url, request.headers, request.body);
-        statusCode = answer.statusCode;
-        excerpt = answer.excerpt === '' ? null : storableText(answer.excerpt);
-        responseHeaders = responseHeadersJson(answer.headers);
-        const kind = classifyStatus(answer.statusCode);
-        if (kind === 'delivered') outcome = 'delivered';
-        else if (kind === 'gone') outcome = d.target.kind === 'subscription' ? 'gone' : 'failed';
-        else {
-          outcome = 'retry';
-          if (answer.statusCode >= 300 && answer.statusCode < 400) error = 'redirects are not followed';
-          if (honoursRetryAfter(answer.statusCode)) retryAfterMs = parseRetryAfter(answer.retryAfter, Date.now());
-        }
-      } catch (err) {
-        error = storableText(describeSendError(err));
-        outcome = 'retry';
-        if (err instanceof SsrfRefusedError) {
-          this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
-        }
+      answer = { error: describeSendError(err) };
+      if (err instanceof SsrfRefusedError) {
+        this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
       }
     }
-    const finishedAt = Date.now();
-    let nextAttemptAt: number | undefined;
-    if (outcome === 'retry') {
-      const delay = d.oneOff
-        ? undefined
-        : nextRetryDelay(this.config.retrySchedule, d.attemptsBefore + 1, retryAfterMs);
-      if (delay === undefined) outcome = 'failed';
-      else nextAttemptAt = finishedAt + delay;
-    }
-    return {
-      deliveryId: d.id,
-      accountId: d.accountId,
-      subscriptionId: d.subscriptionId,
-      attempt: d.attempt,
-      trigger: d.trigger,
+    return attemptResult(d, this.config.retrySchedule, {
       startedAt,
-      durationMs: finishedAt - startedAt,
-      statusCode,
-      error,
-      responseExcerpt: excerpt,
+      finishedAt: Date.now(),
       requestUrl: d.target.url,
-      requestHeaders: request === undefined ? null : loggedRequestHeaders(request.headers),
-      responseHeaders,
-      outcome,
-      nextAttemptAt,
-    };
+      loggedHeaders: loggedRequestHeaders(request.headers),
+      answer,
+    });
   }
 
   /**

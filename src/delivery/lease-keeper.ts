@@ -24,7 +24,7 @@ export class LeaseKeeper {
     private readonly store: Store,
     private readonly owner: string,
     private readonly leaseMs: number,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn'>,
   ) {}
 
   get size(): number {

@@ -99,6 +99,7 @@ export async function subscriptionsNeedingAttention(
     .selectFrom('subscriptions')
     .where('account_id', '=', accountId)
     .where('deleted_at', 'is', null)
+    .where('kind', '=', 'webhook')
     .where((eb) => eb.or([eb('status', '=', 'disabled'), eb('failing_since', 'is not', null)]));
   const total = await needing.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow();
   const subscriptions = await needing

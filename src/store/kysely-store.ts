@@ -6,6 +6,7 @@ import { planRotation } from '../domain/secret-rotation.js';
 import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
 import { GenerationCache } from './generation-cache.js';
+import * as listen from './listen-sessions.js';
 import { migrateToLatest } from './migrator.js';
 import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
@@ -33,6 +34,7 @@ import type {
   EventFilter,
   EventRecord,
   NodeRecord,
+  OpenListenSession,
   Page,
   PublishClaim,
   PublishOutcome,
@@ -416,7 +418,8 @@ export class KyselyStore implements Store {
         ),
       )
       .$if(filter.target === 'callback', (q) => q.where('subscription_id', 'is', null))
-      .$if(filter.target === 'subscription', (q) => q.where('subscription_id', 'is not', null))
+      .$if(filter.target === 'subscription', (q) => q.where('subscription_id', 'is not', null).where('listen', '=', 0))
+      .$if(filter.target === 'listen', (q) => q.where('listen', '=', 1))
       .$if(filter.status !== undefined, (q) => q.where('status', '=', filter.status as Delivery['status']))
       .$if(filter.since !== undefined, (q) => q.where('created_at', '>=', filter.since as number))
       .$if(filter.until !== undefined, (q) => q.where('created_at', '<', filter.until as number))
@@ -577,6 +580,40 @@ export class KyselyStore implements Store {
   }
 
   // --- the queue -----------------------------------------------------------------------------
+
+  claimListenDeliveries(
+    owner: string,
+    sessionId: string,
+    limit: number,
+    now: number,
+    leaseMs: number,
+  ): Promise<ClaimedDelivery[]> {
+    return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs, sessionId);
+  }
+
+  openListenSession(input: OpenListenSession): Promise<Subscription> {
+    return listen.openListenSession(this.d, input);
+  }
+
+  getListenSession(accountId: string, id: string): Promise<Subscription | undefined> {
+    return listen.getListenSession(this.d, accountId, id);
+  }
+
+  endListenSession(accountId: string, id: string, now: number): Promise<number | undefined> {
+    return listen.endListenSession(this.d, accountId, id, now);
+  }
+
+  touchListenSessions(ids: string[], now: number): Promise<void> {
+    return listen.touchListenSessions(this.d, ids, now);
+  }
+
+  endIdleListenSessions(
+    before: number,
+    now: number,
+    reason: string,
+  ): Promise<{ id: string; accountId: string; cancelled: number }[]> {
+    return listen.endIdleListenSessions(this.d, before, now, reason);
+  }
 
   claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
     return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs);

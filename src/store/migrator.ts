@@ -10,12 +10,14 @@ import * as initial from './migrations/001_initial.js';
 import * as fanOutVersion from './migrations/002_fan_out_version.js';
 import * as typesSecretsAndLog from './migrations/003_types_secrets_and_log.js';
 import * as portal from './migrations/004_portal.js';
+import * as listen from './migrations/005_listen.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
   '002_fan_out_version': fanOutVersion,
   '003_types_secrets_and_log': typesSecretsAndLog,
   '004_portal': portal,
+  '005_listen': listen,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

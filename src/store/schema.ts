@@ -59,7 +59,13 @@ export interface SubscriptionsTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** `webhook`: the seed's subscription, POSTed to target_url. `listen`: a `countersign listen` session. */
+  kind: SubscriptionKind;
+  /** A listen session: when a stream of it was last connected (null for webhooks). */
+  listen_seen_at: number | null;
 }
+
+export type SubscriptionKind = 'webhook' | 'listen';
 
 /** One row per live subscription and event type: fan-out reads it, and its unique index is the seed's 409. */
 export interface SubscriptionEventTypesTable {
@@ -110,6 +116,8 @@ export interface DeliveriesTable {
   created_at: number;
   updated_at: number;
   delivered_at: number | null;
+  /** 1 for a listen session's delivery: only the process holding the session's stream claims it. */
+  listen: number;
 }
 
 export type AttemptTrigger = 'scheduled' | 'manual';

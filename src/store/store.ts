@@ -3,6 +3,7 @@
 // under queue/ with their SQL in plain sight.
 import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
+import type { OpenListenSession } from './listen-sessions.js';
 import type {
   AttemptsTable,
   AttemptTrigger,
@@ -14,7 +15,7 @@ import type {
   TokenKind,
 } from './schema.js';
 
-export type { DeliveryStatus, TokenKind };
+export type { DeliveryStatus, OpenListenSession, TokenKind };
 
 export interface Account {
   id: string;
@@ -92,8 +93,8 @@ export interface DeliveryFilter {
   subscriptionId?: string;
   eventId?: string;
   documentId?: string;
-  /** Only deliveries to subscriptions, or only those to the account callback. */
-  target?: 'subscription' | 'callback';
+  /** Only deliveries to subscriptions, to the account callback, or to listen sessions. */
+  target?: 'subscription' | 'callback' | 'listen';
   status?: DeliveryStatus;
   since?: number;
   until?: number;
@@ -406,6 +407,27 @@ export interface Store {
   ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }>;
 
   claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+  /** claimDueDeliveries for one listen session's deliveries, which no dispatcher claims. */
+  claimListenDeliveries(
+    owner: string,
+    sessionId: string,
+    limit: number,
+    now: number,
+    leaseMs: number,
+  ): Promise<ClaimedDelivery[]>;
+
+  /** The token's listen session, made or brought back: active, taking these event types. */
+  openListenSession(input: OpenListenSession): Promise<Subscription>;
+  getListenSession(accountId: string, id: string): Promise<Subscription | undefined>;
+  /** Disables the session and cancels its deliveries not yet made; how many, or undefined if not found. */
+  endListenSession(accountId: string, id: string, now: number): Promise<number | undefined>;
+  touchListenSessions(ids: string[], now: number): Promise<void>;
+  /** Ends active sessions no stream has been connected to since `before`. */
+  endIdleListenSessions(
+    before: number,
+    now: number,
+    reason: string,
+  ): Promise<{ id: string; accountId: string; cancelled: number }[]>;
   recordAttempts(owner: string, results: AttemptResult[], now: number, settings: QueueSettings): Promise<RecordOutcome>;
   releaseClaims(owner: string, deliveryIds: string[] | 'all', now: number): Promise<number>;
   /**

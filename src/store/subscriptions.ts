@@ -14,7 +14,10 @@ import type { Page, SubscriptionFilter, SubscriptionPatch } from './store.js';
 
 type Subscription = SubscriptionsTable;
 
-/** The account's subscription with this id, unless deleted: the one query every route starts from. */
+/**
+ * The account's subscription with this id, unless deleted: the one query every route starts from.
+ * Listen sessions are subscriptions of another kind, reached through their own routes only.
+ */
 export function liveSubscription(
   db: Kysely<Database>,
   accountId: string,
@@ -26,6 +29,7 @@ export function liveSubscription(
     .where('id', '=', id)
     .where('account_id', '=', accountId)
     .where('deleted_at', 'is', null)
+    .where('kind', '=', 'webhook')
     .executeTakeFirst();
 }
 
@@ -57,7 +61,7 @@ async function refuseOverlap(
   if (clash) throw duplicateSubscription(clash);
 }
 
-async function writeTypeRows(trx: Kysely<Database>, sub: Subscription): Promise<void> {
+export async function writeTypeRows(trx: Kysely<Database>, sub: Subscription): Promise<void> {
   const types = splitEventTypes(sub.event_types);
   await refuseOverlap(trx, sub.account_id, sub.target_url, types, sub.id);
   await trx.deleteFrom('subscription_event_types').where('subscription_id', '=', sub.id).execute();
@@ -103,6 +107,7 @@ export async function listSubscriptions(
     .selectAll()
     .where('account_id', '=', accountId)
     .where('deleted_at', 'is', null)
+    .where('kind', '=', 'webhook')
     .$if(filter.eventType !== undefined, (q) =>
       q.where(({ exists, selectFrom }) =>
         exists(

@@ -27,7 +27,7 @@ export interface DeliveryView {
   id: string;
   event_id: string;
   subscription_id: string | null;
-  target: 'subscription' | 'callback';
+  target: 'subscription' | 'callback' | 'listen';
   target_url?: string | null;
   /** The last attempt's request in full (GET one delivery). */
   request?: { method: string; url: string; headers: Record<string, string>; body: string } | null;

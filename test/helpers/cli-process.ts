@@ -114,9 +114,9 @@ export interface ServeProcess {
 
 const running = new Set<ChildProcess>();
 
-/** Starts `serve` on a free loopback port and resolves once it logs that it is listening. */
-export async function startServe(env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<ServeProcess> {
-  const port = await freePort();
+/** Starts `serve` on a free loopback port (or `port`) and resolves once it logs that it is listening. */
+export async function startServe(env: NodeJS.ProcessEnv, timeoutMs = 60_000, port?: number): Promise<ServeProcess> {
+  port ??= await freePort();
   const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

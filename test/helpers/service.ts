@@ -8,6 +8,7 @@ import { buildApp } from '../../src/app.js';
 import { type DispatcherConfig, loadConfig } from '../../src/config.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import type { Resolver } from '../../src/delivery/guarded-lookup.js';
+import type { ListenSettings } from '../../src/delivery/listen-hub.js';
 import { SecretBox } from '../../src/domain/secret-box.js';
 import { issueToken } from '../../src/domain/tokens.js';
 import type { Metrics } from '../../src/metrics.js';
@@ -52,6 +53,8 @@ export interface TestServiceOptions {
   secrets?: SecretBox;
   /** COUNTERSIGN_PUBLIC_URL, the base of portal session links. */
   publicUrl?: string;
+  /** The listen hub's timings (answer timeout, pings, silence), shortened by the listen tests. */
+  listen?: Partial<ListenSettings>;
 }
 
 /** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
@@ -105,6 +108,7 @@ export async function startTestService(
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+    ...(options.listen ? { listen: options.listen } : {}),
   });
   await app.ready();
   await dispatcher?.start();

@@ -33,6 +33,8 @@ export function subscriptionRow(accountId: string, overrides: Partial<Subscripti
     created_at: T0,
     updated_at: T0,
     deleted_at: null,
+    kind: 'webhook',
+    listen_seen_at: null,
     ...overrides,
   };
 }

@@ -18,10 +18,13 @@ export const MANUAL_ONE_OFF = 1;
 export const MANUAL_NUDGE = 2;
 
 /**
- * The claimable statuses, written as SQL literals on purpose: with bound parameters SQLite cannot
- * tell that the filter matches the partial index `deliveries_due` and scans the whole table.
+ * What a dispatcher may claim: the claimable statuses, outside listen sessions. Written as SQL
+ * literals on purpose: with bound parameters SQLite cannot tell that the filter matches the
+ * partial index `deliveries_due` and scans the whole table.
  */
-export const CLAIMABLE = sql<boolean>`status in ('pending', 'sending')`;
+export const CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and listen = 0`;
+/** The same for one listen session's deliveries (partial index `deliveries_listen_due`). */
+const LISTEN_CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and listen = 1`;
 
 export interface EventCache {
   get(id: string): EventRecord | undefined;
@@ -35,12 +38,13 @@ export async function claimDueDeliveries(
   limit: number,
   now: number,
   leaseMs: number,
+  listenSession?: string,
 ): Promise<ClaimedDelivery[]> {
   const { db } = dialect;
   const rows =
     dialect.name === 'postgres'
-      ? await claimPostgres(db, owner, limit, now, leaseMs)
-      : await claimSqlite(db, owner, limit, now, leaseMs);
+      ? await claimPostgres(db, owner, limit, now, leaseMs, listenSession)
+      : await claimSqlite(db, owner, limit, now, leaseMs, listenSession);
   if (rows.length === 0) return [];
 
   let loaded: [Map<string, EventRecord>, Map<string, SubscriptionsTable>, Map<string, CallbacksTable>];
@@ -160,14 +164,19 @@ async function claimPostgres(
   limit: number,
   now: number,
   leaseMs: number,
+  listenSession: string | undefined,
 ): Promise<ClaimedRow[]> {
+  const due =
+    listenSession === undefined
+      ? sql`status in ('pending', 'sending') and listen = 0`
+      : sql`status in ('pending', 'sending') and listen = 1 and subscription_id = ${listenSession}`;
   const result = await sql<ClaimedRow>`
     update deliveries as d
     set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${now + leaseMs},
         attempt_count = d.attempt_count + 1, updated_at = ${now}
     from (
       select id, status as was_status, lease_owner as was_owner from deliveries
-      where status in ('pending', 'sending') and next_attempt_at <= ${now}
+      where ${due} and next_attempt_at <= ${now}
       order by next_attempt_at limit ${limit}
       for update skip locked
     ) as due
@@ -188,11 +197,15 @@ async function claimSqlite(
   limit: number,
   now: number,
   leaseMs: number,
+  listenSession: string | undefined,
 ): Promise<ClaimedRow[]> {
   const due = await db
     .selectFrom('deliveries')
     .select(['id', 'status', 'lease_owner'])
-    .where(CLAIMABLE)
+    .$if(listenSession === undefined, (q) => q.where(CLAIMABLE))
+    .$if(listenSession !== undefined, (q) =>
+      q.where(LISTEN_CLAIMABLE).where('subscription_id', '=', listenSession as string),
+    )
     .where('next_attempt_at', '<=', now)
     .orderBy('next_attempt_at')
     .limit(limit)
@@ -209,7 +222,7 @@ async function claimSqlite(
       updated_at: now,
     })
     .where('id', 'in', [...before.keys()])
-    .where(CLAIMABLE)
+    .where(sql<boolean>`status in ('pending', 'sending')`)
     .where('next_attempt_at', '<=', now)
     .returning(['id', 'event_id', 'account_id', 'subscription_id', 'attempt_count', 'round_start', 'manual'])
     .execute();

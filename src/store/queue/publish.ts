@@ -58,12 +58,15 @@ export const insertDeliveryRows = bulkInsert<DeliveriesTable>(
     created_at: true,
     updated_at: true,
     delivered_at: true,
+    listen: true,
   }),
 );
 
 interface FanOutTarget {
   subscriptionId: string | null;
   held: boolean;
+  /** A listen session's: claimed only by the process holding its stream, never at publish. */
+  listen: boolean;
   /** What the sender needs, should the delivery be claimed at publish. */
   target: DeliveryTarget;
 }
@@ -136,7 +139,7 @@ export async function publishEvents(
       const record = eventRecordFromRow(event);
       let leftQueued = false;
       for (const target of eventTargets) {
-        const take = claim !== undefined && !target.held && claimed.length < claim.limit;
+        const take = claim !== undefined && !target.held && !target.listen && claimed.length < claim.limit;
         if (!take && !target.held) leftQueued = true;
         const id = newId('dlv');
         deliveryRows.push({
@@ -154,6 +157,7 @@ export async function publishEvents(
           created_at: now,
           updated_at: now,
           delivered_at: null,
+          listen: target.listen ? 1 : 0,
         });
         if (take) {
           claimed.push({
@@ -357,15 +361,22 @@ async function loadFanOut(
     if (r.onlySubscriptionId !== undefined) {
       const sub = directSubs.get(r.onlySubscriptionId);
       return sub?.account_id === r.accountId
-        ? [{ subscriptionId: sub.id, held: false, target: subscriptionTarget(sub, now) }]
+        ? [{ subscriptionId: sub.id, held: false, listen: sub.kind === 'listen', target: subscriptionTarget(sub, now) }]
         : [];
     }
     const targets: FanOutTarget[] = [];
     for (const sub of subsByKey.get(fanOutKey(r.accountId, r.type)) ?? []) {
-      targets.push({ subscriptionId: sub.id, held: sub.status !== 'active', target: subscriptionTarget(sub, now) });
+      targets.push({
+        subscriptionId: sub.id,
+        held: sub.status !== 'active',
+        listen: sub.kind === 'listen',
+        target: subscriptionTarget(sub, now),
+      });
     }
     const callback = callbackOf.get(r.accountId);
-    if (callback) targets.push({ subscriptionId: null, held: false, target: callbackTarget(callback, now) });
+    if (callback) {
+      targets.push({ subscriptionId: null, held: false, listen: false, target: callbackTarget(callback, now) });
+    }
     return targets;
   });
 }

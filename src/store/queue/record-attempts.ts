@@ -129,7 +129,7 @@ function leased(trx: Kysely<Database>, owner: string, ids: string[]) {
 }
 
 /**
- * A 410 disables the subscription at once; an unbroken run of failures that has lasted
+ * A 410 disables the subscription (never a listen session) at once; an unbroken run of failures that has lasted
  * `disableAfterFailingMs` disables it too; any success ends the run. A disabled or paused
  * subscription's queued deliveries are held until it is active again.
  */
@@ -153,6 +153,8 @@ async function updateSubscriptionHealth(
       .set({ status: 'disabled', disabled_reason: reason, updated_at: now })
       .where('id', 'in', gone)
       .where('status', '<>', 'disabled')
+      // A listen session forwards to a developer's local app: its answers never disable it.
+      .where('kind', '=', 'webhook')
       .returning(['id', 'account_id', 'target_url'])
       .execute();
     for (const r of rows) disabled.push({ id: r.id, accountId: r.account_id, targetUrl: r.target_url, reason });
@@ -170,6 +172,7 @@ async function updateSubscriptionHealth(
       .set({ status: 'disabled', disabled_reason: reason, updated_at: now })
       .where('id', 'in', failing)
       .where('status', '=', 'active')
+      .where('kind', '=', 'webhook')
       .where('failing_since', '<=', now - settings.disableAfterFailingMs)
       .returning(['id', 'account_id', 'target_url'])
       .execute();

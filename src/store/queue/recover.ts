@@ -27,6 +27,7 @@ function newDelivery(eventId: string, sub: SubscriptionsTable, now: number): Del
     created_at: now,
     updated_at: now,
     delivered_at: null,
+    listen: sub.kind === 'listen' ? 1 : 0,
   };
 }
 

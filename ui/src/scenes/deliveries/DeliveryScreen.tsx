@@ -53,7 +53,9 @@ export function DeliveryScreen() {
             <dt>Target</dt>
             <dd class="url">
               {d.target === 'callback' ? 'account callback: ' : null}
-              {d.subscription_id ? (
+              {d.target === 'listen' ? (
+                `countersign listen session ${d.subscription_id ?? ''}`
+              ) : d.subscription_id ? (
                 <a href={`/ui/subscriptions/${d.subscription_id}`}>{d.target_url ?? d.subscription_id}</a>
               ) : (
                 (d.target_url ?? '—')

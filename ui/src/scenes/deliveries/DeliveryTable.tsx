@@ -47,7 +47,11 @@ export function DeliveryTable({ query, emptyText }: { query: DeliveryQuery; empt
                     <Status value={d.status} />
                   </a>
                 </td>
-                <td class="url">{d.target_url ?? (d.target === 'callback' ? 'account callback' : '—')}</td>
+                <td class="url">
+                  {d.target === 'listen'
+                    ? 'countersign listen'
+                    : (d.target_url ?? (d.target === 'callback' ? 'account callback' : '—'))}
+                </td>
                 <td>{d.attempt_count}</td>
                 <td>
                   {d.last_attempt ? (
