@@ -23,7 +23,7 @@ import { portalSessionRoutes } from './api/portal-sessions.js';
 import { recoveryRoutes } from './api/recovery.js';
 import { registerRequestGuards } from './api/request-guards.js';
 import { rotationRoutes } from './api/rotation.js';
-import { ErrorResponse } from './api/schemas.js';
+import { BODY_LIMIT, ErrorResponse } from './api/schemas.js';
 import { statsRoutes } from './api/stats.js';
 import { subscriptionRoutes } from './api/subscriptions.js';
 import type { Dispatcher } from './delivery/dispatcher.js';
@@ -62,7 +62,7 @@ export interface AppOptions {
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
 
-export const BODY_LIMIT = 1024 * 1024;
+export { BODY_LIMIT };
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -92,25 +92,28 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object) as ReturnType<typeof bodyAjv.compile>,
   );
 
+  /** One transaction of publishes, with up to the dispatcher's room handed to it directly. */
+  const publish = async (items: PublishRequest[], allOrNothing: boolean): Promise<PublishResult[]> => {
+    const dispatcher = options.dispatcher;
+    const claim = dispatcher?.reserveForPublish();
+    const now = Date.now();
+    let claimed: ClaimedDelivery[] = [];
+    try {
+      const outcome = await options.store.publishAndClaim(items, now, claim, { allOrNothing });
+      claimed = outcome.claimed;
+      options.metrics?.eventsPublished(outcome.results.filter((r) => r.ok && !r.replayed).length);
+      return outcome.results;
+    } finally {
+      if (claim) dispatcher?.acceptPublished(claim, claimed, now);
+    }
+  };
   const ctx: AppContext = {
     store: options.store,
     secrets: options.secrets,
     targetPolicy: options.targetPolicy,
     resolve: options.resolve ?? systemResolver,
-    publisher: new GroupCommit<PublishRequest, PublishResult>(async (items) => {
-      const dispatcher = options.dispatcher;
-      const claim = dispatcher?.reserveForPublish();
-      const now = Date.now();
-      let claimed: ClaimedDelivery[] = [];
-      try {
-        const outcome = await options.store.publishAndClaim(items, now, claim);
-        claimed = outcome.claimed;
-        options.metrics?.eventsPublished(outcome.results.filter((r) => r.ok && !r.replayed).length);
-        return outcome.results;
-      } finally {
-        if (claim) dispatcher?.acceptPublished(claim, claimed, now);
-      }
-    }, 500),
+    publisher: new GroupCommit<PublishRequest, PublishResult>((items) => publish(items, false), 500),
+    publishBatch: (items) => publish(items, true),
   };
 
   const hub = new ListenHub(options.store, options.secrets, { ...DEFAULT_LISTEN_SETTINGS, ...options.listen }, app.log);

@@ -198,6 +198,14 @@ describe('the API commands against a running countersign', () => {
     await receiver.waitFor(before + 6);
     const documents = new Set(lines.slice(0, 5).map((l) => l.split(' ')[2]));
     expect(documents.size).toBe(5);
+    // More than one batch request (100 events each), every event printed once.
+    const burst = await cli(['trigger', 'document.signed', '--count', '250']);
+    expect(burst.code, burst.stderr).toBe(0);
+    const burstLines = burst.stdout.trim().split('\n');
+    expect(burstLines).toHaveLength(251);
+    expect(burstLines[250]).toBe('published 250 events; 250 deliveries queued');
+    expect(new Set(burstLines.slice(0, 250).map((l) => l.split(' ')[0])).size).toBe(250);
+    await receiver.waitFor(before + 256, 60_000);
 
     const declined = await json<{ id: string; event: string; deliveries: number }[]>(['trigger', 'document.declined']);
     expect(declined).toEqual([

@@ -12,4 +12,6 @@ export interface AppContext {
   /** Resolves target host names for the registration-time SSRF check (api/target-guard.ts). */
   resolve: Resolver;
   publisher: GroupCommit<PublishRequest, PublishResult>;
+  /** A batch in one transaction of its own: all stored, or none (BatchRefusedError). */
+  publishBatch(items: PublishRequest[]): Promise<PublishResult[]>;
 }

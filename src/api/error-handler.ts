@@ -4,6 +4,7 @@
 // 5xx; a 5xx here is a bug, logged with its stack and answered without internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountersignError, ERROR_CATALOGUE, type ErrorCode, type ErrorDetail } from '../errors.js';
+import { BODY_LIMIT } from './schemas.js';
 
 interface AjvError {
   keyword: string;
@@ -45,7 +46,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request, reply) => {
     if (err instanceof CountersignError) return sendError(reply, err);
     if (err.validation) return sendError(reply, fromValidation(err.validation, err.validationContext));
-    const mapped = fromFastify(err);
+    const mapped = fromFastify(err, request.routeOptions.bodyLimit ?? BODY_LIMIT);
     if (mapped) return sendError(reply, mapped);
     if (databaseUnavailable(err)) {
       // Nothing was accepted: the transaction did not commit. The client may simply retry.
@@ -66,7 +67,11 @@ function fromValidation(errors: AjvError[], context: string | undefined): Counte
 }
 
 function describeAjvError(e: AjvError, context: string | undefined): ErrorDetail {
-  const path = e.instancePath.split('/').filter(Boolean).join('.');
+  // `events[17].data.signer_email`: array indexes in brackets, as a person writes the path.
+  const path = e.instancePath
+    .split('/')
+    .filter(Boolean)
+    .reduce((at, part) => (/^\d+$/.test(part) ? `${at}[${part}]` : at ? `${at}.${part}` : part), '');
   const join = (name: string) => (path ? `${path}.${name}` : name);
   switch (e.keyword) {
     case 'required':
@@ -168,11 +173,13 @@ function databaseUnavailable(err: { code?: unknown; message?: string }): boolean
 }
 
 /** Fastify's own 4xx errors (bad JSON, size, media type) in our shape. */
-function fromFastify(err: FastifyError): CountersignError | undefined {
+function fromFastify(err: FastifyError, bodyLimit: number): CountersignError | undefined {
   const status = err.statusCode ?? 500;
+  const tooLarge = () =>
+    new CountersignError('payload_too_large', `request body is larger than ${bodyLimit / (1024 * 1024)} MiB`);
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new CountersignError('payload_too_large', 'request body is larger than 1 MiB');
+      return tooLarge();
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new CountersignError('unsupported_media_type', 'send the body as application/json');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
@@ -187,7 +194,7 @@ function fromFastify(err: FastifyError): CountersignError | undefined {
   if (err instanceof SyntaxError || err.name === 'SyntaxError') {
     return new CountersignError('malformed_json', 'the request body is not valid JSON');
   }
-  if (status === 413) return new CountersignError('payload_too_large', 'request body is larger than 1 MiB');
+  if (status === 413) return tooLarge();
   if (status === 415) return new CountersignError('unsupported_media_type', 'send the body as application/json');
   if (status === 405) return new CountersignError('method_not_allowed', err.message);
   if (status >= 400 && status < 500) {

@@ -6,9 +6,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import { type EventType, validateEventData } from '../domain/events.js';
 import { parseTimestamp, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
-import type { EventRecord } from '../store/store.js';
+import { BatchRefusedError, type EventRecord, type PublishRequest, type PublishResult } from '../store/store.js';
 import type { AppContext } from './context.js';
-import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+import { BATCH_BODY_LIMIT, EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
 import { parseWindow } from './window.js';
 
 const PublishBody = Type.Object(
@@ -32,6 +32,36 @@ const Accepted = Type.Object({
   event: Type.String(),
   timestamp: Type.String({ format: 'date-time' }),
   deliveries: Type.Integer({ description: 'deliveries queued: one per matching subscription, plus the callback' }),
+});
+
+/** The most events one batch may hold. */
+export const MAX_BATCH = 1000;
+
+const BatchItem = Type.Object(
+  {
+    ...PublishBody.properties,
+    idempotency_key: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: 'as the Idempotency-Key of a single publish' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const BatchBody = Type.Object(
+  { events: Type.Array(BatchItem, { minItems: 1, maxItems: MAX_BATCH }) },
+  { additionalProperties: false },
+);
+
+const BatchAccepted = Type.Object({
+  events: Type.Array(
+    Type.Object({
+      ...Accepted.properties,
+      replayed: Type.Optional(
+        Type.Literal(true, { description: 'this item’s idempotency_key was used before: the first result' }),
+      ),
+    }),
+    { description: 'one per event, in the order given' },
+  ),
 });
 
 const EventView = Type.Object({
@@ -85,6 +115,51 @@ function canonicalJson(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
+/**
+ * The store's request for one event to publish, checked: its data fields for its type and its
+ * timestamp. `at` prefixes the field a 400 names (`events[17].` in a batch).
+ */
+function publishRequest(
+  accountId: string,
+  item: Static<typeof PublishBody>,
+  idempotencyKey: string | undefined,
+  at: string,
+): PublishRequest {
+  const { event, data, timestamp } = item;
+  try {
+    validateEventData(event as EventType, data);
+  } catch (err) {
+    if (err instanceof CountersignError && at !== '' && err.code === 'validation_failed') {
+      const field = err.details?.[0]?.field;
+      throw invalidField(`${at}${field ?? 'data'}`, err.details?.[0]?.message ?? err.message);
+    }
+    throw err;
+  }
+  let occurredAt = Date.now();
+  if (timestamp !== undefined) {
+    const parsed = parseTimestamp(timestamp);
+    if (parsed === undefined) {
+      throw invalidField(`${at}timestamp`, 'must be an RFC 3339 date-time such as 2025-12-18T14:30:05Z');
+    }
+    occurredAt = parsed;
+  }
+  return {
+    accountId,
+    type: event,
+    dataJson: JSON.stringify(data),
+    documentId: (data as { document_id: string }).document_id,
+    occurredAt,
+    ...(idempotencyKey === undefined
+      ? {}
+      : {
+          idempotencyKey,
+          requestHash: createHash('sha256')
+            .update(`${event}\n${timestamp === undefined ? '' : occurredAt}\n${canonicalJson(data)}`)
+            .digest('hex'),
+        }),
+  };
+}
+
 export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
   return async (app) => {
     app.post<{ Body: Static<typeof PublishBody>; Headers: Static<typeof PublishHeaders> }>(
@@ -100,32 +175,9 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { event, data, timestamp } = request.body;
-        validateEventData(event as EventType, data);
-        let occurredAt = Date.now();
-        if (timestamp !== undefined) {
-          const parsed = parseTimestamp(timestamp);
-          if (parsed === undefined)
-            throw invalidField('timestamp', 'must be an RFC 3339 date-time such as 2025-12-18T14:30:05Z');
-          occurredAt = parsed;
-        }
-        const dataJson = JSON.stringify(data);
-        const key = request.headers['idempotency-key'];
-        const result = await ctx.publisher.add({
-          accountId: request.principal.accountId,
-          type: event,
-          dataJson,
-          documentId: (data as { document_id: string }).document_id,
-          occurredAt,
-          ...(key === undefined
-            ? {}
-            : {
-                idempotencyKey: key,
-                requestHash: createHash('sha256')
-                  .update(`${event}\n${timestamp === undefined ? '' : occurredAt}\n${canonicalJson(data)}`)
-                  .digest('hex'),
-              }),
-        });
+        const result = await ctx.publisher.add(
+          publishRequest(request.principal.accountId, request.body, request.headers['idempotency-key'], ''),
+        );
         if (!result.ok) {
           throw new CountersignError(
             'idempotency_key_reused',
@@ -138,6 +190,55 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
           event: result.event.type,
           timestamp: toIsoSeconds(result.event.occurredAt),
           deliveries: result.event.deliveryCount,
+        });
+      },
+    );
+
+    app.post<{ Body: Static<typeof BatchBody> }>(
+      '/v1/events/batch',
+      {
+        config: { scope: 'publish' },
+        bodyLimit: BATCH_BODY_LIMIT,
+        schema: {
+          tags: ['events'],
+          summary: 'Publish up to 1,000 events in one request, all or none',
+          description:
+            'One transaction: every event is stored with its deliveries, or none is. An invalid item gets a ' +
+            '400 naming it (`events[17].data.signer_email`). An item’s `idempotency_key` works as the ' +
+            'Idempotency-Key of a single publish: a repeat answers the first result with `replayed: true` ' +
+            'and queues nothing; the same key with another request is a 422 naming the item. Bodies up to 10 MiB.',
+          body: BatchBody,
+          response: { 202: BatchAccepted, ...errors(400, 401, 403, 413, 422) },
+        },
+      },
+      async (request, reply) => {
+        const accountId = request.principal.accountId;
+        const items = request.body.events.map(({ idempotency_key, ...item }, i) =>
+          publishRequest(accountId, item, idempotency_key, `events[${i}].`),
+        );
+        let results: PublishResult[];
+        try {
+          results = await ctx.publishBatch(items);
+        } catch (err) {
+          if (err instanceof BatchRefusedError) {
+            throw new CountersignError(
+              'idempotency_key_reused',
+              `events[${err.index}].idempotency_key was used in the last 24 hours with a different request; nothing of this batch was stored`,
+            );
+          }
+          throw err;
+        }
+        return reply.code(202).send({
+          events: results.map((r) => {
+            if (!r.ok) throw new Error('a refused item in a batch that was stored');
+            return {
+              id: r.event.id,
+              event: r.event.type,
+              timestamp: toIsoSeconds(r.event.occurredAt),
+              deliveries: r.event.deliveryCount,
+              ...(r.replayed ? { replayed: true as const } : {}),
+            };
+          }),
         });
       },
     );

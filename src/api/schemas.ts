@@ -40,3 +40,7 @@ export function errors(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 422 | 4
 }
 
 export const Timestamp = Type.String({ format: 'date-time' });
+
+/** The largest request body, in bytes: 1 MiB, and 10 MiB for POST /v1/events/batch alone. */
+export const BODY_LIMIT = 1024 * 1024;
+export const BATCH_BODY_LIMIT = 10 * 1024 * 1024;

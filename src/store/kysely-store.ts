@@ -355,8 +355,16 @@ export class KyselyStore implements Store {
     requests: PublishRequest[],
     now: number,
     claim: PublishClaim | undefined,
+    options: { allOrNothing?: boolean } = {},
   ): Promise<PublishOutcome> {
-    const { results, claimed, queued, queuedEvents } = await publishEvents(this.d, requests, now, claim, this.fanOut);
+    const { results, claimed, queued, queuedEvents } = await publishEvents(
+      this.d,
+      requests,
+      now,
+      claim,
+      this.fanOut,
+      options.allOrNothing === true,
+    );
     for (const event of queuedEvents) this.events.set(event);
     // Deliveries handed off at publish need no wake-up; only those left in the queue do.
     if (queued > 0) this.emitDue();

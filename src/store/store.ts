@@ -120,6 +120,17 @@ export type PublishResult =
   | { ok: true; event: EventRecord; replayed: boolean }
   | { ok: false; reason: 'idempotency_key_reused' };
 
+/** An all-or-nothing publish refused for one of its requests: nothing of it was stored. */
+export class BatchRefusedError extends Error {
+  constructor(
+    /** The first refused request's index in the batch. */
+    readonly index: number,
+    readonly reason: 'idempotency_key_reused',
+  ) {
+    super(`request ${index} of the batch was refused: ${reason}`);
+  }
+}
+
 /**
  * Direct hand-off at publish: a dispatcher in the publishing process takes up to `limit` of the
  * batch's new deliveries under its lease in the same transaction, so they skip the claim round
@@ -338,7 +349,16 @@ export interface Store {
   /** Commits events and their deliveries, all of a batch in one transaction (group commit). */
   publishEvents(requests: PublishRequest[], now: number): Promise<PublishResult[]>;
   /** publishEvents, with up to `claim.limit` of the new deliveries leased to `claim.owner`. */
-  publishAndClaim(requests: PublishRequest[], now: number, claim: PublishClaim | undefined): Promise<PublishOutcome>;
+  /**
+   * With `allOrNothing`, one transaction for the whole batch that stores nothing when any request
+   * is refused (a reused idempotency key with another body): it throws BatchRefusedError.
+   */
+  publishAndClaim(
+    requests: PublishRequest[],
+    now: number,
+    claim: PublishClaim | undefined,
+    options?: { allOrNothing?: boolean },
+  ): Promise<PublishOutcome>;
   getEvent(accountId: string, id: string): Promise<EventRecord | undefined>;
   listEvents(accountId: string, filter: EventFilter): Promise<Page<EventRecord>>;
 

@@ -8,13 +8,14 @@ import { newId } from '../../domain/ids.js';
 import type { DialectName, StoreDialect } from '../dialect.js';
 import { GenerationCache } from '../generation-cache.js';
 import type { CallbacksTable, Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
-import type {
-  ClaimedDelivery,
-  DeliveryTarget,
-  EventRecord,
-  PublishClaim,
-  PublishRequest,
-  PublishResult,
+import {
+  BatchRefusedError,
+  type ClaimedDelivery,
+  type DeliveryTarget,
+  type EventRecord,
+  type PublishClaim,
+  type PublishRequest,
+  type PublishResult,
 } from '../store.js';
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
@@ -101,6 +102,8 @@ export async function publishEvents(
   now: number,
   claim?: PublishClaim,
   fanOutCache?: FanOutCache,
+  /** Refuse the whole batch (rolled back, BatchRefusedError) when any request is refused. */
+  allOrNothing = false,
 ): Promise<PublishedBatch> {
   return dialect.writeTransaction(async (trx) => {
     const results: (PublishResult | undefined)[] = new Array(requests.length);
@@ -194,6 +197,10 @@ export async function publishEvents(
         firstResult.ok && sameBody
           ? { ...firstResult, replayed: true }
           : { ok: false, reason: 'idempotency_key_reused' };
+    }
+    if (allOrNothing) {
+      const refused = results.findIndex((r) => !r?.ok);
+      if (refused !== -1) throw new BatchRefusedError(refused, 'idempotency_key_reused');
     }
     let queued = 0;
     for (const d of liveDeliveries) if (d.status === 'pending') queued++;
