@@ -67,7 +67,11 @@ export interface BenchResult {
   budgets: BudgetRow[];
 }
 
-export function pairedRatio(a: ScenarioEntry | undefined, b: ScenarioEntry | undefined): number | undefined;
+export function pairedRatio(
+  a: ScenarioEntry | undefined,
+  b: ScenarioEntry | undefined,
+  field?: keyof RunFigures,
+): number | undefined;
 export function goals(byKey: Record<string, ScenarioEntry>): GoalRow[];
 export function ratios(byKey: Record<string, ScenarioEntry>): RatioRow[];
 export function budgets(byKey: Record<string, ScenarioEntry>, cores: number): BudgetRow[];

@@ -14,9 +14,9 @@ import { startReceiver } from './lib/receiver-client.mjs';
 import { medianOfRuns } from './lib/stats.mjs';
 import { budgets, goals, markdown, ratios } from './report.mjs';
 import { backlog } from './scenarios/backlog.mjs';
-import { bullmq } from './scenarios/bullmq.mjs';
+import { bullmq, bullmqHttp } from './scenarios/bullmq.mjs';
 import { ceiling } from './scenarios/ceiling.mjs';
-import { endToEnd, publishOnly } from './scenarios/countersign.mjs';
+import { endToEnd, endToEndBatch, publishOnly } from './scenarios/countersign.mjs';
 import { fanOut } from './scenarios/fanout.mjs';
 import { httpFloor } from './scenarios/http-floor.mjs';
 import { latency } from './scenarios/latency.mjs';
@@ -83,6 +83,13 @@ const SCENARIOS = [
   { id: '1', key: 'ceiling', title: 'Ceiling: undici → receiver', interleave: true, run: (ctx) => ceiling(ctx) },
   { id: '2', key: 'bullmq', title: 'BullMQ + worker (Redis)', interleave: true, run: (ctx) => bullmq(ctx) },
   {
+    id: '2',
+    key: 'bullmq-http',
+    title: 'BullMQ behind a bare HTTP server: the same single-event publishes, queue.add each',
+    interleave: true,
+    run: (ctx) => bullmqHttp(ctx),
+  },
+  {
     id: '3',
     key: 'sqlite',
     title: 'countersign, SQLite',
@@ -109,6 +116,20 @@ const SCENARIOS = [
     title: 'countersign, SQLite, publish only, access log off (COUNTERSIGN_ACCESS_LOG=off)',
     interleave: true,
     run: (ctx) => publishOnly(ctx, { store: 'sqlite', accessLog: false }),
+  },
+  {
+    id: '3',
+    key: 'sqlite-batch',
+    title: 'countersign, SQLite, the same events published in batches of 500 over 4 connections',
+    interleave: true,
+    run: (ctx) => endToEndBatch(ctx),
+  },
+  {
+    id: '3',
+    key: 'sqlite-batch-publish',
+    title: 'countersign, SQLite, batches of 500, publish only (dispatcher off)',
+    interleave: true,
+    run: (ctx) => publishOnly(ctx, { store: 'sqlite', batch: true }),
   },
   {
     id: '3',

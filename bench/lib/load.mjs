@@ -19,6 +19,13 @@ export function publishBody(i) {
   return JSON.stringify({ event: EVENT_TYPE, data: eventData(i) });
 }
 
+/** The body of POST /v1/events/batch: events first … first + size - 1. */
+export function batchBody(first, size) {
+  const events = [];
+  for (let k = 0; k < size; k++) events.push({ event: EVENT_TYPE, data: eventData(first + k) });
+  return JSON.stringify({ events });
+}
+
 /** The body a receiver gets, in countersign's payload shape (for the ceiling and BullMQ). */
 export function deliveryPayload(id, type, occurredAt, data) {
   return `{"event":${JSON.stringify(type)},"timestamp":"${new Date(occurredAt).toISOString().slice(0, 19)}Z","data":${JSON.stringify(data)},"id":"${id}"}`;
@@ -115,6 +122,9 @@ export function apiClient(origin, token, connections) {
   return {
     async publish(i) {
       await (await call('POST', '/v1/events', publishBody(i), 202)).dump();
+    },
+    async publishBatch(first, size) {
+      await (await call('POST', '/v1/events/batch', batchBody(first, size), 202)).dump();
     },
     async post(path, value, expected = 200) {
       return (await call('POST', path, JSON.stringify(value), expected)).json();

@@ -57,25 +57,28 @@ export function harnessFigures(harness = {}) {
  * The publish rate alone: a warm-up, then N publishes from concurrent clients (time-boxed), with
  * the CPU per event of the `servers` processes and of the harness, and the servers' peak RSS.
  */
-export async function publishRate(ctx, client, servers) {
+export async function publishRate(ctx, client, servers, batch) {
   const { plan } = ctx;
-  const publish = (count) =>
+  // One event a request, or (batch) `batch.size` events a request over `batch.connections`.
+  const perSend = batch?.size ?? 1;
+  const publish = (events) =>
     closedLoop({
-      count,
-      concurrency: plan.publishConcurrency,
+      count: Math.max(1, Math.round(events / perSend)),
+      concurrency: batch?.connections ?? plan.publishConcurrency,
       forMs: plan.publishForMs,
-      send: (i) => client.publish(i),
+      send: batch ? (i) => client.publishBatch(i * perSend, perSend) : (i) => client.publish(i),
     });
   const warm = await publish(plan.warmup);
   if (warm.errors > 0) throw new Error(`warm-up publishes failed: ${warm.firstError}`);
   const cpu = cpuMeter(servers);
   const harness = harnessMeter(ctx.receiver.pid);
   const sent = await publish(plan.events);
+  const events = sent.ok * perSend;
   return {
-    events: sent.ok,
-    publishPerSec: sent.ok / seconds(sent.startNs, sent.endNs),
-    cpuUsPerEvent: cpu(sent.ok),
-    ...harnessFigures(harness(sent.ok)),
+    events,
+    publishPerSec: events / seconds(sent.startNs, sent.endNs),
+    cpuUsPerEvent: cpu(events),
+    ...harnessFigures(harness(events)),
     peakRssMB: peakRssOf(servers),
     errors: sent.errors,
     firstError: sent.firstError,

@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { requireLoopback } from '../lib/countersign.mjs';
-import { EVENT_TYPE, eventData } from '../lib/load.mjs';
+import { cpuMeter, requireLoopback } from '../lib/countersign.mjs';
+import { apiClient, EVENT_TYPE, eventData } from '../lib/load.mjs';
 import { sendAndWait, throughput } from '../lib/measure.mjs';
 import { forkScript, nextMessage, onInterrupt, peakRssMB, stopChild } from '../lib/processes.mjs';
 
 const WORKER = fileURLToPath(new URL('../bullmq-worker.mjs', import.meta.url));
+const HTTP_SERVER = fileURLToPath(new URL('../bullmq-http-server.mjs', import.meta.url));
 
 export const JOB_OPTIONS = {
   attempts: 8,
@@ -103,5 +104,68 @@ export async function bullmq(ctx) {
   return ctx.repeat(plan.runs, async () => {
     const { measured, rss } = await measure(plan.events);
     return throughput(measured, { peakRssMB: rss });
+  });
+}
+
+/**
+ * Scenario bullmq-http: the same single-event publish requests countersign takes, to a bare HTTP
+ * server in front of BullMQ (bullmq-http-server.mjs: parse, `queue.add`, answer 202), with the
+ * same worker as scenario 2 behind it. Like for like with countersign's single publishes.
+ */
+export async function bullmqHttp(ctx) {
+  const { receiver, plan } = ctx;
+  const connection = { ...redisConnection(ctx.redisUrl), maxRetriesPerRequest: null };
+  await reachable(connection.host, connection.port, 'Redis (REDIS_URL)');
+  const prefix = 'countersign-bench';
+  let round = 0;
+
+  const measure = async (count) => {
+    const name = `bench-http-${process.pid}-${Date.now()}-${++round}`;
+    const queue = new Queue(name, { connection, prefix });
+    const obliterate = () => queue.obliterate({ force: true }).catch(() => {});
+    const forget = onInterrupt(obliterate);
+    const env = {
+      ...process.env,
+      BENCH_REDIS: JSON.stringify(connection),
+      BENCH_QUEUE: name,
+      BENCH_PREFIX: prefix,
+    };
+    const worker = forkScript(WORKER, [], {
+      name: 'bullmq worker',
+      nodeArgs: ctx.nodeArgs,
+      env: {
+        ...env,
+        BENCH_CONCURRENCY: String(plan.deliveryConnections),
+        BENCH_SECRET: randomBytes(32).toString('base64'),
+      },
+    });
+    const server = forkScript(HTTP_SERVER, [], {
+      name: 'bullmq-http server',
+      nodeArgs: ctx.nodeArgs,
+      env: { ...env, BENCH_TARGET: `${receiver.origin}/bullmq-http`, BENCH_JOB_OPTIONS: JSON.stringify(JOB_OPTIONS) },
+    });
+    let client;
+    try {
+      await nextMessage(worker, 'ready', 30_000);
+      const { port } = await nextMessage(server, 'ready', 30_000);
+      client = apiClient(`http://127.0.0.1:${port}`, 'no-token', plan.publishConcurrency);
+      const cpu = cpuMeter([server, worker]);
+      const measured = await sendAndWait(ctx, { count, send: (i) => client.publish(i) });
+      return { measured, rss: peakRssMB(server.pid) + peakRssMB(worker.pid), cpu: cpu(measured.got.unique) };
+    } finally {
+      await client?.close();
+      if (server.connected) server.send({ cmd: 'exit' });
+      await stopChild(server, 5_000);
+      await stopChild(worker);
+      await obliterate();
+      await queue.close();
+      forget();
+    }
+  };
+
+  await measure(plan.warmup);
+  return ctx.repeat(plan.runs, async () => {
+    const { measured, rss, cpu } = await measure(plan.events);
+    return throughput(measured, { peakRssMB: rss, cpuUsPerDelivery: cpu });
   });
 }
