@@ -52,34 +52,59 @@ function reachable(host, port, what) {
   });
 }
 
-export async function bullmq(ctx) {
-  const { receiver, plan } = ctx;
+/**
+ * Runs a BullMQ pipeline's warm-up and measured runs, each on a fresh queue (removed afterwards,
+ * and on ^C). `measure({ queue, env, count })` sends `count` events and resolves
+ * `{ measured, extra }`; `env` names the queue for the processes it starts.
+ */
+async function bullmqRuns(ctx, label, measure) {
+  const { plan } = ctx;
   const connection = { ...redisConnection(ctx.redisUrl), maxRetriesPerRequest: null };
   await reachable(connection.host, connection.port, 'Redis (REDIS_URL)');
   const prefix = 'countersign-bench';
   let round = 0;
-
-  const measure = async (count) => {
-    const name = `bench-${process.pid}-${Date.now()}-${++round}`;
+  const once = async (count) => {
+    const name = `bench-${label}-${process.pid}-${Date.now()}-${++round}`;
     const queue = new Queue(name, { connection, prefix });
     queue.on('error', (err) => ctx.log(`  bullmq queue: ${err.message}`));
     const obliterate = () => queue.obliterate({ force: true }).catch(() => {});
     const forget = onInterrupt(obliterate);
-    const worker = forkScript(WORKER, [], {
-      name: 'bullmq worker',
-      nodeArgs: ctx.nodeArgs,
-      env: {
-        ...process.env,
-        BENCH_REDIS: JSON.stringify(connection),
-        BENCH_QUEUE: name,
-        BENCH_PREFIX: prefix,
-        BENCH_CONCURRENCY: String(plan.deliveryConnections),
-        BENCH_SECRET: randomBytes(32).toString('base64'),
-      },
-    });
+    const env = { ...process.env, BENCH_REDIS: JSON.stringify(connection), BENCH_QUEUE: name, BENCH_PREFIX: prefix };
     try {
-      await nextMessage(worker, 'ready', 30_000);
-      const url = `${receiver.origin}/bullmq`;
+      return await measure({ queue, name, env, count });
+    } finally {
+      await obliterate();
+      await queue.close();
+      forget();
+    }
+  };
+  await once(plan.warmup);
+  return ctx.repeat(plan.runs, async () => {
+    const { measured, extra } = await once(plan.events);
+    return throughput(measured, extra);
+  });
+}
+
+/** The worker process of both BullMQ pipelines, ready to take jobs. */
+async function startWorker(ctx, env) {
+  const worker = forkScript(WORKER, [], {
+    name: 'bullmq worker',
+    nodeArgs: ctx.nodeArgs,
+    env: {
+      ...env,
+      BENCH_CONCURRENCY: String(ctx.plan.deliveryConnections),
+      BENCH_SECRET: randomBytes(32).toString('base64'),
+    },
+  });
+  await nextMessage(worker, 'ready', 30_000);
+  return worker;
+}
+
+export function bullmq(ctx) {
+  return bullmqRuns(ctx, 'add', async ({ queue, name, env, count }) => {
+    const worker = await startWorker(ctx, env);
+    try {
+      const url = `${ctx.receiver.origin}/bullmq`;
       const measured = await sendAndWait(ctx, {
         count,
         send: async (i) => {
@@ -91,19 +116,10 @@ export async function bullmq(ctx) {
           );
         },
       });
-      return { measured, rss: peakRssMB(worker.pid) };
+      return { measured, extra: { peakRssMB: peakRssMB(worker.pid) } };
     } finally {
       await stopChild(worker);
-      await obliterate();
-      await queue.close();
-      forget();
     }
-  };
-
-  await measure(plan.warmup);
-  return ctx.repeat(plan.runs, async () => {
-    const { measured, rss } = await measure(plan.events);
-    return throughput(measured, { peakRssMB: rss });
   });
 }
 
@@ -112,60 +128,33 @@ export async function bullmq(ctx) {
  * server in front of BullMQ (bullmq-http-server.mjs: parse, `queue.add`, answer 202), with the
  * same worker as scenario 2 behind it. Like for like with countersign's single publishes.
  */
-export async function bullmqHttp(ctx) {
-  const { receiver, plan } = ctx;
-  const connection = { ...redisConnection(ctx.redisUrl), maxRetriesPerRequest: null };
-  await reachable(connection.host, connection.port, 'Redis (REDIS_URL)');
-  const prefix = 'countersign-bench';
-  let round = 0;
-
-  const measure = async (count) => {
-    const name = `bench-http-${process.pid}-${Date.now()}-${++round}`;
-    const queue = new Queue(name, { connection, prefix });
-    const obliterate = () => queue.obliterate({ force: true }).catch(() => {});
-    const forget = onInterrupt(obliterate);
-    const env = {
-      ...process.env,
-      BENCH_REDIS: JSON.stringify(connection),
-      BENCH_QUEUE: name,
-      BENCH_PREFIX: prefix,
-    };
-    const worker = forkScript(WORKER, [], {
-      name: 'bullmq worker',
-      nodeArgs: ctx.nodeArgs,
-      env: {
-        ...env,
-        BENCH_CONCURRENCY: String(plan.deliveryConnections),
-        BENCH_SECRET: randomBytes(32).toString('base64'),
-      },
-    });
+export function bullmqHttp(ctx) {
+  return bullmqRuns(ctx, 'http', async ({ env, count }) => {
+    const worker = await startWorker(ctx, env);
     const server = forkScript(HTTP_SERVER, [], {
       name: 'bullmq-http server',
       nodeArgs: ctx.nodeArgs,
-      env: { ...env, BENCH_TARGET: `${receiver.origin}/bullmq-http`, BENCH_JOB_OPTIONS: JSON.stringify(JOB_OPTIONS) },
+      env: {
+        ...env,
+        BENCH_TARGET: `${ctx.receiver.origin}/bullmq-http`,
+        BENCH_JOB_OPTIONS: JSON.stringify(JOB_OPTIONS),
+      },
     });
     let client;
     try {
-      await nextMessage(worker, 'ready', 30_000);
       const { port } = await nextMessage(server, 'ready', 30_000);
-      client = apiClient(`http://127.0.0.1:${port}`, 'no-token', plan.publishConcurrency);
+      client = apiClient(`http://127.0.0.1:${port}`, 'no-token', ctx.plan.publishConcurrency);
       const cpu = cpuMeter([server, worker]);
       const measured = await sendAndWait(ctx, { count, send: (i) => client.publish(i) });
-      return { measured, rss: peakRssMB(server.pid) + peakRssMB(worker.pid), cpu: cpu(measured.got.unique) };
+      return {
+        measured,
+        extra: { peakRssMB: peakRssMB(server.pid) + peakRssMB(worker.pid), cpuUsPerDelivery: cpu(measured.got.unique) },
+      };
     } finally {
       await client?.close();
       if (server.connected) server.send({ cmd: 'exit' });
       await stopChild(server, 5_000);
       await stopChild(worker);
-      await obliterate();
-      await queue.close();
-      forget();
     }
-  };
-
-  await measure(plan.warmup);
-  return ctx.repeat(plan.runs, async () => {
-    const { measured, rss, cpu } = await measure(plan.events);
-    return throughput(measured, { peakRssMB: rss, cpuUsPerDelivery: cpu });
   });
 }
