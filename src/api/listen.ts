@@ -87,6 +87,14 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, publicUrl: string 
     return found;
   }
 
+  /**
+   * 404 unless the session is the account's. A stream of it held here proves that without a
+   * query, so answers and heartbeats (one per delivery, one every 10 s) read nothing.
+   */
+  async function requireSession(accountId: string, id: string): Promise<void> {
+    if (!hub.holds(accountId, id)) await session(accountId, id);
+  }
+
   return async (app) => {
     app.addHook('preClose', async () => {
       await hub.stop();
@@ -197,7 +205,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, publicUrl: string 
       },
       async (request, reply) => {
         const body = request.body;
-        await session(request.principal.accountId, request.params.id);
+        await requireSession(request.principal.accountId, request.params.id);
         const outcome = await hub.answer(request.params.id, {
           deliveryId: body.delivery_id,
           attempt: body.attempt,
@@ -240,7 +248,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, publicUrl: string 
         },
       },
       async (request, reply) => {
-        await session(request.principal.accountId, request.params.id);
+        await requireSession(request.principal.accountId, request.params.id);
         if (!hub.heartbeat(request.params.id)) {
           throw new CountersignError('conflict', 'no stream of this listen session is connected to this server');
         }

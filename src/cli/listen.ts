@@ -10,6 +10,7 @@
 // meanwhile waits in the queue and arrives after the reconnect. ^C ends the session, and the server
 // cancels its deliveries not yet made.
 import { request } from 'undici';
+import { EXCERPT_LIMIT } from '../delivery/sender.js';
 import { describeSendError } from '../domain/classify.js';
 import { EVENT_TYPES, isEventType } from '../domain/events.js';
 import { ApiCallError, type ApiConnection, ApiUsageError, callApi } from './api-client.js';
@@ -35,7 +36,7 @@ interface DeliveryMessage {
   body: string;
 }
 
-/** Timings, in ms; tests shorten them. */
+/** Timings, in ms. */
 export const LISTEN_TIMING = {
   heartbeatMs: 10_000,
   /** No bytes on the stream for this long (the server pings every 10 s): the stream is dead. */
@@ -43,8 +44,6 @@ export const LISTEN_TIMING = {
   forwardTimeoutMs: 30_000,
   backoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],
 };
-
-const EXCERPT_BYTES = 4096;
 
 export function parseForwardTo(text: string): string {
   let url: URL;
@@ -101,19 +100,17 @@ async function forward(url: string, d: DeliveryMessage): Promise<Forwarded> {
       method: 'POST',
       headers: d.headers,
       body: d.body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
     });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of answer.body) {
       const buf = chunk as Buffer;
-      if (size < EXCERPT_BYTES) chunks.push(buf.subarray(0, EXCERPT_BYTES - size));
+      if (size < EXCERPT_LIMIT) chunks.push(buf.subarray(0, EXCERPT_LIMIT - size));
       size += buf.length;
-      if (size >= EXCERPT_BYTES) break;
+      if (size >= EXCERPT_LIMIT) break;
     }
-    if (size >= EXCERPT_BYTES) answer.body.destroy();
+    if (size >= EXCERPT_LIMIT) answer.body.destroy();
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(answer.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
@@ -122,7 +119,7 @@ async function forward(url: string, d: DeliveryMessage): Promise<Forwarded> {
       durationMs: Math.round(performance.now() - started),
       statusCode: answer.statusCode,
       headers,
-      excerpt: Buffer.concat(chunks).toString('utf8').slice(0, EXCERPT_BYTES),
+      excerpt: Buffer.concat(chunks).toString('utf8'),
     };
   } catch (err) {
     // In the words the dispatcher uses in the delivery log: connection refused, timeout, …

@@ -160,6 +160,11 @@ export class ListenHub {
     return () => this.close(conn, 'the stream closed');
   }
 
+  /** Whether this process holds a stream of this account's session (no query needed to know it is theirs). */
+  holds(accountId: string, sessionId: string): boolean {
+    return this.connections.get(sessionId)?.accountId === accountId;
+  }
+
   /** A heartbeat from the CLI: false when no stream of the session is connected here. */
   heartbeat(sessionId: string): boolean {
     const conn = this.connections.get(sessionId);

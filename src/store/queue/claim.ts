@@ -26,6 +26,10 @@ export const CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and liste
 /** The same for one listen session's deliveries (partial index `deliveries_listen_due`). */
 const LISTEN_CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and listen = 1`;
 
+/** The claimable rows of a dispatcher, or of one listen session. */
+const claimableFor = (listenSession: string | undefined) =>
+  listenSession === undefined ? CLAIMABLE : sql<boolean>`${LISTEN_CLAIMABLE} and subscription_id = ${listenSession}`;
+
 export interface EventCache {
   get(id: string): EventRecord | undefined;
   set(event: EventRecord): void;
@@ -166,17 +170,13 @@ async function claimPostgres(
   leaseMs: number,
   listenSession: string | undefined,
 ): Promise<ClaimedRow[]> {
-  const due =
-    listenSession === undefined
-      ? sql`status in ('pending', 'sending') and listen = 0`
-      : sql`status in ('pending', 'sending') and listen = 1 and subscription_id = ${listenSession}`;
   const result = await sql<ClaimedRow>`
     update deliveries as d
     set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${now + leaseMs},
         attempt_count = d.attempt_count + 1, updated_at = ${now}
     from (
       select id, status as was_status, lease_owner as was_owner from deliveries
-      where ${due} and next_attempt_at <= ${now}
+      where ${claimableFor(listenSession)} and next_attempt_at <= ${now}
       order by next_attempt_at limit ${limit}
       for update skip locked
     ) as due
@@ -202,10 +202,7 @@ async function claimSqlite(
   const due = await db
     .selectFrom('deliveries')
     .select(['id', 'status', 'lease_owner'])
-    .$if(listenSession === undefined, (q) => q.where(CLAIMABLE))
-    .$if(listenSession !== undefined, (q) =>
-      q.where(LISTEN_CLAIMABLE).where('subscription_id', '=', listenSession as string),
-    )
+    .where(claimableFor(listenSession))
     .where('next_attempt_at', '<=', now)
     .orderBy('next_attempt_at')
     .limit(limit)
