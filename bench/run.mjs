@@ -160,6 +160,16 @@ const SCENARIOS = [
     run: (ctx) => endToEnd(ctx, { store: 'postgres', workers: 3 }),
   },
   {
+    id: '4',
+    key: 'postgres-1w',
+    title: 'countersign, PostgreSQL, API + 1 worker',
+    // A diagnostic beside postgres-3w (what a process count costs on this machine), run only when
+    // named: `--only postgres,postgres-1w,postgres-3w`.
+    onlyWhenNamed: true,
+    interleave: true,
+    run: (ctx) => endToEnd(ctx, { store: 'postgres', workers: 1 }),
+  },
+  {
     id: '5',
     key: 'latency',
     title: `Latency, SQLite, ${plan.latency.rate.toLocaleString('en-US')} events/s, first ${plan.latency.seconds} s`,
@@ -180,7 +190,9 @@ const SCENARIOS = [
 ];
 
 const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : undefined;
-const selected = SCENARIOS.filter((s) => !only || only.has(s.id) || only.has(s.key));
+const selected = SCENARIOS.filter((s) =>
+  only ? only.has(s.key) || (only.has(s.id) && !s.onlyWhenNamed) : !s.onlyWhenNamed,
+);
 if (selected.length === 0) throw new Error(`--only ${flags.only} matches no scenario (use 1-7 or a key)`);
 
 const began = Date.now();
