@@ -190,8 +190,9 @@ const SCENARIOS = [
 ];
 
 const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : undefined;
+// A diagnostic scenario runs only when its key is named; the others also by number, or by default.
 const selected = SCENARIOS.filter((s) =>
-  only ? only.has(s.key) || (only.has(s.id) && !s.onlyWhenNamed) : !s.onlyWhenNamed,
+  s.onlyWhenNamed ? only?.has(s.key) : !only || only.has(s.id) || only.has(s.key),
 );
 if (selected.length === 0) throw new Error(`--only ${flags.only} matches no scenario (use 1-7 or a key)`);
 
