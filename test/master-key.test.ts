@@ -63,6 +63,8 @@ describe('secrets at rest', () => {
       deleted_at: null,
       kind: 'webhook',
       listen_seen_at: null,
+      rate_limit_per_second: null,
+      ordering: 'none',
     });
     await store.close();
 

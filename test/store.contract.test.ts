@@ -45,7 +45,14 @@ import {
 
 const run = promisify(execFile);
 /** Every migration, in order (both dialects record each, whether or not it changes anything there). */
-const MIGRATIONS = ['001_initial', '002_fan_out_version', '003_types_secrets_and_log', '004_portal', '005_listen'];
+const MIGRATIONS = [
+  '001_initial',
+  '002_fan_out_version',
+  '003_types_secrets_and_log',
+  '004_portal',
+  '005_listen',
+  '006_delivery_controls',
+];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
 async function migrateInChild(databaseUrl: string): Promise<string[]> {
@@ -1860,6 +1867,295 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
         });
       });
 
+      describe('delivery controls', () => {
+        const doc = (id: string) => JSON.stringify({ document_id: id, signer_email: 'a@example.com' });
+        const publishDoc = (documentId: string, now: number) =>
+          publish({ accountId: acme.id, dataJson: doc(documentId), documentId }, now);
+        const statusOf = async (eventId: string) => (await deliveriesOf(acme.id, eventId))[0]?.status;
+
+        describe('ordering by document', () => {
+          it('lets one delivery per document out at a time, in publish order, through retries and final failures', async () => {
+            await addSubscription(acme.id, { ordering: 'document' });
+            const a1 = await publishDoc('doc_A', T0);
+            const a2 = await publishDoc('doc_A', T0 + 1);
+            const b1 = await publishDoc('doc_B', T0 + 2);
+            const a3 = await publishDoc('doc_A', T0 + 3);
+            expect([await statusOf(a2.event.id), await statusOf(a3.event.id)]).toEqual(['waiting', 'waiting']);
+
+            const first = await store.claimDueDeliveries('worker-a', 10, T0 + 10, LEASE_MS);
+            expect(first.map((c) => c.eventId).sort()).toEqual([a1.event.id, b1.event.id].sort());
+            const claimedA1 = first.find((c) => c.eventId === a1.event.id) as ClaimedDelivery;
+            const claimedB1 = first.find((c) => c.eventId === b1.event.id) as ClaimedDelivery;
+            // A retry of A1 keeps A2 back; B is not held up by A.
+            await store.recordAttempts(
+              'worker-a',
+              [
+                result(claimedA1, 'retry', T0 + 11, { nextAttemptAt: T0 + 5 * SECOND }),
+                result(claimedB1, 'delivered', T0 + 11),
+              ],
+              T0 + 11,
+              SETTINGS,
+            );
+            expect(await store.claimDueDeliveries('worker-a', 10, T0 + SECOND, LEASE_MS)).toEqual([]);
+            expect(await statusOf(a2.event.id)).toBe('waiting');
+
+            const retried = await store.claimDueDeliveries('worker-a', 10, T0 + 5 * SECOND, LEASE_MS);
+            expect(retried.map((c) => c.eventId)).toEqual([a1.event.id]);
+            await store.recordAttempts(
+              'worker-a',
+              [result(retried[0] as ClaimedDelivery, 'delivered', T0 + 5 * SECOND)],
+              T0 + 5 * SECOND,
+              SETTINGS,
+            );
+            const next = await store.claimDueDeliveries('worker-a', 10, T0 + 5 * SECOND, LEASE_MS);
+            expect(next.map((c) => c.eventId)).toEqual([a2.event.id]);
+            expect(await statusOf(a3.event.id)).toBe('waiting');
+            // A final failure lets the next one go too.
+            await store.recordAttempts(
+              'worker-a',
+              [result(next[0] as ClaimedDelivery, 'failed', T0 + 6 * SECOND)],
+              T0 + 6 * SECOND,
+              SETTINGS,
+            );
+            const last = await store.claimDueDeliveries('worker-a', 10, T0 + 6 * SECOND, LEASE_MS);
+            expect(last.map((c) => c.eventId)).toEqual([a3.event.id]);
+          });
+
+          it('orders the events of one batch, and leaves unordered subscriptions and the callback alone', async () => {
+            const ordered = await addSubscription(acme.id, { ordering: 'document' });
+            const plain = await addSubscription(acme.id, { target_url: 'https://your-app.com/plain' });
+            await store.putCallback(callbackRow(acme.id));
+            const results = await store.publishEvents(
+              [1, 2, 3].map((n) => ({
+                accountId: acme.id,
+                type: 'document.signed',
+                dataJson: doc('doc_A'),
+                documentId: 'doc_A',
+                occurredAt: T0 + n,
+              })),
+              T0,
+            );
+            const claimed = await store.claimDueDeliveries('worker-a', 50, T0, LEASE_MS);
+            const toOrdered = claimed.filter((c) => c.subscriptionId === ordered.id);
+            expect(toOrdered.map((c) => c.eventId)).toEqual([results[0]?.ok ? results[0].event.id : '']);
+            expect(claimed.filter((c) => c.subscriptionId === plain.id)).toHaveLength(3);
+            expect(claimed.filter((c) => c.subscriptionId === null)).toHaveLength(3);
+          });
+
+          it('refuses a manual redelivery of a waiting delivery, and releases waiting ones when ordering is turned off', async () => {
+            const sub = await addSubscription(acme.id, { ordering: 'document' });
+            await publishDoc('doc_A', T0);
+            const second = await publishDoc('doc_A', T0 + 1);
+            const [waiting] = await deliveriesOf(acme.id, second.event.id);
+            expect(await store.requestRedelivery(acme.id, (waiting as Delivery).id, T0 + 2)).toBe('waiting');
+            await store.updateSubscription(acme.id, sub.id, { ordering: 'none' }, T0 + 3);
+            expect((await subscription(sub.id)).ordering).toBe('none');
+            expect(await statusOf(second.event.id)).toBe('pending');
+            expect(await store.claimDueDeliveries('worker-a', 10, T0 + 3, LEASE_MS)).toHaveLength(2);
+          });
+
+          it('cancels waiting deliveries with their subscription', async () => {
+            const sub = await addSubscription(acme.id, { ordering: 'document' });
+            await publishDoc('doc_A', T0);
+            const second = await publishDoc('doc_A', T0 + 1);
+            expect(await store.deleteSubscription(acme.id, sub.id, T0 + 2)).toBe(true);
+            expect(await statusOf(second.event.id)).toBe('cancelled');
+          });
+
+          it('gives a paused subscription its next delivery held, not pending', async () => {
+            const sub = await addSubscription(acme.id, { ordering: 'document' });
+            const first = await publishDoc('doc_A', T0);
+            const second = await publishDoc('doc_A', T0 + 1);
+            const [claimed] = await store.claimDueDeliveries('worker-a', 10, T0 + 2, LEASE_MS);
+            await store.updateSubscription(acme.id, sub.id, { status: 'paused' }, T0 + 3);
+            await store.recordAttempts(
+              'worker-a',
+              [result(claimed as ClaimedDelivery, 'delivered', T0 + 4)],
+              T0 + 4,
+              SETTINGS,
+            );
+            expect(await statusOf(first.event.id)).toBe('delivered');
+            expect(await statusOf(second.event.id)).toBe('held');
+            await store.updateSubscription(acme.id, sub.id, { status: 'active' }, T0 + 5);
+            expect((await store.claimDueDeliveries('worker-a', 10, T0 + 5, LEASE_MS)).map((c) => c.eventId)).toEqual([
+              second.event.id,
+            ]);
+          });
+        });
+
+        describe('throttling', () => {
+          it('gives a throttled subscription evenly spaced send slots and hands the rest back without an attempt', async () => {
+            const slow = await addSubscription(acme.id, { rate_limit_per_second: 4 });
+            const fast = await addSubscription(acme.id, { target_url: 'https://your-app.com/fast' });
+            for (let i = 0; i < 6; i++) await publish({ accountId: acme.id }, T0);
+            const first = await store.claimDueDeliveries('worker-a', 50, T0, LEASE_MS);
+            // The unthrottled subscription gets all six at once; the throttled one only what fits
+            // in the next 250 ms at 4/s (one slot per 262.5 ms).
+            expect(first.filter((c) => c.subscriptionId === fast.id)).toHaveLength(6);
+            const slowClaimed = first.filter((c) => c.subscriptionId === slow.id);
+            expect(slowClaimed).toHaveLength(1);
+            expect(slowClaimed[0]?.notBefore).toBeUndefined();
+            const left = (await store.listDeliveries(acme.id, { limit: 50, subscriptionId: slow.id })).items.filter(
+              (d) => d.status === 'pending',
+            );
+            expect(left).toHaveLength(5);
+            for (const d of left)
+              expect(d).toMatchObject({ attempt_count: 0, next_attempt_at: T0 + 263, lease_owner: null });
+            expect(await store.listAttempts(ids(left))).toEqual([]);
+            expect(await store.claimDueDeliveries('worker-a', 50, T0 + 262, LEASE_MS)).toEqual([]);
+            expect(await store.claimDueDeliveries('worker-a', 50, T0 + 263, LEASE_MS)).toHaveLength(1);
+          });
+
+          it('shares one budget between stores on the same database, slot after slot', async () => {
+            await addSubscription(acme.id, { rate_limit_per_second: 100 });
+            for (let i = 0; i < 30; i++) await publish({ accountId: acme.id }, T0);
+            const second = await openStore(openDialect(parseDatabaseUrl(database.url)));
+            try {
+              const a = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+              const b = await second.claimDueDeliveries('worker-b', 10, T0, LEASE_MS);
+              // 10.5 ms a slot: a takes 10 slots from T0, b the next ones up to the 250 ms horizon.
+              const slots = [...a, ...b].map((c) => c.notBefore ?? T0);
+              expect(slots).toHaveLength(20);
+              slots.forEach((slot, i) => {
+                expect(slot).toBeCloseTo(T0 + i * 10.5, 6);
+              });
+              const c = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+              expect(c.map((d) => d.notBefore)).toEqual([T0 + 210, T0 + 220.5, T0 + 231, T0 + 241.5]);
+            } finally {
+              await second.close();
+            }
+          });
+
+          it('shows and changes the limit, and lifting it frees the backlog', async () => {
+            const sub = await addSubscription(acme.id, { rate_limit_per_second: 1 });
+            for (let i = 0; i < 3; i++) await publish({ accountId: acme.id }, T0);
+            expect(await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS)).toHaveLength(1);
+            await store.updateSubscription(acme.id, sub.id, { rateLimitPerSecond: null }, T0 + 1);
+            expect((await subscription(sub.id)).rate_limit_per_second).toBeNull();
+            // The two handed back are due at the slot they were given (1.05 s on), then go at once.
+            expect(await store.claimDueDeliveries('worker-a', 10, T0 + 1050, LEASE_MS)).toHaveLength(2);
+          });
+        });
+
+        describe('operational events', () => {
+          async function watcher(types = 'delivery.failed subscription.disabled') {
+            return addSubscription(acme.id, { target_url: 'https://ops.example.com/hooks', event_types: types });
+          }
+          const dataOf = (e: EventRecord) => JSON.parse(e.dataJson) as Record<string, unknown>;
+          const opsEvents = async () =>
+            (await store.listEvents(acme.id, { limit: 50 })).items.filter((e) => !e.type.startsWith('document.'));
+
+          it("reports a 410 as delivery.failed and subscription.disabled to the account's other subscriptions only", async () => {
+            const gone = await addSubscription(acme.id, {
+              event_types: 'document.signed delivery.failed subscription.disabled',
+            });
+            const ops = await watcher();
+            await store.putCallback(callbackRow(acme.id));
+            const { event } = await publish({ accountId: acme.id }, T0);
+            const claimed = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+            const toGone = claimed.find((c) => c.subscriptionId === gone.id) as ClaimedDelivery;
+            const outcome = await store.recordAttempts('worker-a', [result(toGone, 'gone', T0 + 1)], T0 + 1, SETTINGS);
+            expect(outcome.disabled.map((d) => d.id)).toEqual([gone.id]);
+            expect(outcome.queued).toBe(2);
+
+            const made = await opsEvents();
+            expect(made.map((e) => e.type).sort()).toEqual(['delivery.failed', 'subscription.disabled']);
+            const failed = made.find((e) => e.type === 'delivery.failed') as EventRecord;
+            expect(dataOf(failed)).toEqual({
+              subscription_id: gone.id,
+              target_url: gone.target_url,
+              reason: 'the receiver answered 410 Gone',
+              delivery_id: toGone.id,
+              event_id: event.id,
+              event_type: 'document.signed',
+              attempts: 1,
+            });
+            const disabled = made.find((e) => e.type === 'subscription.disabled') as EventRecord;
+            expect(dataOf(disabled)).toEqual({
+              subscription_id: gone.id,
+              target_url: gone.target_url,
+              reason: 'the receiver answered 410 Gone',
+            });
+            for (const e of made) {
+              // To the watcher only: never to the subscription it is about, nor to the callback.
+              expect((await deliveriesOf(acme.id, e.id)).map((d) => d.subscription_id)).toEqual([ops.id]);
+            }
+          });
+
+          it('reports a delivery whose retries ran out, and none for retries, manual one-offs or its own failures', async () => {
+            const sub = await addSubscription(acme.id);
+            await watcher('delivery.failed');
+            await publish({ accountId: acme.id }, T0);
+            const [first] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+            await store.recordAttempts(
+              'worker-a',
+              [result(first as ClaimedDelivery, 'retry', T0 + 1, { nextAttemptAt: T0 + SECOND })],
+              T0 + 1,
+              SETTINGS,
+            );
+            expect(await opsEvents()).toEqual([]);
+            const [second] = await store.claimDueDeliveries('worker-a', 10, T0 + SECOND, LEASE_MS);
+            await store.recordAttempts(
+              'worker-a',
+              [result(second as ClaimedDelivery, 'failed', T0 + SECOND, { statusCode: 500 })],
+              T0 + SECOND,
+              SETTINGS,
+            );
+            const made = await opsEvents();
+            expect(made).toHaveLength(1);
+            expect(dataOf(made[0] as EventRecord)).toMatchObject({
+              subscription_id: sub.id,
+              reason: 'its retries ran out; the last attempt got HTTP 500',
+              attempts: 2,
+            });
+            // The watcher's own delivery of it fails for good: that makes no further event.
+            const [report] = await store.claimDueDeliveries('worker-a', 10, T0 + 2 * SECOND, LEASE_MS);
+            expect(report?.event.type).toBe('delivery.failed');
+            await store.recordAttempts(
+              'worker-a',
+              [result(report as ClaimedDelivery, 'failed', T0 + 2 * SECOND)],
+              T0 + 2 * SECOND,
+              SETTINGS,
+            );
+            // A manual one-off on the failed delivery fails again: nothing new either.
+            const [failedDelivery] = await deliveriesOf(acme.id, (second as ClaimedDelivery).eventId);
+            await store.requestRedelivery(acme.id, (failedDelivery as Delivery).id, T0 + 3 * SECOND);
+            const [oneOff] = await store.claimDueDeliveries('worker-a', 10, T0 + 3 * SECOND, LEASE_MS);
+            expect(oneOff?.oneOff).toBe(true);
+            await store.recordAttempts(
+              'worker-a',
+              [result(oneOff as ClaimedDelivery, 'failed', T0 + 3 * SECOND)],
+              T0 + 3 * SECOND,
+              SETTINGS,
+            );
+            expect(await opsEvents()).toHaveLength(1);
+          });
+
+          it('reports nothing for a result whose lease was taken over', async () => {
+            await addSubscription(acme.id);
+            await watcher('delivery.failed');
+            await publish({ accountId: acme.id }, T0);
+            const [lost] = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
+            const [taken] = await store.claimDueDeliveries('worker-b', 10, T0 + LEASE_MS, LEASE_MS);
+            expect(taken?.id).toBe(lost?.id);
+            await store.recordAttempts(
+              'worker-a',
+              [result(lost as ClaimedDelivery, 'failed', T0 + LEASE_MS)],
+              T0 + LEASE_MS,
+              SETTINGS,
+            );
+            expect(await opsEvents()).toEqual([]);
+            await store.recordAttempts(
+              'worker-b',
+              [result(taken as ClaimedDelivery, 'failed', T0 + LEASE_MS)],
+              T0 + LEASE_MS,
+              SETTINGS,
+            );
+            expect(await opsEvents()).toHaveLength(1);
+          });
+        });
+      });
+
       describe('portal figures', () => {
         const MINUTE = 60 * SECOND;
         const DAY = 24 * HOUR;
@@ -2002,19 +2298,19 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           await publish({ accountId: other.id, onlySubscriptionId: g.id }, Date.now());
 
           expect(await store.deliveryCountsSince(acme.id, cut, 100)).toEqual({
-            counts: { pending: 1, sending: 1, delivered: 1, failed: 1, held: 2, cancelled: 1 },
+            counts: { pending: 1, sending: 1, delivered: 1, failed: 1, held: 2, cancelled: 1, waiting: 0 },
             complete: true,
           });
           expect((await store.deliveryCountsSince(acme.id, cut - 1, 100)).counts.delivered).toBe(2);
           expect(await store.deliveryCountsSince(acme.id, Date.now() + HOUR, 100)).toEqual({
-            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 0, cancelled: 0 },
+            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 0, cancelled: 0, waiting: 0 },
             complete: true,
           });
           expect((await store.deliveryCountsSince(other.id, cut, 100)).counts).toMatchObject({ pending: 1 });
           // A window holding more than the cap counts its newest deliveries only, and says so: the
           // two newest are the deleted subscription's (cancelled) and a paused one's (held).
           expect(await store.deliveryCountsSince(acme.id, cut, 2)).toEqual({
-            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 1, cancelled: 1 },
+            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 1, cancelled: 1, waiting: 0 },
             complete: false,
           });
 

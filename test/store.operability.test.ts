@@ -481,7 +481,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
             delivery_count: 0,
           })
           .execute();
-        expect(await migrateToLatest(raw)).toEqual(['003_types_secrets_and_log', '004_portal', '005_listen']);
+        expect(await migrateToLatest(raw)).toEqual(['003_types_secrets_and_log', '004_portal', '005_listen', '006_delivery_controls']);
         await raw.close();
 
         store = await openStore(openDialect(parseDatabaseUrl(database.url)));

@@ -14,7 +14,11 @@ import type { AppContext } from './context.js';
 import { errors, IdParams, NextCursor, PageQuery } from './schemas.js';
 import { parseWindow } from './window.js';
 
-export const DeliveryStatus = Type.String({ enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'] });
+export const DeliveryStatus = Type.String({
+  enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled', 'waiting'],
+  description:
+    "`waiting`: an ordered subscription's delivery behind an earlier unfinished delivery of the same document.",
+});
 
 const Headers = Type.Record(Type.String(), Type.String());
 

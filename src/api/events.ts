@@ -8,7 +8,15 @@ import { parseTimestamp, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
 import { BatchRefusedError, type EventRecord, type PublishRequest, type PublishResult } from '../store/store.js';
 import type { AppContext } from './context.js';
-import { BATCH_BODY_LIMIT, EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+import {
+  BATCH_BODY_LIMIT,
+  EventTypeSchema,
+  errors,
+  IdParams,
+  NextCursor,
+  PageQuery,
+  SubscribableEventTypeSchema,
+} from './schemas.js';
 import { parseWindow } from './window.js';
 
 const PublishBody = Type.Object(
@@ -77,7 +85,7 @@ const EventView = Type.Object({
 const ListQuery = Type.Object(
   {
     ...PageQuery,
-    event_type: Type.Optional(EventTypeSchema),
+    event_type: Type.Optional(SubscribableEventTypeSchema),
     document_id: Type.Optional(Type.String({ maxLength: 256, description: 'events about this document' })),
     include_tests: Type.Optional(
       Type.Boolean({ default: false, description: 'include test events (left out by default)' }),

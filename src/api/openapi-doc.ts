@@ -6,7 +6,7 @@
 import type { FastifyInstance, RouteOptions } from 'fastify';
 // @fastify/swagger's own types for the document (openapi-types comes with it).
 import type { OpenAPIV3_1 } from 'openapi-types';
-import { EVENT_TYPES } from '../domain/events.js';
+import { isOperationalEventType, type OperationalEventType, SUBSCRIBABLE_EVENT_TYPES } from '../domain/events.js';
 
 const ERROR_REF = { $ref: 'ErrorResponse' };
 
@@ -95,6 +95,45 @@ const WEBHOOK_HEADERS = [
   ),
 ];
 
+/** `data` of the operational events countersign makes about its own deliveries. */
+function operationalData(type: OperationalEventType) {
+  const common = {
+    subscription_id: {
+      type: type === 'delivery.failed' ? ['string', 'null'] : 'string',
+      description:
+        type === 'delivery.failed'
+          ? 'The subscription the delivery was for; null for a delivery to the account callback.'
+          : 'The subscription disabled.',
+    },
+    target_url: { type: 'string', format: 'uri', description: 'Where its deliveries go.' },
+    reason: { type: 'string', description: 'Why, in words: the last answer, or the rule that disabled it.' },
+  };
+  if (type === 'subscription.disabled') {
+    return { type: 'object', required: Object.keys(common), properties: common, additionalProperties: false };
+  }
+  const failed = {
+    ...common,
+    delivery_id: { type: 'string' },
+    event_id: { type: 'string' },
+    event_type: { type: 'string', description: 'The type of the event whose delivery failed.' },
+    attempts: { type: 'integer', description: 'Attempts made, in all.' },
+  };
+  return { type: 'object', required: Object.keys(failed), properties: failed, additionalProperties: false };
+}
+
+const DOCUMENT_DATA = (type: string) => ({
+  type: 'object',
+  required: ['document_id', 'signer_email', 'audit_url'],
+  properties: {
+    document_id: { type: 'string' },
+    signer_email: { type: 'string', format: 'email' },
+    audit_url: { type: 'string', format: 'uri' },
+    ...(type === 'document.declined' ? { reason: { type: 'string' } } : {}),
+  },
+  additionalProperties: true,
+  description: 'As published: the seed’s fields plus any of the platform’s own.',
+});
+
 /** The payload of one event type, as every target receives it. */
 function payloadSchema(type: string) {
   return {
@@ -103,18 +142,7 @@ function payloadSchema(type: string) {
     properties: {
       event: { type: 'string', const: type },
       timestamp: { type: 'string', format: 'date-time', description: 'When it happened, to the second (the seed).' },
-      data: {
-        type: 'object',
-        required: ['document_id', 'signer_email', 'audit_url'],
-        properties: {
-          document_id: { type: 'string' },
-          signer_email: { type: 'string', format: 'email' },
-          audit_url: { type: 'string', format: 'uri' },
-          ...(type === 'document.declined' ? { reason: { type: 'string' } } : {}),
-        },
-        additionalProperties: true,
-        description: 'As published: the seed’s fields plus any of the platform’s own.',
-      },
+      data: isOperationalEventType(type) ? operationalData(type) : DOCUMENT_DATA(type),
       id: { type: 'string', description: 'The event id, as in webhook-id.' },
       test: { type: 'boolean', const: true, description: 'Only on test events (POST …/test).' },
       secret_token: {
@@ -140,10 +168,12 @@ const RECEIVER_ANSWERS = {
 /** OpenAPI 3.1 `webhooks`: one entry per event type. */
 export function webhooksDocument(): Record<string, OpenAPIV3_1.PathItemObject> {
   const out: Record<string, OpenAPIV3_1.PathItemObject> = {};
-  for (const type of EVENT_TYPES) {
+  for (const type of SUBSCRIBABLE_EVENT_TYPES) {
     const item = {
       post: {
-        summary: `${type}, as countersign POSTs it to subscriptions and the account callback`,
+        summary: isOperationalEventType(type)
+          ? `${type}, an operational event countersign makes itself, POSTed to the subscriptions that take it (never to the account callback)`
+          : `${type}, as countersign POSTs it to subscriptions and the account callback`,
         tags: ['webhooks'],
         parameters: WEBHOOK_HEADERS,
         requestBody: { required: true, content: { 'application/json': { schema: payloadSchema(type) } } },

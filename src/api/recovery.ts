@@ -76,6 +76,11 @@ export function recoveryRoutes(ctx: AppContext): FastifyPluginAsync {
         if (outcome === undefined) throw notFound('delivery');
         if (outcome === 'in_flight')
           throw new CountersignError('delivery_in_flight', 'this delivery is being sent right now; try again shortly');
+        if (outcome === 'waiting')
+          throw new CountersignError(
+            'conflict',
+            'this delivery waits behind an earlier delivery of its document (the subscription orders by document); it goes once that one is delivered or fails',
+          );
         if (outcome === 'cancelled')
           throw new CountersignError('conflict', 'this delivery was cancelled with its subscription');
         return reply.code(202).send(presentDelivery(outcome, null));

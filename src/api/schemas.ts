@@ -1,7 +1,7 @@
 // Schemas shared by several routes. They validate requests, shape responses (fast-json-stringify
 // drops anything not listed, so a secret can never leak by accident) and generate /openapi.json.
 import { type TSchema, Type } from '@sinclair/typebox';
-import { EVENT_TYPES } from '../domain/events.js';
+import { EVENT_TYPES, OPERATIONAL_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from '../domain/events.js';
 import { ERROR_CATALOGUE } from '../errors.js';
 
 export const ErrorResponse = Type.Object(
@@ -19,6 +19,13 @@ export const EventTypeSchema = Type.Unsafe<(typeof EVENT_TYPES)[number]>({
   type: 'string',
   enum: [...EVENT_TYPES],
   description: 'One of the supported e-signature events.',
+});
+
+/** What a subscription may take: the seed's events, and the operational ones countersign makes. */
+export const SubscribableEventTypeSchema = Type.Unsafe<(typeof SUBSCRIBABLE_EVENT_TYPES)[number]>({
+  type: 'string',
+  enum: [...SUBSCRIBABLE_EVENT_TYPES],
+  description: `A document event, or an operational event countersign makes about deliveries (${OPERATIONAL_EVENT_TYPES.join(', ')}).`,
 });
 
 export const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });

@@ -41,6 +41,7 @@ const Overview = Type.Object({
       failed: Count,
       held: Count,
       cancelled: Count,
+      waiting: Count,
     },
     { description: 'deliveries created in the window, by their status now' },
   ),

@@ -5,7 +5,7 @@
 // (one, and the list) adds each subscription's last delivery.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { EVENT_TYPES, joinEventTypes, splitEventTypes } from '../domain/events.js';
+import { joinEventTypes, SUBSCRIBABLE_EVENT_TYPES, splitEventTypes } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoSeconds } from '../domain/time.js';
@@ -13,7 +13,7 @@ import { invalidField, notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { LastDeliveryView, lastDeliveries } from './last-delivery.js';
-import { EventTypeSchema, errors, IdParams, NextCursor, PageQuery } from './schemas.js';
+import { errors, IdParams, NextCursor, PageQuery, SubscribableEventTypeSchema } from './schemas.js';
 import { checkTargetUrlResolved } from './target-guard.js';
 
 const SecretToken = Type.String({
@@ -23,9 +23,23 @@ const SecretToken = Type.String({
 });
 const Status = Type.String({ enum: ['active', 'paused', 'disabled'] });
 
-const EventTypes = Type.Array(EventTypeSchema, {
+const RateLimit = Type.Integer({
+  minimum: 1,
+  maximum: 10_000,
+  description:
+    'At most this many deliveries a second to this subscription, counted across every process. ' +
+    'A delivery over the limit waits in the queue; it is not a failed attempt.',
+});
+const Ordering = Type.String({
+  enum: ['none', 'document'],
+  description:
+    '`document`: deliveries for one data.document_id are sent one at a time, in publish order, each after the ' +
+    'one before was delivered or finally failed. Default `none`.',
+});
+
+const EventTypes = Type.Array(SubscribableEventTypeSchema, {
   minItems: 1,
-  maxItems: EVENT_TYPES.length,
+  maxItems: SUBSCRIBABLE_EVENT_TYPES.length,
   uniqueItems: true,
   description: 'Instead of event_type: every event type this subscription takes, at one target_url and one secret.',
 });
@@ -34,11 +48,13 @@ const CreateBody = Type.Object(
   {
     target_url: Type.String({ maxLength: 2048, description: 'absolute https URL' }),
     event_type: Type.Optional({
-      ...EventTypeSchema,
+      ...SubscribableEventTypeSchema,
       description: 'The event type (the seed). Required, unless event_types is given instead.',
     }),
     event_types: Type.Optional(EventTypes),
     secret_token: Type.Optional(SecretToken),
+    rate_limit_per_second: Type.Optional(RateLimit),
+    ordering: Type.Optional(Ordering),
   },
   { additionalProperties: false },
 );
@@ -46,10 +62,14 @@ const CreateBody = Type.Object(
 const PatchBody = Type.Object(
   {
     target_url: Type.Optional(Type.String({ maxLength: 2048 })),
-    event_type: Type.Optional(EventTypeSchema),
+    event_type: Type.Optional(SubscribableEventTypeSchema),
     event_types: Type.Optional(EventTypes),
     status: Type.Optional(Type.String({ enum: ['active', 'paused'] })),
     secret_token: Type.Optional(Type.Union([SecretToken, Type.Null()], { description: 'null removes it' })),
+    rate_limit_per_second: Type.Optional(
+      Type.Union([RateLimit, Type.Null()], { description: 'null removes the limit' }),
+    ),
+    ordering: Type.Optional(Ordering),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -66,6 +86,8 @@ export const SubscriptionView = Type.Object({
   updated_at: Type.String({ format: 'date-time' }),
   has_secret_token: Type.Boolean(),
   disabled_reason: Type.Union([Type.String(), Type.Null()]),
+  rate_limit_per_second: Type.Union([Type.Integer(), Type.Null()], { description: 'null: no limit' }),
+  ordering: Ordering,
 });
 
 /** What GET answers: the subscription and how its latest delivery went. */
@@ -79,7 +101,7 @@ const CreatedView = Type.Composite([
 ]);
 
 const ListQuery = Type.Object(
-  { ...PageQuery, event_type: Type.Optional(EventTypeSchema), status: Type.Optional(Status) },
+  { ...PageQuery, event_type: Type.Optional(SubscribableEventTypeSchema), status: Type.Optional(Status) },
   { additionalProperties: false },
 );
 
@@ -104,6 +126,8 @@ export function presentSubscription(s: Subscription): Static<typeof Subscription
     updated_at: toIsoSeconds(s.updated_at),
     has_secret_token: s.secret_token_sealed !== null,
     disabled_reason: s.disabled_reason,
+    rate_limit_per_second: s.rate_limit_per_second,
+    ordering: s.ordering,
   };
 }
 
@@ -121,7 +145,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { target_url, secret_token } = request.body;
+        const { target_url, secret_token, rate_limit_per_second, ordering } = request.body;
         const eventTypes = eventTypesFrom(request.body);
         if (eventTypes === undefined) throw invalidField('event_type', 'is required (or give event_types)');
         const targetUrl = await checkTargetUrlResolved(target_url, 'target_url', ctx.targetPolicy, ctx.resolve);
@@ -140,6 +164,8 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           failing_since: null,
           kind: 'webhook',
           listen_seen_at: null,
+          rate_limit_per_second: rate_limit_per_second ?? null,
+          ordering: (ordering ?? 'none') as Subscription['ordering'],
           created_at: now,
           updated_at: now,
           deleted_at: null,
@@ -211,7 +237,8 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         config: { scope: 'write' },
         schema: {
           tags: ['subscriptions'],
-          summary: 'Change target_url, event_type or event_types, status (active | paused) or secret_token',
+          summary:
+            'Change target_url, event_type or event_types, status (active | paused), secret_token, rate_limit_per_second or ordering',
           params: IdParams,
           body: PatchBody,
           response: { 200: One, ...errors(400, 401, 403, 404, 409) },
@@ -231,6 +258,8 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
             targetUrl,
             eventTypes,
             status: body.status as 'active' | 'paused' | undefined,
+            rateLimitPerSecond: body.rate_limit_per_second,
+            ordering: body.ordering as Subscription['ordering'] | undefined,
             secretTokenSealed:
               body.secret_token === undefined
                 ? undefined

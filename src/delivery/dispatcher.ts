@@ -21,6 +21,7 @@ import type { TargetPolicy } from '../domain/target-url.js';
 import { toIsoMillis } from '../domain/time.js';
 import type { Metrics } from '../metrics.js';
 import { GroupCommit } from '../store/group-commit.js';
+import { LATE_MS } from '../store/queue/throttle.js';
 import type { AttemptResult, ClaimedDelivery, PublishClaim, RecordOutcome, Store } from '../store/store.js';
 import { type AttemptFacts, attemptResult, prepareRequest } from './attempt-outcome.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
@@ -75,6 +76,8 @@ export class Dispatcher {
   private mayHaveMore = false;
   private inFlight = 0;
   private queued = 0;
+  /** Throttled deliveries waiting for their send slot, each on its own timer. */
+  private readonly pacing = new Map<Queued, NodeJS.Timeout>();
   /** Room promised to publishes whose transactions have not finished yet. */
   private reserved = 0;
   private dueTimer: NodeJS.Timeout | undefined;
@@ -158,7 +161,7 @@ export class Dispatcher {
       return await this.store.recordAttempts(this.owner, items, Date.now(), settings);
     } catch (batchError) {
       if (items.length === 1) return this.recordStripped(items[0] as AttemptResult, batchError, settings);
-      const outcome: RecordOutcome = { disabled: [] };
+      const outcome: RecordOutcome = { disabled: [], queued: 0 };
       for (const item of items) {
         let single: RecordOutcome;
         try {
@@ -167,6 +170,7 @@ export class Dispatcher {
           single = await this.recordStripped(item, err, settings);
         }
         outcome.disabled.push(...single.disabled);
+        outcome.queued += single.queued;
       }
       return outcome;
     }
@@ -193,7 +197,7 @@ export class Dispatcher {
         { err: again, delivery: item.deliveryId, attempt: item.attempt },
         'could not record a delivery attempt; its lease will bring the delivery back',
       );
-      return { disabled: [] };
+      return { disabled: [], queued: 0 };
     }
   }
 
@@ -223,13 +227,14 @@ export class Dispatcher {
 
   /** In-flight and queued sends, for shutdown and tests. */
   get busy(): number {
-    return this.inFlight + this.queued;
+    return this.inFlight + this.queued + this.pacing.size;
   }
 
   private capacity(): number {
     // Keep a claimed buffer of up to one batch beyond the concurrency limit, so a finished send
-    // can start the next one without waiting for a claim round trip.
-    return this.config.maxConcurrency + this.config.claimBatchSize - this.busy - this.reserved;
+    // can start the next one without waiting for a claim round trip. Deliveries waiting for a
+    // throttle slot take no room: a throttled subscription must never hold up another one.
+    return this.config.maxConcurrency + this.config.claimBatchSize - this.inFlight - this.queued - this.reserved;
   }
 
   /**
@@ -342,6 +347,34 @@ export class Dispatcher {
 
   private enqueue(item: Queued): void {
     this.leases.hold(item);
+    const wait = item.delivery.notBefore === undefined ? 0 : item.delivery.notBefore - Date.now();
+    if (wait <= 0) {
+      this.place(item);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.pacing.delete(item);
+      this.place(item);
+    }, Math.ceil(wait));
+    this.pacing.set(item, timer);
+  }
+
+  /** A throttled delivery late for its slot: back to the queue, to be claimed for a new slot. */
+  private giveBackLate(item: Queued): void {
+    this.leases.drop(item);
+    this.store
+      .releaseClaims(this.owner, [item.delivery.id], Date.now())
+      .then(() => this.wake())
+      .catch((err) => this.log.warn({ err }, 'release failed; the lease will bring it back'));
+    if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Starts the send, or queues it behind the origin's or the global concurrency limit. */
+  private place(item: Queued): void {
+    if (missedSlot(item.delivery)) {
+      this.giveBackLate(item);
+      return;
+    }
     const origin = originOf(item.delivery.target.url);
     let lane = this.lanes.get(origin);
     if (!lane) {
@@ -426,7 +459,7 @@ export class Dispatcher {
     ) {
       const next = lane.waiting.shift() as Queued;
       this.queued--;
-      if (!this.running || next.claimedAt < stale) {
+      if (!this.running || next.claimedAt < stale || missedSlot(next.delivery)) {
         this.leases.drop(next);
         release.push(next.delivery.id);
       } else this.startSend(origin, lane, next);
@@ -496,6 +529,12 @@ export class Dispatcher {
     if (this.dueTimer) clearTimeout(this.dueTimer);
     while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
     const waiting: string[] = [];
+    for (const [item, timer] of this.pacing) {
+      clearTimeout(timer);
+      this.leases.drop(item);
+      waiting.push(item.delivery.id);
+    }
+    this.pacing.clear();
     for (const lane of this.lanes.values()) {
       for (const q of lane.waiting.splice(0)) {
         this.leases.drop(q);
@@ -525,6 +564,14 @@ export class Dispatcher {
     if (this.busy === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
+}
+
+/**
+ * A throttled delivery that could not start within LATE_MS of its slot goes back to the queue:
+ * sent later, it could land in the same second as the deliveries after it.
+ */
+function missedSlot(d: ClaimedDelivery): boolean {
+  return d.notBefore !== undefined && Date.now() > d.notBefore + LATE_MS;
 }
 
 function held(delivery: ClaimedDelivery, claimedAt: number, leaseMs: number): Queued {

@@ -9,6 +9,44 @@ export function isEventType(value: string): value is EventType {
   return (EVENT_TYPES as readonly string[]).includes(value);
 }
 
+/**
+ * Events countersign makes about its own deliveries, for the account's subscriptions that take
+ * them: never published through the API, never sent to the account callback (which keeps the
+ * seed's events only).
+ */
+export const OPERATIONAL_EVENT_TYPES = ['subscription.disabled', 'delivery.failed'] as const;
+export type OperationalEventType = (typeof OPERATIONAL_EVENT_TYPES)[number];
+
+/** What a subscription may take: the seed's document events and the operational ones. */
+export const SUBSCRIBABLE_EVENT_TYPES = [...EVENT_TYPES, ...OPERATIONAL_EVENT_TYPES] as const;
+export type SubscribableEventType = (typeof SUBSCRIBABLE_EVENT_TYPES)[number];
+
+export function isSubscribableEventType(value: string): value is SubscribableEventType {
+  return (SUBSCRIBABLE_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+export function isOperationalEventType(value: string): value is OperationalEventType {
+  return (OPERATIONAL_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+/** `subscription.disabled`'s data. A disabled account callback is never reported: it cannot be disabled. */
+export interface SubscriptionDisabledData {
+  subscription_id: string;
+  target_url: string;
+  reason: string;
+}
+
+/** `delivery.failed`'s data: subscription_id is null for a delivery to the account callback. */
+export interface DeliveryFailedData {
+  subscription_id: string | null;
+  target_url: string;
+  reason: string;
+  delivery_id: string;
+  event_id: string;
+  event_type: string;
+  attempts: number;
+}
+
 /** A subscription's event types as stored: space-separated, in the order given, each once. */
 export function joinEventTypes(types: readonly string[]): string {
   return [...new Set(types)].join(' ');

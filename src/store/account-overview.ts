@@ -14,6 +14,7 @@ export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
   'failed',
   'held',
   'cancelled',
+  'waiting',
 ];
 
 /** What deliveryCountsSince counted: by status, and whether that was the whole window. */

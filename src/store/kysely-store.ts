@@ -473,7 +473,7 @@ export class KyselyStore implements Store {
     accountId: string,
     id: string,
     now: number,
-  ): Promise<Delivery | 'in_flight' | 'cancelled' | undefined> {
+  ): Promise<Delivery | 'in_flight' | 'cancelled' | 'waiting' | undefined> {
     const outcome = await this.d.writeTransaction(async (trx) => {
       const current = await trx
         .selectFrom('deliveries')
@@ -485,6 +485,7 @@ export class KyselyStore implements Store {
       if (!current) return undefined;
       if (current.status === 'sending') return 'in_flight' as const;
       if (current.status === 'cancelled') return 'cancelled' as const;
+      if (current.status === 'waiting') return 'waiting' as const;
       const manual = current.status === 'pending' ? MANUAL_NUDGE : MANUAL_ONE_OFF;
       const changes = { status: 'pending' as const, manual, next_attempt_at: now, updated_at: now };
       await trx.updateTable('deliveries').set(changes).where('id', '=', id).execute();
@@ -627,13 +628,15 @@ export class KyselyStore implements Store {
     return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs);
   }
 
-  recordAttempts(
+  async recordAttempts(
     owner: string,
     results: AttemptResult[],
     now: number,
     settings: QueueSettings,
   ): Promise<RecordOutcome> {
-    return recordAttempts(this.d, owner, results, now, settings);
+    const outcome = await recordAttempts(this.d, owner, results, now, settings);
+    if (outcome.queued > 0) this.emitDue();
+    return outcome;
   }
 
   releaseClaims(owner: string, deliveryIds: string[] | 'all', now: number): Promise<number> {

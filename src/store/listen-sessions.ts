@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { joinEventTypes } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
 import type { StoreDialect } from './dialect.js';
-import type { SubscriptionsTable } from './schema.js';
+import { type SubscriptionsTable, UNFINISHED_STATUSES } from './schema.js';
 import { writeTypeRows } from './subscriptions.js';
 
 /** The target_url a token's listen session is kept under: unique per token, never a URL sent to. */
@@ -69,6 +69,8 @@ export function openListenSession(d: StoreDialect, input: OpenListenSession): Pr
       deleted_at: null,
       kind: 'listen',
       listen_seen_at: now,
+      rate_limit_per_second: null,
+      ordering: 'none',
     };
     await trx.insertInto('subscriptions').values(session).execute();
     await writeTypeRows(trx, session);
@@ -121,7 +123,7 @@ export function endListenSession(
       .updateTable('deliveries')
       .set({ status: 'cancelled', lease_owner: null, updated_at: now })
       .where('subscription_id', '=', id)
-      .where('status', 'in', ['pending', 'held', 'sending'])
+      .where('status', 'in', UNFINISHED_STATUSES)
       .executeTakeFirst();
     return Number(cancelled.numUpdatedRows);
   });

@@ -11,6 +11,7 @@ import * as fanOutVersion from './migrations/002_fan_out_version.js';
 import * as typesSecretsAndLog from './migrations/003_types_secrets_and_log.js';
 import * as portal from './migrations/004_portal.js';
 import * as listen from './migrations/005_listen.js';
+import * as deliveryControls from './migrations/006_delivery_controls.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '003_types_secrets_and_log': typesSecretsAndLog,
   '004_portal': portal,
   '005_listen': listen,
+  '006_delivery_controls': deliveryControls,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

@@ -63,7 +63,13 @@ export interface SubscriptionsTable {
   kind: SubscriptionKind;
   /** A listen session: when a stream of it was last connected (null for webhooks). */
   listen_seen_at: number | null;
+  /** At most this many sends a second, across every process (null: no limit). */
+  rate_limit_per_second: number | null;
+  /** `document`: one document's deliveries are sent one at a time, in publish order. */
+  ordering: SubscriptionOrdering;
 }
+
+export type SubscriptionOrdering = 'none' | 'document';
 
 export type SubscriptionKind = 'webhook' | 'listen';
 
@@ -94,9 +100,14 @@ export interface EventsTable {
 /**
  * pending -> sending -> delivered | pending (retry) | failed; held while the subscription is paused
  * or disabled; cancelled when it is deleted. While `sending`, `next_attempt_at` is the lease expiry,
- * so one partial index finds both due and abandoned deliveries.
+ * so one partial index finds both due and abandoned deliveries. `waiting`: an ordered
+ * subscription's delivery behind an earlier unfinished one of the same document (order_key); it
+ * becomes pending when that one is delivered, finally fails or is cancelled.
  */
-export type DeliveryStatus = 'pending' | 'sending' | 'delivered' | 'failed' | 'held' | 'cancelled';
+export type DeliveryStatus = 'pending' | 'sending' | 'delivered' | 'failed' | 'held' | 'cancelled' | 'waiting';
+
+/** Statuses of a delivery not yet made: never purged, cancelled by erasure and deletion. */
+export const UNFINISHED_STATUSES = ['pending', 'sending', 'held', 'waiting'] as const;
 
 export interface DeliveriesTable {
   id: string;
@@ -118,6 +129,8 @@ export interface DeliveriesTable {
   delivered_at: number | null;
   /** 1 for a listen session's delivery: only the process holding the session's stream claims it. */
   listen: number;
+  /** data.document_id when the subscription orders by document, else null. */
+  order_key: string | null;
 }
 
 export type AttemptTrigger = 'scheduled' | 'manual';
@@ -165,6 +178,13 @@ export interface AttemptStatsTable {
   failed: number;
 }
 
+/** A throttled subscription's next free send slot. */
+export interface ThrottleSlotsTable {
+  subscription_id: string;
+  /** Epoch microseconds: a slot is 1e6 / rate_limit_per_second long. */
+  next_us: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -182,4 +202,5 @@ export interface Database {
   attempt_stats: AttemptStatsTable;
   countersign_nodes: NodesTable;
   countersign_settings: SettingsTable;
+  throttle_slots: ThrottleSlotsTable;
 }

@@ -10,6 +10,7 @@ import type {
   CallbacksTable,
   DeliveriesTable,
   DeliveryStatus,
+  SubscriptionOrdering,
   SubscriptionStatus,
   SubscriptionsTable,
   TokenKind,
@@ -61,6 +62,9 @@ export interface SubscriptionPatch {
   status?: 'active' | 'paused';
   /** null removes the secret_token. */
   secretTokenSealed?: string | null;
+  /** null removes the limit. */
+  rateLimitPerSecond?: number | null;
+  ordering?: SubscriptionOrdering;
 }
 
 export interface EventRecord {
@@ -114,6 +118,8 @@ export interface PublishRequest {
   requestHash?: string;
   /** Deliver to this one subscription only (test events), instead of fanning out. */
   onlySubscriptionId?: string;
+  /** Fan out to every subscription of the type but this one (an operational event about it). */
+  excludeSubscriptionId?: string;
 }
 
 export type PublishResult =
@@ -165,6 +171,8 @@ export interface ClaimedDelivery {
   target: DeliveryTarget;
   /** Set when this claim took over a lease that ran out: the process that held it. */
   takenOverFrom?: string;
+  /** A throttled subscription's send slot (epoch ms): not to be sent before it. */
+  notBefore?: number;
 }
 
 export type DeliveryTarget =
@@ -218,6 +226,8 @@ export interface QueueSettings {
 export interface RecordOutcome {
   /** Subscriptions this batch disabled, and why. */
   disabled: { id: string; accountId: string; targetUrl: string; reason: string }[];
+  /** Deliveries it made due: the next of an ordered document, and those of operational events. */
+  queued: number;
 }
 
 export interface RecoverResult {
@@ -382,7 +392,7 @@ export interface Store {
     accountId: string,
     id: string,
     now: number,
-  ): Promise<Delivery | 'in_flight' | 'cancelled' | undefined>;
+  ): Promise<Delivery | 'in_flight' | 'cancelled' | 'waiting' | undefined>;
   /** Re-queues the subscription's failed deliveries created in [since, until). */
   replayFailed(accountId: string, subscriptionId: string, since: number, until: number, now: number): Promise<number>;
   /**

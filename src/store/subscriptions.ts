@@ -9,7 +9,7 @@ import { MAX_SIGNING_SECRETS, planRotation } from '../domain/secret-rotation.js'
 import { describeSpan, toIsoSeconds } from '../domain/time.js';
 import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
-import type { Database, SubscriptionsTable } from './schema.js';
+import { type Database, type SubscriptionsTable, UNFINISHED_STATUSES } from './schema.js';
 import type { Page, SubscriptionFilter, SubscriptionPatch } from './store.js';
 
 type Subscription = SubscriptionsTable;
@@ -149,6 +149,8 @@ export function updateSubscription(
       if (patch.targetUrl !== undefined) changes.target_url = patch.targetUrl;
       if (patch.eventTypes !== undefined) changes.event_types = joinEventTypes(patch.eventTypes);
       if (patch.secretTokenSealed !== undefined) changes.secret_token_sealed = patch.secretTokenSealed;
+      if (patch.rateLimitPerSecond !== undefined) changes.rate_limit_per_second = patch.rateLimitPerSecond;
+      if (patch.ordering !== undefined) changes.ordering = patch.ordering;
       if (patch.status !== undefined && patch.status !== current.status) {
         changes.status = patch.status;
         if (patch.status === 'active') {
@@ -176,6 +178,19 @@ export function updateSubscription(
           .where('status', '=', 'held')
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) > 0) {
+          await d.notifyDue(trx);
+          queueMicrotask(released);
+        }
+      }
+      if (current.ordering === 'document' && next.ordering === 'none') {
+        // No longer ordered: what waited behind an earlier delivery of its document goes now.
+        const result = await trx
+          .updateTable('deliveries')
+          .set({ status: next.status === 'active' ? 'pending' : 'held', next_attempt_at: now, updated_at: now })
+          .where('subscription_id', '=', id)
+          .where('status', '=', 'waiting')
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) > 0 && next.status === 'active') {
           await d.notifyDue(trx);
           queueMicrotask(released);
         }
@@ -230,7 +245,7 @@ export function deleteSubscription(d: StoreDialect, accountId: string, id: strin
       .updateTable('deliveries')
       .set({ status: 'cancelled', lease_owner: null, updated_at: now })
       .where('subscription_id', '=', id)
-      .where('status', 'in', ['pending', 'held', 'sending'])
+      .where('status', 'in', UNFINISHED_STATUSES)
       .execute();
     return true;
   });

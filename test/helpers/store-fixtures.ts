@@ -35,6 +35,8 @@ export function subscriptionRow(accountId: string, overrides: Partial<Subscripti
     deleted_at: null,
     kind: 'webhook',
     listen_seen_at: null,
+    rate_limit_per_second: null,
+    ordering: 'none',
     ...overrides,
   };
 }

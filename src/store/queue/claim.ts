@@ -8,8 +8,10 @@ import type { StoreDialect } from '../dialect.js';
 import type { CallbacksTable, Database, SubscriptionsTable } from '../schema.js';
 import type { ClaimedDelivery, DeliveryTarget, EventRecord } from '../store.js';
 import { unique } from './chunk.js';
+import { orderKeysOf, promoteWaiting } from './ordering.js';
 import { eventRecordFromRow } from './publish.js';
 import { releaseClaims } from './release.js';
+import { applyThrottles } from './throttle.js';
 
 /** deliveries.manual: 0 = scheduled; ONE_OFF = a single manual attempt on a finished delivery;
  * NUDGE = a manual attempt now on a delivery still in its retry schedule. */
@@ -117,9 +119,14 @@ export async function claimDueDeliveries(
     });
   }
   if (toHold.length > 0 || toCancel.length > 0) {
-    await settleUnsendable(db, owner, toHold, toCancel, now);
+    await settleUnsendable(dialect, owner, toHold, toCancel, now);
   }
-  return claimed;
+  const rates = new Map<string, number>();
+  for (const d of claimed) {
+    const rate = d.subscriptionId === null ? null : subscriptions.get(d.subscriptionId)?.rate_limit_per_second;
+    if (rate != null) rates.set(d.subscriptionId as string, rate);
+  }
+  return applyThrottles(dialect, owner, claimed, rates, now);
 }
 
 /** Where and how a subscription's delivery goes: retired signing secrets sign too until each expires. */
@@ -229,27 +236,39 @@ async function claimSqlite(
   });
 }
 
-/** Gives back claims that must not be sent: the attempt they counted never happened. */
+/**
+ * Gives back claims that must not be sent: the attempt they counted never happened. A cancelled
+ * one lets the next delivery of its document go (ordered subscriptions).
+ */
 async function settleUnsendable(
-  db: Kysely<Database>,
+  dialect: StoreDialect,
   owner: string,
   toHold: string[],
   toCancel: string[],
   now: number,
 ): Promise<void> {
-  for (const [ids, status] of [
-    [toHold, 'held'],
-    [toCancel, 'cancelled'],
-  ] as const) {
-    if (ids.length === 0) continue;
-    await db
-      .updateTable('deliveries')
-      .set({ status, lease_owner: null, attempt_count: sql`attempt_count - 1`, next_attempt_at: now, updated_at: now })
-      .where('id', 'in', ids)
-      .where('lease_owner', '=', owner)
-      .where('status', '=', 'sending')
-      .execute();
-  }
+  await dialect.writeTransaction(async (trx) => {
+    for (const [ids, status] of [
+      [toHold, 'held'],
+      [toCancel, 'cancelled'],
+    ] as const) {
+      if (ids.length === 0) continue;
+      await trx
+        .updateTable('deliveries')
+        .set({
+          status,
+          lease_owner: null,
+          attempt_count: sql`attempt_count - 1`,
+          next_attempt_at: now,
+          updated_at: now,
+        })
+        .where('id', 'in', ids)
+        .where('lease_owner', '=', owner)
+        .where('status', '=', 'sending')
+        .execute();
+    }
+    if (toCancel.length > 0) await promoteWaiting(trx, dialect.name, await orderKeysOf(trx, toCancel), now);
+  });
 }
 
 async function loadEvents(db: Kysely<Database>, cache: EventCache, ids: string[]): Promise<Map<string, EventRecord>> {

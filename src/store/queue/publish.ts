@@ -4,6 +4,7 @@
 // the new deliveries under its lease right here (direct hand-off), sparing each one the claim
 // statement; a crash before they are sent is then covered by the lease, as for any claim.
 import type { Kysely } from 'kysely';
+import { isEventType } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
 import type { DialectName, StoreDialect } from '../dialect.js';
 import { GenerationCache } from '../generation-cache.js';
@@ -20,6 +21,7 @@ import {
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
 import { callbackTarget, subscriptionTarget } from './claim.js';
+import { gateOrdered } from './ordering.js';
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -60,6 +62,7 @@ export const insertDeliveryRows = bulkInsert<DeliveriesTable>(
     updated_at: true,
     delivered_at: true,
     listen: true,
+    order_key: true,
   }),
 );
 
@@ -68,6 +71,10 @@ interface FanOutTarget {
   held: boolean;
   /** A listen session's: claimed only by the process holding its stream, never at publish. */
   listen: boolean;
+  /** Ordered per document: the delivery carries the document id as its order key. */
+  ordered: boolean;
+  /** Rate-limited: only a claim, which reserves its send slot, may take it. */
+  throttled: boolean;
   /** What the sender needs, should the delivery be claimed at publish. */
   target: DeliveryTarget;
 }
@@ -105,108 +112,127 @@ export async function publishEvents(
   /** Refuse the whole batch (rolled back, BatchRefusedError) when any request is refused. */
   allOrNothing = false,
 ): Promise<PublishedBatch> {
-  return dialect.writeTransaction(async (trx) => {
-    const results: (PublishResult | undefined)[] = new Array(requests.length);
-    const sameKeyAs = new Map<number, number>();
-    const toInsert = await resolveIdempotency(trx, requests, now, results, sameKeyAs);
+  return dialect.writeTransaction((trx) =>
+    publishWithin(trx, dialect, requests, now, claim, fanOutCache, allOrNothing),
+  );
+}
 
-    const fanOutVersion = dialect.fanOutVersion();
-    const targets = await loadFanOut(
-      trx,
-      toInsert.map((i) => requests[i] as PublishRequest),
-      now,
-      fanOutVersion === undefined ? undefined : fanOutCache?.at(fanOutVersion),
-    );
-    const eventRows: EventsTable[] = [];
-    const deliveryRows: DeliveriesTable[] = [];
-    let claimed: ClaimedDelivery[] = [];
-    let queuedEvents: EventRecord[] = [];
-    for (const [n, i] of toInsert.entries()) {
-      const request = requests[i] as PublishRequest;
-      const event: EventsTable = {
-        id: newId('evt'),
-        account_id: request.accountId,
-        type: request.type,
-        data: request.dataJson,
-        occurred_at: request.occurredAt,
+/** publishEvents' body, in a transaction the caller holds (recordAttempts publishes operational events in its own). */
+export async function publishWithin(
+  trx: Kysely<Database>,
+  dialect: StoreDialect,
+  requests: PublishRequest[],
+  now: number,
+  claim?: PublishClaim,
+  fanOutCache?: FanOutCache,
+  allOrNothing = false,
+): Promise<PublishedBatch> {
+  const results: (PublishResult | undefined)[] = new Array(requests.length);
+  const sameKeyAs = new Map<number, number>();
+  const toInsert = await resolveIdempotency(trx, requests, now, results, sameKeyAs);
+
+  const fanOutVersion = dialect.fanOutVersion();
+  const targets = await loadFanOut(
+    trx,
+    toInsert.map((i) => requests[i] as PublishRequest),
+    now,
+    fanOutVersion === undefined ? undefined : fanOutCache?.at(fanOutVersion),
+  );
+  const eventRows: EventsTable[] = [];
+  const deliveryRows: DeliveriesTable[] = [];
+  let claimed: ClaimedDelivery[] = [];
+  let queuedEvents: EventRecord[] = [];
+  for (const [n, i] of toInsert.entries()) {
+    const request = requests[i] as PublishRequest;
+    const event: EventsTable = {
+      id: newId('evt'),
+      account_id: request.accountId,
+      type: request.type,
+      data: request.dataJson,
+      occurred_at: request.occurredAt,
+      created_at: now,
+      idempotency_key: request.idempotencyKey ?? null,
+      request_hash: request.requestHash ?? null,
+      delivery_count: 0,
+      test: request.test ? 1 : 0,
+      document_id: request.documentId ?? null,
+    };
+    const eventTargets = targets[n] as FanOutTarget[];
+    event.delivery_count = eventTargets.length;
+    eventRows.push(event);
+    const record = eventRecordFromRow(event);
+    let leftQueued = false;
+    for (const target of eventTargets) {
+      const take =
+        claim !== undefined &&
+        !target.held &&
+        !target.listen &&
+        !target.ordered &&
+        !target.throttled &&
+        claimed.length < claim.limit;
+      if (!take && !target.held) leftQueued = true;
+      const id = newId('dlv');
+      deliveryRows.push({
+        id,
+        event_id: event.id,
+        account_id: event.account_id,
+        subscription_id: target.subscriptionId,
+        status: take ? 'sending' : target.held ? 'held' : 'pending',
+        attempt_count: take ? 1 : 0,
+        round_start: 0,
+        manual: 0,
+        // A claimed delivery's lease expiry, as claimDueDeliveries would set it.
+        next_attempt_at: take ? now + claim.leaseMs : now,
+        lease_owner: take ? claim.owner : null,
         created_at: now,
-        idempotency_key: request.idempotencyKey ?? null,
-        request_hash: request.requestHash ?? null,
-        delivery_count: 0,
-        test: request.test ? 1 : 0,
-        document_id: request.documentId ?? null,
-      };
-      const eventTargets = targets[n] as FanOutTarget[];
-      event.delivery_count = eventTargets.length;
-      eventRows.push(event);
-      const record = eventRecordFromRow(event);
-      let leftQueued = false;
-      for (const target of eventTargets) {
-        const take = claim !== undefined && !target.held && !target.listen && claimed.length < claim.limit;
-        if (!take && !target.held) leftQueued = true;
-        const id = newId('dlv');
-        deliveryRows.push({
+        updated_at: now,
+        delivered_at: null,
+        listen: target.listen ? 1 : 0,
+        order_key: target.ordered && !request.test ? (request.documentId ?? null) : null,
+      });
+      if (take) {
+        claimed.push({
           id,
-          event_id: event.id,
-          account_id: event.account_id,
-          subscription_id: target.subscriptionId,
-          status: take ? 'sending' : target.held ? 'held' : 'pending',
-          attempt_count: take ? 1 : 0,
-          round_start: 0,
-          manual: 0,
-          // A claimed delivery's lease expiry, as claimDueDeliveries would set it.
-          next_attempt_at: take ? now + claim.leaseMs : now,
-          lease_owner: take ? claim.owner : null,
-          created_at: now,
-          updated_at: now,
-          delivered_at: null,
-          listen: target.listen ? 1 : 0,
+          eventId: event.id,
+          accountId: event.account_id,
+          subscriptionId: target.subscriptionId,
+          attempt: 1,
+          attemptsBefore: 0,
+          trigger: 'scheduled',
+          oneOff: false,
+          event: record,
+          target: target.target,
         });
-        if (take) {
-          claimed.push({
-            id,
-            eventId: event.id,
-            accountId: event.account_id,
-            subscriptionId: target.subscriptionId,
-            attempt: 1,
-            attemptsBefore: 0,
-            trigger: 'scheduled',
-            oneOff: false,
-            event: record,
-            target: target.target,
-          });
-        }
       }
-      if (leftQueued) queuedEvents.push(record);
-      results[i] = { ok: true, event: record, replayed: false };
     }
+    if (leftQueued) queuedEvents.push(record);
+    results[i] = { ok: true, event: record, replayed: false };
+  }
 
-    const lostRace = await insertEvents(trx, dialect.name, eventRows);
-    const liveDeliveries = lostRace.size === 0 ? deliveryRows : deliveryRows.filter((d) => !lostRace.has(d.event_id));
-    if (lostRace.size > 0) {
-      claimed = claimed.filter((c) => !lostRace.has(c.eventId));
-      queuedEvents = queuedEvents.filter((e) => !lostRace.has(e.id));
-    }
-    for (const rows of chunk(liveDeliveries, 400)) await insertDeliveryRows(trx, dialect.name, rows);
-    if (lostRace.size > 0) await replayLostRaces(trx, requests, results, lostRace);
-    for (const [i, first] of sameKeyAs) {
-      const firstResult = results[first] as PublishResult;
-      const request = requests[i] as PublishRequest;
-      const sameBody = request.requestHash === (requests[first] as PublishRequest).requestHash;
-      results[i] =
-        firstResult.ok && sameBody
-          ? { ...firstResult, replayed: true }
-          : { ok: false, reason: 'idempotency_key_reused' };
-    }
-    if (allOrNothing) {
-      const refused = results.findIndex((r) => !r?.ok);
-      if (refused !== -1) throw new BatchRefusedError(refused, 'idempotency_key_reused');
-    }
-    let queued = 0;
-    for (const d of liveDeliveries) if (d.status === 'pending') queued++;
-    if (queued > 0) await dialect.notifyDue(trx);
-    return { results: results as PublishResult[], claimed, queued, queuedEvents };
-  });
+  const lostRace = await insertEvents(trx, dialect.name, eventRows);
+  const liveDeliveries = lostRace.size === 0 ? deliveryRows : deliveryRows.filter((d) => !lostRace.has(d.event_id));
+  if (lostRace.size > 0) {
+    claimed = claimed.filter((c) => !lostRace.has(c.eventId));
+    queuedEvents = queuedEvents.filter((e) => !lostRace.has(e.id));
+  }
+  await gateOrdered(trx, dialect.name, liveDeliveries);
+  for (const rows of chunk(liveDeliveries, 400)) await insertDeliveryRows(trx, dialect.name, rows);
+  if (lostRace.size > 0) await replayLostRaces(trx, requests, results, lostRace);
+  for (const [i, first] of sameKeyAs) {
+    const firstResult = results[first] as PublishResult;
+    const request = requests[i] as PublishRequest;
+    const sameBody = request.requestHash === (requests[first] as PublishRequest).requestHash;
+    results[i] =
+      firstResult.ok && sameBody ? { ...firstResult, replayed: true } : { ok: false, reason: 'idempotency_key_reused' };
+  }
+  if (allOrNothing) {
+    const refused = results.findIndex((r) => !r?.ok);
+    if (refused !== -1) throw new BatchRefusedError(refused, 'idempotency_key_reused');
+  }
+  let queued = 0;
+  for (const d of liveDeliveries) if (d.status === 'pending') queued++;
+  if (queued > 0) await dialect.notifyDue(trx);
+  return { results: results as PublishResult[], claimed, queued, queuedEvents };
 }
 
 /**
@@ -367,25 +393,37 @@ async function loadFanOut(
   return requests.map((r) => {
     if (r.onlySubscriptionId !== undefined) {
       const sub = directSubs.get(r.onlySubscriptionId);
-      return sub?.account_id === r.accountId
-        ? [{ subscriptionId: sub.id, held: false, listen: sub.kind === 'listen', target: subscriptionTarget(sub, now) }]
-        : [];
+      return sub?.account_id === r.accountId ? [{ ...fanOutOf(sub, now), held: false }] : [];
     }
     const targets: FanOutTarget[] = [];
     for (const sub of subsByKey.get(fanOutKey(r.accountId, r.type)) ?? []) {
-      targets.push({
-        subscriptionId: sub.id,
-        held: sub.status !== 'active',
-        listen: sub.kind === 'listen',
-        target: subscriptionTarget(sub, now),
-      });
+      if (sub.id !== r.excludeSubscriptionId) targets.push(fanOutOf(sub, now));
     }
-    const callback = callbackOf.get(r.accountId);
+    // The account callback takes the seed's document events only, never operational ones.
+    const callback = isEventType(r.type) ? callbackOf.get(r.accountId) : undefined;
     if (callback) {
-      targets.push({ subscriptionId: null, held: false, listen: false, target: callbackTarget(callback, now) });
+      targets.push({
+        subscriptionId: null,
+        held: false,
+        listen: false,
+        ordered: false,
+        throttled: false,
+        target: callbackTarget(callback, now),
+      });
     }
     return targets;
   });
+}
+
+function fanOutOf(sub: SubscriptionsTable, now: number): FanOutTarget {
+  return {
+    subscriptionId: sub.id,
+    held: sub.status !== 'active',
+    listen: sub.kind === 'listen',
+    ordered: sub.ordering === 'document',
+    throttled: sub.rate_limit_per_second !== null,
+    target: subscriptionTarget(sub, now),
+  };
 }
 
 /**

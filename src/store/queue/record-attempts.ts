@@ -4,13 +4,21 @@
 // carry their own due time each. The per-minute figures (attempt_stats) are added to in the same
 // transaction, one row per account and minute of the batch, in this process's own rows.
 import type { Kysely } from 'kysely';
+import {
+  type DeliveryFailedData,
+  isOperationalEventType,
+  type OperationalEventType,
+  type SubscriptionDisabledData,
+} from '../../domain/events.js';
 import { describeSpan } from '../../domain/time.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptStatsTable, AttemptsTable, Database } from '../schema.js';
-import type { AttemptResult, QueueSettings, RecordOutcome } from '../store.js';
+import type { AttemptResult, PublishRequest, QueueSettings, RecordOutcome } from '../store.js';
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
 import { MANUAL_NONE } from './claim.js';
+import { type OrderKey, promoteWaiting } from './ordering.js';
+import { publishWithin } from './publish.js';
 
 /** A number is never claimed twice; DO NOTHING only guards a batch against a bug elsewhere. */
 const insertAttemptRows = bulkInsert<AttemptsTable>(
@@ -74,7 +82,7 @@ export async function recordAttempts(
   now: number,
   settings: QueueSettings,
 ): Promise<RecordOutcome> {
-  if (results.length === 0) return { disabled: [] };
+  if (results.length === 0) return { disabled: [], queued: 0 };
   return dialect.writeTransaction(async (trx) => {
     const attemptRows: AttemptsTable[] = results.map((r) => ({
       delivery_id: r.deliveryId,
@@ -94,15 +102,24 @@ export async function recordAttempts(
 
     const delivered = results.filter((r) => r.outcome === 'delivered').map((r) => r.deliveryId);
     const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'gone').map((r) => r.deliveryId);
+    // Only the rows this process still held move: a result that lost its lease to a takeover is
+    // logged but decides nothing, so the finished list below never holds a delivery twice.
+    const finished: FinishedRow[] = [];
+    const finishedFailed = new Set<string>();
     for (const ids of chunk(delivered, 500)) {
-      await leased(trx, owner, ids)
+      const rows = await leased(trx, owner, ids)
         .set({ status: 'delivered', delivered_at: now, lease_owner: null, manual: MANUAL_NONE, updated_at: now })
+        .returning(['id', 'subscription_id', 'order_key'])
         .execute();
+      finished.push(...rows);
     }
     for (const ids of chunk(failed, 500)) {
-      await leased(trx, owner, ids)
+      const rows = await leased(trx, owner, ids)
         .set({ status: 'failed', lease_owner: null, manual: MANUAL_NONE, updated_at: now })
+        .returning(['id', 'subscription_id', 'order_key'])
         .execute();
+      finished.push(...rows);
+      for (const r of rows) finishedFailed.add(r.id);
     }
     for (const r of results) {
       if (r.outcome !== 'retry') continue;
@@ -116,8 +133,110 @@ export async function recordAttempts(
         })
         .execute();
     }
-    return { disabled: await updateSubscriptionHealth(trx, results, now, settings) };
+    const disabled = await updateSubscriptionHealth(trx, results, now, settings);
+    const keys: OrderKey[] = [];
+    for (const r of finished) {
+      if (r.order_key !== null && r.subscription_id !== null) {
+        keys.push({ subscriptionId: r.subscription_id, orderKey: r.order_key });
+      }
+    }
+    const promoted = await promoteWaiting(trx, dialect.name, keys, now);
+    if (promoted > 0) await dialect.notifyDue(trx);
+    const failedFinally = results.filter((r) => r.trigger === 'scheduled' && finishedFailed.has(r.deliveryId));
+    const operational = await operationalEvents(trx, failedFinally, disabled, now);
+    const published = operational.length === 0 ? 0 : (await publishWithin(trx, dialect, operational, now)).queued;
+    return { disabled, queued: promoted + published };
   });
+}
+
+interface FinishedRow {
+  id: string;
+  subscription_id: string | null;
+  order_key: string | null;
+}
+
+/**
+ * The operational events this batch makes: `delivery.failed` for each delivery whose retries ran
+ * out (scheduled attempts only: a manual one-off on a finished delivery changes nothing), and
+ * `subscription.disabled` for each subscription it disabled. Neither goes to the subscription it
+ * is about. Failures of operational events themselves, of test events and of listen sessions make
+ * none: two dead receivers of `delivery.failed` would otherwise feed each other for ever.
+ */
+async function operationalEvents(
+  trx: Kysely<Database>,
+  failedFinally: AttemptResult[],
+  disabled: RecordOutcome['disabled'],
+  now: number,
+): Promise<PublishRequest[]> {
+  const requests: PublishRequest[] = [];
+  for (const part of chunk(failedFinally, 500)) {
+    const rows = await trx
+      .selectFrom('deliveries as d')
+      .innerJoin('events as e', 'e.id', 'd.event_id')
+      .leftJoin('subscriptions as s', 's.id', 'd.subscription_id')
+      .leftJoin('callbacks as c', 'c.account_id', 'd.account_id')
+      .select([
+        'd.id',
+        'd.account_id',
+        'd.subscription_id',
+        'd.event_id',
+        'd.attempt_count',
+        'd.listen',
+        'e.type',
+        'e.test',
+        's.target_url',
+        'c.url as callback_url',
+      ])
+      .where(
+        'd.id',
+        'in',
+        part.map((r) => r.deliveryId),
+      )
+      .execute();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const result of part) {
+      const row = byId.get(result.deliveryId);
+      if (!row || row.listen === 1 || row.test === 1 || isOperationalEventType(row.type)) continue;
+      const data: DeliveryFailedData = {
+        subscription_id: row.subscription_id,
+        target_url: (row.subscription_id === null ? row.callback_url : row.target_url) ?? '',
+        reason: failureReason(result),
+        delivery_id: row.id,
+        event_id: row.event_id,
+        event_type: row.type,
+        attempts: row.attempt_count,
+      };
+      requests.push(operational(row.account_id, 'delivery.failed', data, now, row.subscription_id));
+    }
+  }
+  for (const sub of disabled) {
+    const data: SubscriptionDisabledData = { subscription_id: sub.id, target_url: sub.targetUrl, reason: sub.reason };
+    requests.push(operational(sub.accountId, 'subscription.disabled', data, now, sub.id));
+  }
+  return requests;
+}
+
+function operational(
+  accountId: string,
+  type: OperationalEventType,
+  data: DeliveryFailedData | SubscriptionDisabledData,
+  now: number,
+  about: string | null,
+): PublishRequest {
+  return {
+    accountId,
+    type,
+    dataJson: JSON.stringify(data),
+    occurredAt: now,
+    ...(about === null ? {} : { excludeSubscriptionId: about }),
+  };
+}
+
+/** The last attempt's answer, as the delivery log would put it. */
+function failureReason(r: AttemptResult): string {
+  if (r.outcome === 'gone') return 'the receiver answered 410 Gone';
+  const last = r.statusCode === null ? (r.error ?? 'no answer') : `HTTP ${r.statusCode}`;
+  return `its retries ran out; the last attempt got ${last}`;
 }
 
 function leased(trx: Kysely<Database>, owner: string, ids: string[]) {

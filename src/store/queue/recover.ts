@@ -10,12 +10,21 @@ import type { DeliveriesTable, SubscriptionsTable } from '../schema.js';
 import type { DeliverOutcome, RecoverResult } from '../store.js';
 import { liveSubscription } from '../subscriptions.js';
 import { chunk } from './chunk.js';
+import { gateOrdered } from './ordering.js';
 import { insertDeliveryRows } from './publish.js';
 
-function newDelivery(eventId: string, sub: SubscriptionsTable, now: number): DeliveriesTable {
+/**
+ * An ordered subscription's new delivery takes its place behind the document's unfinished ones
+ * (gateOrdered): after them, never beside them, though it may be older than they are.
+ */
+function newDelivery(
+  event: { id: string; document_id: string | null },
+  sub: SubscriptionsTable,
+  now: number,
+): DeliveriesTable {
   return {
     id: newId('dlv'),
-    event_id: eventId,
+    event_id: event.id,
     account_id: sub.account_id,
     subscription_id: sub.id,
     status: sub.status === 'active' ? 'pending' : 'held',
@@ -28,6 +37,7 @@ function newDelivery(eventId: string, sub: SubscriptionsTable, now: number): Del
     updated_at: now,
     delivered_at: null,
     listen: sub.kind === 'listen' ? 1 : 0,
+    order_key: sub.ordering === 'document' ? event.document_id : null,
   };
 }
 
@@ -53,7 +63,7 @@ export async function recoverMissed(
     const from = Math.max(since, sub.created_at);
     const events = await trx
       .selectFrom('events as e')
-      .select(['e.id', 'e.created_at'])
+      .select(['e.id', 'e.created_at', 'e.document_id'])
       .where('e.account_id', '=', accountId)
       .where('e.type', 'in', splitEventTypes(sub.event_types))
       .where('e.test', '=', 0)
@@ -74,7 +84,8 @@ export async function recoverMissed(
       .limit(limit + 1)
       .execute();
     const taken = events.slice(0, limit);
-    const rows = taken.map((e) => newDelivery(e.id, sub, now));
+    const rows = taken.map((e) => newDelivery(e, sub, now));
+    await gateOrdered(trx, dialect.name, rows);
     for (const batch of chunk(rows, 400)) await insertDeliveryRows(trx, dialect.name, batch);
     for (const ids of chunk(
       taken.map((e) => e.id),
@@ -98,7 +109,7 @@ export async function deliverEvent(
   return dialect.writeTransaction(async (trx) => {
     const event = await trx
       .selectFrom('events')
-      .select(['id', 'type'])
+      .select(['id', 'type', 'document_id'])
       .where('id', '=', eventId)
       .where('account_id', '=', accountId)
       .executeTakeFirst();
@@ -108,7 +119,8 @@ export async function deliverEvent(
     if (!splitEventTypes(sub.event_types).includes(event.type)) {
       return { ok: false as const, reason: 'event_type_not_subscribed' as const };
     }
-    const delivery = newDelivery(event.id, sub, now);
+    const delivery = newDelivery(event, sub, now);
+    await gateOrdered(trx, dialect.name, [delivery]);
     await insertDeliveryRows(trx, dialect.name, [delivery]);
     await trx
       .updateTable('events')

@@ -29,7 +29,15 @@ export type DeliveryStatus = NonNullable<DeliveryQuery['status']>;
 export type AuthType = Callback['authType'];
 
 export const EVENT_TYPES: EventType[] = ['document.sent', 'document.signed', 'document.declined'];
-export const DELIVERY_STATUSES: DeliveryStatus[] = ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled'];
+export const DELIVERY_STATUSES: DeliveryStatus[] = [
+  'pending',
+  'sending',
+  'delivered',
+  'failed',
+  'held',
+  'cancelled',
+  'waiting',
+];
 
 export const queries = {
   me: async (token?: string) =>
