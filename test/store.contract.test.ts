@@ -16,6 +16,7 @@ import { openStore } from '../src/store/kysely-store.js';
 import { migrateToLatest } from '../src/store/migrator.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { ATTEMPT_STATS_KEEP_MS } from '../src/store/queue/record-attempts.js';
+import { slotMicros } from '../src/store/queue/throttle.js';
 import { RESTART_AT_FRAMES, startCheckpointer } from '../src/store/sqlite/checkpointer.js';
 import type {
   Account,
@@ -1990,20 +1991,22 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             for (let i = 0; i < 6; i++) await publish({ accountId: acme.id }, T0);
             const first = await store.claimDueDeliveries('worker-a', 50, T0, LEASE_MS);
             // The unthrottled subscription gets all six at once; the throttled one only what fits
-            // in the next 250 ms at 4/s (one slot per 262.5 ms).
+            // in the next 250 ms at 4/s: one slot (a slot is 1/4 s, widened by PACE_FACTOR).
+            const step = slotMicros(4) / 1000;
+            expect(step).toBe(275);
             expect(first.filter((c) => c.subscriptionId === fast.id)).toHaveLength(6);
             const slowClaimed = first.filter((c) => c.subscriptionId === slow.id);
             expect(slowClaimed).toHaveLength(1);
-            expect(slowClaimed[0]?.notBefore).toBeUndefined();
+            expect(slowClaimed[0]?.notBefore).toBe(T0);
             const left = (await store.listDeliveries(acme.id, { limit: 50, subscriptionId: slow.id })).items.filter(
               (d) => d.status === 'pending',
             );
             expect(left).toHaveLength(5);
             for (const d of left)
-              expect(d).toMatchObject({ attempt_count: 0, next_attempt_at: T0 + 263, lease_owner: null });
+              expect(d).toMatchObject({ attempt_count: 0, next_attempt_at: T0 + step, lease_owner: null });
             expect(await store.listAttempts(ids(left))).toEqual([]);
-            expect(await store.claimDueDeliveries('worker-a', 50, T0 + 262, LEASE_MS)).toEqual([]);
-            expect(await store.claimDueDeliveries('worker-a', 50, T0 + 263, LEASE_MS)).toHaveLength(1);
+            expect(await store.claimDueDeliveries('worker-a', 50, T0 + step - 1, LEASE_MS)).toEqual([]);
+            expect(await store.claimDueDeliveries('worker-a', 50, T0 + step, LEASE_MS)).toHaveLength(1);
           });
 
           it('shares one budget between stores on the same database, slot after slot', async () => {
@@ -2013,14 +2016,14 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             try {
               const a = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
               const b = await second.claimDueDeliveries('worker-b', 10, T0, LEASE_MS);
-              // 10.5 ms a slot: a takes 10 slots from T0, b the next ones up to the 250 ms horizon.
-              const slots = [...a, ...b].map((c) => c.notBefore ?? T0);
-              expect(slots).toHaveLength(20);
-              slots.forEach((slot, i) => {
-                expect(slot).toBeCloseTo(T0 + i * 10.5, 6);
-              });
+              // 11 ms a slot: a takes 10 slots from T0, b the next 10, c what is left of the
+              // 250 ms horizon (220, 231 and 242 ms).
+              const step = slotMicros(100) / 1000;
+              expect(step).toBe(11);
+              const slots = [...a, ...b].map((c) => c.notBefore);
+              expect(slots).toEqual(Array.from({ length: 20 }, (_, i) => T0 + i * step));
               const c = await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS);
-              expect(c.map((d) => d.notBefore)).toEqual([T0 + 210, T0 + 220.5, T0 + 231, T0 + 241.5]);
+              expect(c.map((d) => d.notBefore)).toEqual([20, 21, 22].map((i) => T0 + i * step));
             } finally {
               await second.close();
             }
@@ -2032,8 +2035,9 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             expect(await store.claimDueDeliveries('worker-a', 10, T0, LEASE_MS)).toHaveLength(1);
             await store.updateSubscription(acme.id, sub.id, { rateLimitPerSecond: null }, T0 + 1);
             expect((await subscription(sub.id)).rate_limit_per_second).toBeNull();
-            // The two handed back are due at the slot they were given (1.05 s on), then go at once.
-            expect(await store.claimDueDeliveries('worker-a', 10, T0 + 1050, LEASE_MS)).toHaveLength(2);
+            // The two handed back are due at the next slot (1.1 s on), then go at once.
+            expect(await store.claimDueDeliveries('worker-a', 10, T0 + 1099, LEASE_MS)).toEqual([]);
+            expect(await store.claimDueDeliveries('worker-a', 10, T0 + 1100, LEASE_MS)).toHaveLength(2);
           });
         });
 
