@@ -21,6 +21,7 @@ interface SubscriptionView {
   id: string;
   target_url: string;
   event_type: string;
+  event_types: string[];
   status: string;
   created_at: string;
   updated_at: string;
@@ -367,6 +368,8 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
               updated_at: sub.updated_at,
               has_secret_token: true,
               disabled_reason: null,
+              rate_limit_per_second: null,
+              ordering: 'none',
               last_delivery: null,
             },
           ],
@@ -466,6 +469,100 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
       it('answers 404 for an unknown id', async () => {
         const token = await freshAccount();
         expectError(await patch(token, 'sub_01ARZ3NDEKTSV4RRFFQ69G5FAV', { status: 'paused' }), 404, 'not_found');
+      });
+    });
+
+    describe('delivery controls and operational event types', () => {
+      it('takes rate_limit_per_second and ordering at creation, shows them, and changes or lifts them with PATCH', async () => {
+        const token = await freshAccount();
+        const plain = await created(token, SEED_REQUEST);
+        expect(plain).toMatchObject({ rate_limit_per_second: null, ordering: 'none' });
+        const sub = await created(token, {
+          target_url: 'https://your-app.com/controlled',
+          event_type: 'document.sent',
+          rate_limit_per_second: 10_000,
+          ordering: 'document',
+        });
+        expect(sub).toMatchObject({ rate_limit_per_second: 10_000, ordering: 'document' });
+        expect((await get(token, sub.id)).json().subscriptions[0]).toMatchObject({
+          rate_limit_per_second: 10_000,
+          ordering: 'document',
+        });
+        const listed = await service.request({ method: 'GET', url: PATH, token });
+        expect(listed.json().subscriptions.find((s: SubscriptionView) => s.id === sub.id)).toMatchObject({
+          rate_limit_per_second: 10_000,
+        });
+        const changed = await patch(token, sub.id, { rate_limit_per_second: 1, ordering: 'none' });
+        expect(changed.json().subscriptions[0]).toMatchObject({ rate_limit_per_second: 1, ordering: 'none' });
+        const lifted = await patch(token, sub.id, { rate_limit_per_second: null });
+        expect(lifted.json().subscriptions[0]).toMatchObject({ rate_limit_per_second: null, ordering: 'none' });
+      });
+
+      it.each([
+        ['a rate limit of 0', { rate_limit_per_second: 0 }, 'rate_limit_per_second'],
+        ['a rate limit over 10,000', { rate_limit_per_second: 10_001 }, 'rate_limit_per_second'],
+        ['a fractional rate limit', { rate_limit_per_second: 2.5 }, 'rate_limit_per_second'],
+        ['a rate limit as text', { rate_limit_per_second: '20' }, 'rate_limit_per_second'],
+        ['an unknown ordering', { ordering: 'fifo' }, 'ordering'],
+        ['an unknown event type', { event_type: 'delivery.lost' }, 'event_type'],
+      ])('answers 400 for %s, at creation and in PATCH, and changes nothing', async (_label, fields, field) => {
+        const token = await freshAccount();
+        expectFieldError(await create(token, { ...SEED_REQUEST, ...fields }), field);
+        expect((await service.request({ method: 'GET', url: PATH, token })).json().subscriptions).toEqual([]);
+        const sub = await created(token, SEED_REQUEST);
+        expectFieldError(await patch(token, sub.id, fields), field);
+        expect((await get(token, sub.id)).json().subscriptions[0]).toMatchObject({
+          rate_limit_per_second: null,
+          ordering: 'none',
+          event_type: 'document.signed',
+        });
+      });
+
+      it('subscribes to the operational events, alone or beside document events, and filters by them', async () => {
+        const token = await freshAccount();
+        const ops = await created(token, {
+          target_url: 'https://ops.example.com/hooks',
+          event_types: ['subscription.disabled', 'delivery.failed'],
+        });
+        expect(ops.event_types).toEqual(['subscription.disabled', 'delivery.failed']);
+        const single = await created(token, {
+          target_url: 'https://ops.example.com/one',
+          event_type: 'delivery.failed',
+        });
+        expect(single.event_type).toBe('delivery.failed');
+        const all = await created(token, {
+          target_url: 'https://ops.example.com/all',
+          event_types: [
+            'document.sent',
+            'document.signed',
+            'document.declined',
+            'subscription.disabled',
+            'delivery.failed',
+          ],
+        });
+        expect(all.event_types).toHaveLength(5);
+        const filtered = await service.request({ method: 'GET', url: `${PATH}?event_type=delivery.failed`, token });
+        expect(
+          filtered
+            .json()
+            .subscriptions.map((s: SubscriptionView) => s.id)
+            .sort(),
+        ).toEqual([ops.id, single.id, all.id].sort());
+      });
+
+      it('refuses to publish an operational event through the API: countersign makes those itself', async () => {
+        const token = await freshAccount();
+        const res = await service.request({
+          method: 'POST',
+          url: '/v1/events',
+          token,
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({
+            event: 'delivery.failed',
+            data: { document_id: 'doc_1', signer_email: 'a@example.com', audit_url: 'https://example.com/a' },
+          }),
+        });
+        expectFieldError(res, 'event');
       });
     });
 

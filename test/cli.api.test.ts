@@ -326,6 +326,59 @@ describe('the API commands against a running countersign', () => {
     expect(gone.stderr).toBe('countersign: subscription not found\n');
   });
 
+  it('sets and changes a subscription’s rate limit and ordering, and subscribes to operational events', async () => {
+    const created = await cli([
+      'subscriptions',
+      'create',
+      '--target-url',
+      `${receiver.url}/controlled`,
+      '--event-type',
+      'document.signed,delivery.failed',
+      '--rate-limit',
+      '20',
+      '--ordering',
+      'document',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^event_types:\s+document\.signed, delivery\.failed$/m);
+    expect(created.stdout).toMatch(/^rate_limit:\s+20\/s$/m);
+    expect(created.stdout).toMatch(/^ordering:\s+document$/m);
+    const id = /^id:\s+(sub_\S+)/m.exec(created.stdout)?.[1] as string;
+
+    const updated = await cli(['subscriptions', 'update', id, '--rate-limit', 'none', '--ordering', 'none']);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toMatch(/^rate_limit:\s+none$/m);
+    expect(updated.stdout).toMatch(/^ordering:\s+none$/m);
+    const shown = await json<{ subscriptions: { rate_limit_per_second: number | null; ordering: string }[] }>([
+      'subscriptions',
+      'get',
+      id,
+    ]);
+    expect(shown.subscriptions[0]).toMatchObject({ rate_limit_per_second: null, ordering: 'none' });
+
+    for (const [args, message] of [
+      [['--rate-limit', '0'], '--rate-limit must be an integer from 1 to 10000, got "0"'],
+      [['--rate-limit', '10001'], '--rate-limit must be an integer from 1 to 10000, got "10001"'],
+      [['--ordering', 'fifo'], '--ordering takes none or document, got "fifo"'],
+      [[], 'subscriptions update needs --rate-limit or --ordering'],
+    ] as const) {
+      const refused = await cli(['subscriptions', 'update', id, ...args]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(message);
+    }
+    const unknown = await cli([
+      'subscriptions',
+      'create',
+      '--target-url',
+      `${receiver.url}/x`,
+      '--event-type',
+      'delivery.lost',
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown event type "delivery.lost"');
+    expect((await cli(['subscriptions', 'delete', id, '--yes'])).code).toBe(0);
+  });
+
   it('says so when nothing answers at the address', async () => {
     const port = await freePort();
     const result = await cli(['events', 'list'], {
@@ -344,7 +397,7 @@ describe('the API commands against a running countersign', () => {
       ['login'],
       ['trigger'],
       ['replay'],
-      ...['list', 'get', 'create', 'pause', 'resume', 'delete', 'rotate-secret', 'test'].map((c) => [
+      ...['list', 'get', 'create', 'update', 'pause', 'resume', 'delete', 'rotate-secret', 'test'].map((c) => [
         'subscriptions',
         c,
       ]),

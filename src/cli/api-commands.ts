@@ -1,10 +1,10 @@
 // The commands that work through a running countersign's HTTP API, for operators and scripts:
-// login, trigger, listen, subscriptions, events, deliveries and replay. Tables for people, the API's own
-// JSON with --json; exit 1 with the API's message when it refuses, 2 for a usage error.
+// login, trigger, listen, subscriptions, events, deliveries, replay and erasure. Tables for people,
+// the API's own JSON with --json; exit 1 with the API's message when it refuses, 2 for a usage error.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { type Command, Option } from 'commander';
-import { EVENT_TYPES, isEventType } from '../domain/events.js';
+import { EVENT_TYPES, isEventType, isSubscribableEventType, SUBSCRIBABLE_EVENT_TYPES } from '../domain/events.js';
 import { parseDuration } from '../domain/time.js';
 import {
   ApiCallError,
@@ -62,6 +62,29 @@ function eventType(text: string): string {
   return text;
 }
 
+/** What a subscription may take: the document events and the operational ones. */
+function subscribableType(text: string): string {
+  if (!isSubscribableEventType(text)) {
+    throw new ApiUsageError(`unknown event type "${text}" (use ${SUBSCRIBABLE_EVENT_TYPES.join(', ')})`);
+  }
+  return text;
+}
+
+/**
+ * --rate-limit: deliveries a second (1 to 10000), or `none` to lift the limit. `none` stays a
+ * string: commander turns an option value of null into ''.
+ */
+function rateLimit(text: string): number | 'none' {
+  return text === 'none' ? 'none' : positiveInteger('--rate-limit', 10_000)(text);
+}
+
+function ordering(text: string): string {
+  if (text !== 'none' && text !== 'document') {
+    throw new ApiUsageError(`--ordering takes none or document, got "${text}"`);
+  }
+  return text;
+}
+
 /** An RFC 3339 time, or a duration back from now (`2h` is two hours ago). */
 function timeOption(name: string) {
   return (text: string): string => {
@@ -87,6 +110,8 @@ interface Subscription {
   status: string;
   has_secret_token: boolean;
   disabled_reason: string | null;
+  rate_limit_per_second: number | null;
+  ordering: string;
   created_at: string;
   signing_secret?: string;
   last_delivery?: {
@@ -356,7 +381,7 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
       .addOption(
         new Option('--status <status>', 'only those with this status').choices(['active', 'paused', 'disabled']),
       )
-      .option('--event-type <type>', 'only those that take this event type', eventType)
+      .option('--event-type <type>', 'only those that take this event type', subscribableType)
       .option('--limit <n>', 'at most this many (1 to 100)', positiveInteger('--limit', 100), 100),
     done,
     async (connection, options) => {
@@ -389,6 +414,8 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
         ['status', s.status],
         ['disabled_reason', s.disabled_reason],
         ['secret_token', s.has_secret_token ? 'set' : 'none'],
+        ['rate_limit', s.rate_limit_per_second === null ? 'none' : `${s.rate_limit_per_second}/s`],
+        ['ordering', s.ordering],
         ['created_at', shortTime(s.created_at)],
         [
           'last_delivery',
@@ -420,10 +447,12 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
       .option(
         '--secret-token-stdin',
         'read the seed’s secret_token from standard input (never a flag: it is a credential)',
-      ),
+      )
+      .option('--rate-limit <n>', 'at most n deliveries a second (1 to 10000)', rateLimit)
+      .option('--ordering <mode>', 'document: one document’s deliveries one at a time, in publish order', ordering),
     done,
     async (connection, options) => {
-      const types = (options.eventType as string[]).flatMap((t) => t.split(',')).map((t) => eventType(t.trim()));
+      const types = (options.eventType as string[]).flatMap((t) => t.split(',')).map((t) => subscribableType(t.trim()));
       if (types.length === 0) throw new ApiUsageError('subscriptions create needs --event-type');
       let secretToken: string | undefined;
       if (options.secretTokenStdin) {
@@ -435,12 +464,42 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
           target_url: options.targetUrl,
           ...(types.length === 1 ? { event_type: types[0] } : { event_types: types }),
           ...(secretToken === undefined ? {} : { secret_token: secretToken }),
+          ...(options.rateLimit === undefined || options.rateLimit === 'none'
+            ? {}
+            : { rate_limit_per_second: options.rateLimit }),
+          ...(options.ordering === undefined ? {} : { ordering: options.ordering }),
         },
       });
       if (options.json) return printJson(made);
       const s = made.subscriptions[0] as Subscription;
       showSubscription(s);
       process.stdout.write(`signing_secret: ${s.signing_secret} (shown only this once)\n`);
+    },
+  );
+  apiAction(
+    subscriptions
+      .command('update')
+      .description('change a subscription’s rate limit or ordering')
+      .argument('<id>', 'the subscription id (sub_…)')
+      .option('--rate-limit <n>', 'at most n deliveries a second (1 to 10000), or none', rateLimit)
+      .option('--ordering <mode>', 'none, or document (one document at a time, in publish order)', ordering),
+    done,
+    async (connection, options, id: string) => {
+      const body: Record<string, unknown> = {};
+      if (options.rateLimit !== undefined) {
+        body.rate_limit_per_second = options.rateLimit === 'none' ? null : options.rateLimit;
+      }
+      if (options.ordering !== undefined) body.ordering = options.ordering;
+      if (Object.keys(body).length === 0)
+        throw new ApiUsageError('subscriptions update needs --rate-limit or --ordering');
+      const changed = await callApi<{ subscriptions: Subscription[] }>(
+        connection,
+        'PATCH',
+        `/v1/webhooks/subscriptions/${encodeURIComponent(id)}`,
+        { body },
+      );
+      if (options.json) return printJson(changed);
+      showSubscription(changed.subscriptions[0] as Subscription);
     },
   );
   for (const [name, status, about] of [
@@ -721,6 +780,49 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
       }
       if (options.json) return printJson({ requeued });
       process.stdout.write(`${requeued} failed deliver${requeued === 1 ? 'y' : 'ies'} re-queued\n`);
+    },
+  );
+
+  // ---- erasure ----
+  apiAction(
+    program
+      .command('erasure')
+      .description('erase a signer’s address or a document from the stored events and attempts (admin token)')
+      .option('--signer-email <address>', 'every event whose data holds this address, in any letter case')
+      .option('--document-id <id>', 'every event of this document')
+      .addHelpText(
+        'after',
+        '\nGive exactly one. The events keep their id, type and times, with data {"erased":true}; their\n' +
+          'deliveries not yet made are cancelled. Exits 1 when the server reports the erasure incomplete\n' +
+          '(run it again), with what remains on stderr.',
+      ),
+    done,
+    async (connection, options) => {
+      const email = options.signerEmail as string | undefined;
+      const documentId = options.documentId as string | undefined;
+      if ((email === undefined) === (documentId === undefined)) {
+        throw new ApiUsageError(
+          'erasure needs exactly one of --signer-email and --document-id; see "countersign erasure --help"',
+        );
+      }
+      const answer = await callApi<{
+        events_erased: number;
+        deliveries_cancelled: number;
+        attempts_scrubbed: number;
+        complete: boolean;
+        warnings: string[];
+      }>(connection, 'POST', '/v1/erasure', {
+        body: email === undefined ? { document_id: documentId } : { signer_email: email },
+      });
+      if (options.json) printJson(answer);
+      else {
+        process.stdout.write(
+          `erased ${answer.events_erased} event${answer.events_erased === 1 ? '' : 's'}, cancelled ` +
+            `${answer.deliveries_cancelled} deliver${answer.deliveries_cancelled === 1 ? 'y' : 'ies'}, scrubbed ` +
+            `${answer.attempts_scrubbed} attempt${answer.attempts_scrubbed === 1 ? '' : 's'}\n`,
+        );
+      }
+      if (!answer.complete) throw new Error(`the erasure is not complete: ${answer.warnings.join('; ')}`);
     },
   );
 }
