@@ -255,6 +255,56 @@ describe('the portal in a real browser', () => {
     expect(String(test?.headers['webhook-signature']).split(' ')).toHaveLength(2);
   });
 
+  it('sets, refuses and lifts a rate limit and ordering, and creates an operational-events subscription', async () => {
+    await page.goto(`${server.url}/ui/subscriptions/${ids.subscription}`);
+    await heading('Subscription').waitFor();
+    const facts = page.locator('.facts');
+    expect(await facts.textContent()).toContain('Rate limitnone');
+
+    await page.getByLabel('Rate limit (a second, empty for none)').fill('0');
+    await page.getByLabel('Rate limit (a second, empty for none)').evaluate((input: HTMLInputElement) => {
+      input.removeAttribute('min'); // past the browser's own check, so the API's message shows
+    });
+    await page.getByRole('button', { name: 'Save controls' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('rate_limit_per_second');
+
+    await page.getByLabel('Rate limit (a second, empty for none)').fill('25');
+    await page.getByLabel('Ordering', { exact: true }).selectOption('document');
+    await page.getByRole('button', { name: 'Save controls' }).click();
+    await page.getByText('Saved: at most 25 a second, ordered by document.').waitFor();
+    await expect.poll(() => facts.textContent()).toContain('Rate limit25 a second');
+    expect(await facts.textContent()).toContain('Orderingby document, in publish order');
+    expect((await api(`/v1/webhooks/subscriptions/${ids.subscription}`)).body).toMatchObject({
+      subscriptions: [{ rate_limit_per_second: 25, ordering: 'document' }],
+    });
+
+    await page.getByLabel('Rate limit (a second, empty for none)').fill('');
+    await page.getByLabel('Ordering', { exact: true }).selectOption('none');
+    await page.getByRole('button', { name: 'Save controls' }).click();
+    await page.getByText('Saved: no rate limit, no ordering.').waitFor();
+    expect((await api(`/v1/webhooks/subscriptions/${ids.subscription}`)).body).toMatchObject({
+      subscriptions: [{ rate_limit_per_second: null, ordering: 'none' }],
+    });
+
+    await page.goto(`${server.url}/ui/subscriptions`);
+    await heading('Subscriptions').waitFor();
+    await page.getByLabel('Target URL').fill(`${receiver.url}/hooks/ops`);
+    await page.getByLabel('Event type').selectOption('all-operational');
+    await page.getByLabel('Rate limit', { exact: true }).fill('5');
+    await page.getByRole('button', { name: 'Create subscription' }).click();
+    await page.locator('.notice-secret code').waitFor();
+    const row = page.getByRole('row').filter({ hasText: `${receiver.url}/hooks/ops` });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('subscription.disabled');
+    const opsId = ((await row.getByRole('link').first().getAttribute('href')) ?? '').split('/').pop() as string;
+    expect((await api(`/v1/webhooks/subscriptions/${opsId}`)).body).toMatchObject({
+      subscriptions: [
+        { event_types: ['subscription.disabled', 'delivery.failed'], rate_limit_per_second: 5, ordering: 'none' },
+      ],
+    });
+    await page.getByRole('button', { name: 'Done' }).click();
+  });
+
   it('replays a subscription’s failed deliveries in a time window', async () => {
     const failedOfSubscription = async () =>
       (await api(`/v1/deliveries?status=failed&subscription_id=${ids.subscription}`)).body.deliveries;
@@ -468,9 +518,13 @@ describe('the portal in a real browser', () => {
     }
     expect(report).toEqual([]);
     // Nothing the pages did was refused by the CSP or threw, and the API refused only what the
-    // steps above meant it to: the bad token, the bad URL, the deleted subscription.
+    // steps above meant it to: the bad token, the bad URL, the rate limit of 0.
     expect(problems.errors.filter((e) => !e.startsWith('Failed to load resource'))).toEqual([]);
-    expect(problems.failedRequests).toEqual(['401 GET /v1/me', '400 POST /v1/webhooks/subscriptions']);
+    expect(problems.failedRequests).toEqual([
+      '401 GET /v1/me',
+      '400 POST /v1/webhooks/subscriptions',
+      `400 PATCH /v1/webhooks/subscriptions/${ids.subscription}`,
+    ]);
   }, 120_000);
 });
 

@@ -25,10 +25,23 @@ export type SubscriptionQuery = Query<'/v1/webhooks/subscriptions'>;
 export type EventQuery = Query<'/v1/events'>;
 export type DeliveryQuery = Query<'/v1/deliveries'>;
 export type EventType = NonNullable<SubscriptionQuery['event_type']>;
+/** A request body as our OpenAPI document has it. */
+type JsonBody<P extends keyof paths, M extends 'post' | 'patch'> = paths[P][M] extends {
+  requestBody?: { content: { 'application/json': infer B } };
+}
+  ? B
+  : never;
+export type DocumentEventType = NonNullable<
+  NonNullable<JsonBody<'/v1/webhooks/subscriptions/{id}/test', 'post'>>['event_type']
+>;
 export type DeliveryStatus = NonNullable<DeliveryQuery['status']>;
 export type AuthType = Callback['authType'];
 
-export const EVENT_TYPES: EventType[] = ['document.sent', 'document.signed', 'document.declined'];
+/** The document events: what a platform publishes, and what a test event may be. */
+export const EVENT_TYPES: DocumentEventType[] = ['document.sent', 'document.signed', 'document.declined'];
+/** Events countersign makes about its own deliveries, for subscriptions that take them. */
+export const OPERATIONAL_EVENT_TYPES: EventType[] = ['subscription.disabled', 'delivery.failed'];
+export const isDocumentEvent = (t: string): boolean => (EVENT_TYPES as string[]).includes(t);
 export const DELIVERY_STATUSES: DeliveryStatus[] = [
   'pending',
   'sending',
@@ -54,19 +67,15 @@ export const queries = {
     if (!sub) throw new Error('the API answered without the subscription');
     return sub;
   },
-  createSubscription: async (body: {
-    target_url: string;
-    event_type?: EventType;
-    event_types?: EventType[];
-    secret_token?: string;
-  }) => unwrap(await api.POST('/v1/webhooks/subscriptions', { body })),
-  updateSubscription: async (id: string, body: { status?: 'active' | 'paused'; target_url?: string }) =>
+  createSubscription: async (body: JsonBody<'/v1/webhooks/subscriptions', 'post'>) =>
+    unwrap(await api.POST('/v1/webhooks/subscriptions', { body })),
+  updateSubscription: async (id: string, body: JsonBody<'/v1/webhooks/subscriptions/{id}', 'patch'>) =>
     unwrap(await api.PATCH('/v1/webhooks/subscriptions/{id}', { params: { path: { id } }, body })),
   deleteSubscription: async (id: string) =>
     unwrap(await api.DELETE('/v1/webhooks/subscriptions/{id}', { params: { path: { id } } })),
   rotateSecret: async (id: string) =>
     unwrap(await api.POST('/v1/webhooks/subscriptions/{id}/rotate-secret', { params: { path: { id } }, body: {} })),
-  sendTest: async (id: string, eventType: EventType) =>
+  sendTest: async (id: string, eventType: DocumentEventType) =>
     unwrap(
       await api.POST('/v1/webhooks/subscriptions/{id}/test', {
         params: { path: { id } },

@@ -3,7 +3,14 @@
 
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { EVENT_TYPES, type EventPage, type EventQuery, type EventType, queries } from '../../api/queries';
+import {
+  EVENT_TYPES,
+  type EventPage,
+  type EventQuery,
+  type EventType,
+  OPERATIONAL_EVENT_TYPES,
+  queries,
+} from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, TableFrame, Time } from '../../common/bits';
 import { useResource } from '../../common/use-resource';
 
@@ -118,7 +125,7 @@ function EventFilters({ applied, onApply }: { applied: EventQuery; onApply: (q: 
         <label for="e-type">Event type</label>
         <select id="e-type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
           <option value="">any</option>
-          {EVENT_TYPES.map((t) => (
+          {[...EVENT_TYPES, ...OPERATIONAL_EVENT_TYPES].map((t) => (
             <option key={t} value={t}>
               {t}
             </option>

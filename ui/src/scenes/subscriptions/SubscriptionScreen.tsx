@@ -5,7 +5,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError } from '../../api/client';
-import { type EventType, queries, type Subscription } from '../../api/queries';
+import { type DocumentEventType, isDocumentEvent, queries, type Subscription } from '../../api/queries';
 import { Empty, ErrorNotice, isoFromLocal, Loading, localFromDate, SecretOnce, Status, Time } from '../../common/bits';
 import { useResource } from '../../common/use-resource';
 import { DeliveryTable } from '../deliveries/DeliveryTable';
@@ -70,6 +70,10 @@ function Details({ sub, onChanged }: { sub: Subscription; onChanged: () => void 
         </dd>
         <dt>Secret token</dt>
         <dd>{sub.has_secret_token ? 'set (never shown)' : 'none'}</dd>
+        <dt>Rate limit</dt>
+        <dd>{sub.rate_limit_per_second === null ? 'none' : `${sub.rate_limit_per_second} a second`}</dd>
+        <dt>Ordering</dt>
+        <dd>{sub.ordering === 'document' ? 'by document, in publish order' : 'none'}</dd>
         <dt>Created</dt>
         <dd>
           <Time iso={sub.created_at} />
@@ -137,6 +141,8 @@ function Details({ sub, onChanged }: { sub: Subscription; onChanged: () => void 
         </div>
         <h3>Change the target URL</h3>
         <EditTargetUrl sub={sub} act={act} />
+        <h3>Delivery controls</h3>
+        <EditControls sub={sub} act={act} />
         <h3>Replay failed deliveries</h3>
         <Replay sub={sub} act={act} />
       </section>
@@ -158,9 +164,55 @@ function Details({ sub, onChanged }: { sub: Subscription; onChanged: () => void 
 
 type Act = (work: () => Promise<string | undefined>) => Promise<void>;
 
+function EditControls({ sub, act }: { sub: Subscription; act: Act }) {
+  const [rateLimit, setRateLimit] = useState(
+    sub.rate_limit_per_second === null ? '' : String(sub.rate_limit_per_second),
+  );
+  const [ordering, setOrdering] = useState(sub.ordering);
+  return (
+    <form
+      class="inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        act(async () => {
+          const limit = rateLimit.trim() === '' ? null : Number(rateLimit.trim());
+          await queries.updateSubscription(sub.id, { rate_limit_per_second: limit, ordering });
+          return `Saved: ${limit === null ? 'no rate limit' : `at most ${limit} a second`}, ${
+            ordering === 'document' ? 'ordered by document' : 'no ordering'
+          }.`;
+        });
+      }}
+    >
+      <label for="edit-rate-limit">Rate limit (a second, empty for none)</label>
+      <input
+        id="edit-rate-limit"
+        type="number"
+        min={1}
+        max={10000}
+        step={1}
+        inputMode="numeric"
+        value={rateLimit}
+        onInput={(e) => setRateLimit(e.currentTarget.value)}
+      />
+      <label for="edit-ordering">Ordering</label>
+      <select
+        id="edit-ordering"
+        value={ordering}
+        onChange={(e) => setOrdering(e.currentTarget.value as Subscription['ordering'])}
+      >
+        <option value="none">none</option>
+        <option value="document">by document</option>
+      </select>
+      <button type="submit">Save controls</button>
+    </form>
+  );
+}
+
 function TestEvent({ sub, act }: { sub: Subscription; act: Act }) {
-  const types = sub.event_types as EventType[];
-  const [type, setType] = useState<EventType>(types[0] as EventType);
+  // A test event is a document event: operational events are made by countersign alone.
+  const types = sub.event_types.filter(isDocumentEvent) as DocumentEventType[];
+  const [type, setType] = useState<DocumentEventType>(types[0] as DocumentEventType);
+  if (types.length === 0) return null;
   return (
     <span class="inline-group">
       {types.length > 1 ? (
@@ -168,7 +220,7 @@ function TestEvent({ sub, act }: { sub: Subscription; act: Act }) {
           <label for="test-type" class="visually-hidden">
             Test event type
           </label>
-          <select id="test-type" value={type} onChange={(e) => setType(e.currentTarget.value as EventType)}>
+          <select id="test-type" value={type} onChange={(e) => setType(e.currentTarget.value as DocumentEventType)}>
             {types.map((t) => (
               <option key={t} value={t}>
                 {t}

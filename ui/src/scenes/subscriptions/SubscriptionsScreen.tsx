@@ -7,6 +7,7 @@ import {
   type CreatedSubscription,
   EVENT_TYPES,
   type EventType,
+  OPERATIONAL_EVENT_TYPES,
   queries,
   type SubscriptionPage,
 } from '../../api/queries';
@@ -14,6 +15,7 @@ import { Empty, ErrorNotice, Loading, LoadMore, SecretOnce, Status, TableFrame, 
 import { useResource } from '../../common/use-resource';
 
 const ALL_TYPES = 'all';
+const ALL_OPERATIONAL = 'all-operational';
 
 export function SubscriptionsScreen() {
   const { query, route } = useLocation();
@@ -145,6 +147,8 @@ function CreateSubscription({ onCreated }: { onCreated: (s: CreatedSubscription)
   const [targetUrl, setTargetUrl] = useState('');
   const [eventType, setEventType] = useState<string>(EVENT_TYPES[1] as string);
   const [secretToken, setSecretToken] = useState('');
+  const [rateLimit, setRateLimit] = useState('');
+  const [ordering, setOrdering] = useState<'none' | 'document'>('none');
   const [error, setError] = useState<Error | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   return (
@@ -157,16 +161,25 @@ function CreateSubscription({ onCreated }: { onCreated: (s: CreatedSubscription)
           setBusy(true);
           try {
             const types =
-              eventType === ALL_TYPES ? { event_types: EVENT_TYPES } : { event_type: eventType as EventType };
+              eventType === ALL_TYPES
+                ? { event_types: EVENT_TYPES }
+                : eventType === ALL_OPERATIONAL
+                  ? { event_types: OPERATIONAL_EVENT_TYPES }
+                  : { event_type: eventType as EventType };
             const answer = await queries.createSubscription({
               target_url: targetUrl.trim(),
               ...types,
               ...(secretToken ? { secret_token: secretToken } : {}),
+              // The API checks the number (1 to 10,000) and names the field when it is wrong.
+              ...(rateLimit.trim() ? { rate_limit_per_second: Number(rateLimit.trim()) } : {}),
+              ordering,
             });
             const made = answer.subscriptions[0];
             if (made) onCreated(made);
             setTargetUrl('');
             setSecretToken('');
+            setRateLimit('');
+            setOrdering('none');
             setError(undefined);
           } catch (err) {
             setError(err as Error);
@@ -189,13 +202,55 @@ function CreateSubscription({ onCreated }: { onCreated: (s: CreatedSubscription)
         <div class="field">
           <label for="event-type">Event type</label>
           <select id="event-type" value={eventType} onChange={(e) => setEventType(e.currentTarget.value)}>
-            {EVENT_TYPES.map((t) => (
-              <option key={t} value={t}>
-                {t}
-              </option>
-            ))}
-            <option value={ALL_TYPES}>all three</option>
+            <optgroup label="Document events">
+              {EVENT_TYPES.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+              <option value={ALL_TYPES}>all three</option>
+            </optgroup>
+            <optgroup label="Operational events">
+              {OPERATIONAL_EVENT_TYPES.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+              <option value={ALL_OPERATIONAL}>both</option>
+            </optgroup>
           </select>
+        </div>
+        <div class="field">
+          <label for="rate-limit">Rate limit</label>
+          <input
+            id="rate-limit"
+            type="number"
+            min={1}
+            max={10000}
+            step={1}
+            inputMode="numeric"
+            aria-describedby="rate-limit-hint"
+            value={rateLimit}
+            onInput={(e) => setRateLimit(e.currentTarget.value)}
+          />
+          <span class="hint" id="rate-limit-hint">
+            Optional. At most this many deliveries a second (1 to 10,000); the rest wait their turn.
+          </span>
+        </div>
+        <div class="field">
+          <label for="ordering">Ordering</label>
+          <select
+            id="ordering"
+            aria-describedby="ordering-hint"
+            value={ordering}
+            onChange={(e) => setOrdering(e.currentTarget.value as 'none' | 'document')}
+          >
+            <option value="none">none</option>
+            <option value="document">by document</option>
+          </select>
+          <span class="hint" id="ordering-hint">
+            By document: one document’s events arrive one at a time, in the order they were published.
+          </span>
         </div>
         <div class="field">
           <label for="secret-token">Secret token</label>
