@@ -194,7 +194,19 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         // event_type, or (an extension) event_types: one of the two is required, as the description says.
         expect(body.required).toEqual(expect.arrayContaining(['target_url']));
         expect(body.properties.event_types.type).toBe('array');
+        // The seed's three, and the operational events countersign makes itself (an extension).
         expect([...body.properties.event_type.enum].sort()).toEqual([
+          'delivery.failed',
+          'document.declined',
+          'document.sent',
+          'document.signed',
+          'subscription.disabled',
+        ]);
+        expect(body.properties.rate_limit_per_second).toMatchObject({ type: 'integer', minimum: 1, maximum: 10_000 });
+        expect(body.properties.ordering.enum).toEqual(['none', 'document']);
+        // Publishing takes the seed's three only.
+        const publish = doc.paths['/v1/events'].post.requestBody.content['application/json'].schema;
+        expect([...publish.properties.event.enum].sort()).toEqual([
           'document.declined',
           'document.sent',
           'document.signed',

@@ -283,7 +283,13 @@ describe.each(DIALECTS)('operability API on $name', (dialect) => {
         const doc = (await service.request({ method: 'GET', url: '/openapi.json', token: null })).json();
         const validation = await new Validator().validate(doc);
         expect(validation.errors ?? []).toEqual([]);
-        expect(Object.keys(doc.webhooks).sort()).toEqual(['document.declined', 'document.sent', 'document.signed']);
+        expect(Object.keys(doc.webhooks).sort()).toEqual([
+          'delivery.failed',
+          'document.declined',
+          'document.sent',
+          'document.signed',
+          'subscription.disabled',
+        ]);
         const rx = await receiver();
         await api.subscribe(`${rx.url}/hook`, 'document.declined', 'shhh');
         await api.published('document.declined', { ...SIGNED_DATA, reason: 'typo' });
@@ -307,6 +313,21 @@ describe.each(DIALECTS)('operability API on $name', (dialect) => {
           expect(documentedHeaders).toContain(name);
         }
         expect(documentedHeaders).toContain('authorization');
+
+        // An operational event, as a real one arrives, matches its own schema (and not another's).
+        const ops = await receiver();
+        const gone = await receiver(() => ({ status: 410 }));
+        await api.subscribe(`${ops.url}/ops`, 'delivery.failed');
+        await api.subscribe(`${gone.url}/gone`, 'document.signed');
+        await api.published('document.signed', SIGNED_DATA);
+        const [failed] = await ops.waitFor(1);
+        if (!failed) throw new Error('no delivery.failed received');
+        const opsSchema = doc.webhooks['delivery.failed'].post.requestBody.content['application/json'].schema;
+        expect(ajv.validate(opsSchema, payloadOf(failed)), JSON.stringify(ajv.errors)).toBe(true);
+        expect(ajv.validate(schema, payloadOf(failed))).toBe(false);
+        const disabledSchema =
+          doc.webhooks['subscription.disabled'].post.requestBody.content['application/json'].schema;
+        expect(ajv.validate(disabledSchema, payloadOf(failed))).toBe(false);
       });
 
       it('documents on every route the answers any route can give, 413 and 415 included', async () => {
