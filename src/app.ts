@@ -11,6 +11,7 @@ import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
 import type { AppContext } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
+import { erasureRoutes } from './api/erasure.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
@@ -167,6 +168,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(portalSessionRoutes(ctx, options.publicUrl));
     await api.register(statsRoutes(ctx));
     await api.register(listenRoutes(ctx, hub, options.publicUrl));
+    await api.register(erasureRoutes(ctx));
   });
 
   app.addHook('onClose', async () => {

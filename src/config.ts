@@ -34,6 +34,8 @@ export interface Config {
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
   rateLimit: { max: number; windowMs: number };
   dispatcher: DispatcherConfig;
+  /** COUNTERSIGN_RETENTION: events older than this are purged (serve, worker); undefined keeps everything. */
+  retentionMs: number | undefined;
 }
 
 export interface DispatcherConfig {
@@ -82,6 +84,8 @@ export const RATE_LIMIT_WINDOW_RANGE = [SECOND, DAY] as const;
 export const RATE_LIMIT_MAX = 1_000_000_000;
 /** `token create --expires-in` (a stored expiry time, not a timer). */
 export const TOKEN_EXPIRY_RANGE = [SECOND, 3650 * DAY] as const;
+/** COUNTERSIGN_RETENTION and `purge --older-than` (an age compared with created_at, not a timer). */
+export const RETENTION_RANGE = [MINUTE, 3650 * DAY] as const;
 
 export interface Setting {
   /** The flag without its dashes. */
@@ -331,6 +335,14 @@ export const SETTINGS = [
     kind: 'text',
     about: "who may show the portal (/ui) in a frame: a CSP source list, e.g. 'self' https://app.example.com",
   },
+  {
+    flag: 'retention',
+    variable: 'COUNTERSIGN_RETENTION',
+    value: '<duration|off>',
+    default: '30d',
+    kind: 'text',
+    about: `purge events older than this (${formatDuration(RETENTION_RANGE[0])} to ${formatDuration(RETENTION_RANGE[1])}) with their delivered, failed and cancelled deliveries and their attempts; off keeps everything`,
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag'];
@@ -406,7 +418,21 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       disableAfterFailingMs: ms('disable-after'),
       shutdownGraceMs: ms('shutdown-grace'),
     },
+    retentionMs: retention(read('retention') as Given),
   };
+}
+
+/** A duration in RETENTION_RANGE, or `off` (keep everything). */
+function retention(given: Given): number | undefined {
+  if (/^\s*off\s*$/i.test(given.text)) return undefined;
+  const ms = parseDuration(given.text);
+  const [min, max] = RETENTION_RANGE;
+  if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
+    throw new ConfigError(
+      `${given.name} must be a duration from ${formatDuration(min)} to ${formatDuration(max)} (such as 30d or 12h), or off, got "${given.text}"`,
+    );
+  }
+  return ms;
 }
 
 // One source of a CSP source list: a keyword, a scheme (https:) or a host with an optional scheme,

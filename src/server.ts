@@ -17,6 +17,7 @@ import type { SecretBox } from './domain/secret-box.js';
 import { issueToken } from './domain/tokens.js';
 import { MasterKeyError, masterKeyFor, verifyMasterKey } from './master-key.js';
 import { Metrics } from './metrics.js';
+import { RetentionPurge } from './retention.js';
 import { openStore } from './store/kysely-store.js';
 import { describeLocation, openDialect } from './store/open.js';
 import { MASTER_KEY_CHECK } from './store/reseal.js';
@@ -171,6 +172,13 @@ async function startSteps(
     undo.push(() => dispatcher.stop());
   }
 
+  // COUNTERSIGN_RETENTION: old events are purged in the background (retention.ts).
+  const retention = config.retentionMs === undefined ? undefined : new RetentionPurge(store, config.retentionMs, log);
+  if (retention) {
+    retention.start();
+    undo.push(() => retention.stop());
+  }
+
   if (options.api && url) {
     await bootstrapFirstAccount(store, options.out ?? process.stdout, portalAddress(config.publicUrl ?? url));
   }
@@ -185,6 +193,7 @@ async function startSteps(
     stopping ??= (async () => {
       log.info('shutting down');
       clearInterval(heartbeat);
+      await retention?.stop();
       await app?.close();
       await ops?.close();
       await dispatcher?.stop();

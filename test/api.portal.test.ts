@@ -223,7 +223,7 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         }
         expect(walked).toBeGreaterThan(20);
         expect(needs.publish?.sort()).toEqual(['POST /v1/events', 'POST /v1/events/batch']);
-        expect(needs.admin?.sort()).toEqual([`DELETE ${SESSIONS}/{id}`, `POST ${SESSIONS}`]);
+        expect(needs.admin?.sort()).toEqual([`DELETE ${SESSIONS}/{id}`, 'POST /v1/erasure', `POST ${SESSIONS}`]);
         expect(Object.keys(needs).sort()).toEqual(['admin', 'publish', 'read', 'write']);
       });
 
@@ -302,7 +302,15 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         const res = await service.request({ method: 'GET', url: '/v1/stats/overview', token: portal });
         expect(res.statusCode, res.body).toBe(200);
         const overview = res.json();
-        expect(overview.deliveries).toEqual({ pending: 0, sending: 0, delivered: 2, failed: 1, held: 0, cancelled: 0, waiting: 0 });
+        expect(overview.deliveries).toEqual({
+          pending: 0,
+          sending: 0,
+          delivered: 2,
+          failed: 1,
+          held: 0,
+          cancelled: 0,
+          waiting: 0,
+        });
         expect(overview.complete).toBe(true);
         expect(Date.parse(overview.until) - Date.parse(overview.since)).toBe(24 * 3_600_000);
         expect(overview.attention).toEqual({
@@ -335,7 +343,15 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         const theirs = (
           await service.request({ method: 'GET', url: '/v1/stats/overview', token: globex.token })
         ).json();
-        expect(theirs.deliveries).toEqual({ pending: 0, sending: 0, delivered: 0, failed: 0, held: 0, cancelled: 0, waiting: 0 });
+        expect(theirs.deliveries).toEqual({
+          pending: 0,
+          sending: 0,
+          delivered: 0,
+          failed: 0,
+          held: 0,
+          cancelled: 0,
+          waiting: 0,
+        });
         expect(theirs.attention).toEqual({ total: 0, subscriptions: [] });
         const theirMinutes = await service.request({ method: 'GET', url: '/v1/stats/attempts', token: globex.token });
         const sixty = theirMinutes.json().minutes as { delivered: number; failed: number }[];

@@ -54,6 +54,7 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'log-level': { value: 'debug', read: (c) => c.logLevel, expected: 'debug' },
   'log-format': { value: 'pretty', read: (c) => c.logFormat, expected: 'pretty' },
   'access-log': { value: 'off', read: (c) => c.accessLog, expected: false },
+  retention: { value: '7d', read: (c) => c.retentionMs, expected: 7 * 86_400_000 },
 };
 
 type DurationSetting = Extract<(typeof SETTINGS)[number], { kind: 'duration' }>;

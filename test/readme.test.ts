@@ -43,6 +43,8 @@ describe('the README', () => {
         ['worker'],
         ['migrate'],
         ['rotate-master-key'],
+        ['purge'],
+        ['erasure'],
         ['token', 'create'],
         ['token', 'list'],
         ['token', 'revoke'],

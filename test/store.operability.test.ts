@@ -345,6 +345,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           disabled: [
             { id: sub.id, accountId: acme.id, targetUrl: sub.target_url, reason: 'the receiver answered 410 Gone' },
           ],
+          queued: 0,
         });
       });
     });
@@ -353,6 +354,8 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
       it('counts what is due, since when, and the deliveries by status that are still work', async () => {
         await addSubscription(acme.id);
         await addSubscription(acme.id, { target_url: 'https://x.test/p', status: 'paused' });
+        // Ordered by document, all three events of one document: one held, two waiting behind it.
+        await addSubscription(acme.id, { target_url: 'https://x.test/o', status: 'paused', ordering: 'document' });
         for (let i = 0; i < 3; i++) await publish('document.signed', T0 + i);
         const [claimed] = await store.claimDueDeliveries('w', 1, T0 + 10, LEASE_MS);
         if (!claimed) throw new Error('nothing claimed');
@@ -361,7 +364,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
         expect(stats).toEqual({
           due: 2,
           oldestDueAt: T0 + 1,
-          byStatus: { pending: 2, sending: 0, held: 3, failed: 1 },
+          byStatus: { pending: 2, sending: 0, held: 4, failed: 1, waiting: 2 },
         });
         expect(await store.queueStats(T0)).toMatchObject({ due: 0, oldestDueAt: undefined });
       });
@@ -481,7 +484,12 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
             delivery_count: 0,
           })
           .execute();
-        expect(await migrateToLatest(raw)).toEqual(['003_types_secrets_and_log', '004_portal', '005_listen', '006_delivery_controls']);
+        expect(await migrateToLatest(raw)).toEqual([
+          '003_types_secrets_and_log',
+          '004_portal',
+          '005_listen',
+          '006_delivery_controls',
+        ]);
         await raw.close();
 
         store = await openStore(openDialect(parseDatabaseUrl(database.url)));

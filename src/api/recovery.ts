@@ -168,6 +168,12 @@ export function recoveryRoutes(ctx: AppContext): FastifyPluginAsync {
         if (!outcome.ok) {
           if (outcome.reason === 'event_not_found') throw notFound('event');
           if (outcome.reason === 'subscription_not_found') throw notFound('subscription');
+          if (outcome.reason === 'event_erased') {
+            throw new CountersignError(
+              'conflict',
+              'this event was erased (POST /v1/erasure): there is nothing to send',
+            );
+          }
           throw new CountersignError('conflict', 'that subscription does not take events of this type');
         }
         const sub = await ctx.store.getSubscription(request.principal.accountId, request.body.subscription_id);

@@ -103,6 +103,23 @@ function buildProgram(done: (code: number) => void): Command {
     });
 
   program
+    .command('purge')
+    .description('remove old events with their finished deliveries and attempts, as COUNTERSIGN_RETENTION does')
+    // Checked by the command, not made a required option (see token create).
+    .option('--older-than <duration>', 'events created longer ago than this, e.g. 30d or 12h (required)')
+    .option('--dry-run', 'print what would be removed, and change nothing')
+    .addOption(settingOption('database'))
+    .addHelpText(
+      'after',
+      '\nAn event with a delivery not yet made (pending, sending, held or waiting) is kept, with all its\n' +
+        'deliveries. Works while the server runs: it purges in small transactions, as the server does.',
+    )
+    .action(async (options: { olderThan?: string; dryRun?: true }, command: Command) => {
+      const { purgeCommand } = await import('./purge.js');
+      done(await purgeCommand(flagsOf(command), { olderThan: options.olderThan, dryRun: options.dryRun === true }));
+    });
+
+  program
     .command('rotate-master-key')
     .description('re-seal every secret at rest under a new master key (stop serve and worker first)')
     .addOption(settingOption('database'))

@@ -1,10 +1,12 @@
 // The Store over Kysely, for both dialects. Plain CRUD lives here; the queue operations (publish,
 // claim, record, release) live in queue/, one file each.
 
+import { ERASED_DATA } from '../domain/erasure.js';
 import { newId } from '../domain/ids.js';
 import { planRotation } from '../domain/secret-rotation.js';
 import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
+import { DEFAULT_ERASURE_SETTINGS, eraseSubject } from './erasure.js';
 import { GenerationCache } from './generation-cache.js';
 import * as listen from './listen-sessions.js';
 import { migrateToLatest } from './migrator.js';
@@ -12,6 +14,7 @@ import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
 import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
+import * as purge from './queue/purge.js';
 import { recordAttempts } from './queue/record-attempts.js';
 import { deliverEvent, recoverMissed } from './queue/recover.js';
 import { releaseClaims } from './queue/release.js';
@@ -31,6 +34,9 @@ import type {
   DeliverOutcome,
   Delivery,
   DeliveryFilter,
+  ErasureOutcome,
+  ErasureSettings,
+  ErasureSubject,
   EventFilter,
   EventRecord,
   NodeRecord,
@@ -40,6 +46,8 @@ import type {
   PublishOutcome,
   PublishRequest,
   PublishResult,
+  PurgeBatch,
+  PurgeCursor,
   QueueSettings,
   QueueStats,
   RecordOutcome,
@@ -659,6 +667,39 @@ export class KyselyStore implements Store {
       .executeTakeFirst();
     const due = row?.due;
     return due === null || due === undefined ? undefined : Number(due);
+  }
+
+  // --- retention and erasure -----------------------------------------------------------------
+
+  purgeOlderThan(cutoff: number, limit: number, after?: PurgeCursor): Promise<PurgeBatch> {
+    return purge.purgeOlderThan(this.d, cutoff, limit, after);
+  }
+
+  countPurgeable(cutoff: number, limit: number, after?: PurgeCursor): Promise<PurgeBatch> {
+    return purge.countPurgeable(this.d, cutoff, limit, after);
+  }
+
+  countEventsOlderThan(cutoff: number): Promise<number> {
+    return purge.countEventsOlderThan(this.d, cutoff);
+  }
+
+  async eraseSubject(
+    accountId: string,
+    subject: ErasureSubject,
+    now: number,
+    settings: Partial<ErasureSettings> = {},
+  ): Promise<ErasureOutcome> {
+    const { outcome, erasedEventIds, released } = await eraseSubject(this.d, accountId, subject, now, {
+      ...DEFAULT_ERASURE_SETTINGS,
+      ...settings,
+    });
+    // The recent-event cache would otherwise hand a later claim (a redelivery) the data as it was.
+    for (const id of erasedEventIds) {
+      const cached = this.events.get(id);
+      if (cached) this.events.set({ ...cached, dataJson: ERASED_DATA, documentId: null });
+    }
+    if (released > 0) this.emitDue();
+    return outcome;
   }
 }
 

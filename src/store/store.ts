@@ -1,6 +1,7 @@
 // The Store: the only way the rest of countersign reaches the database. One implementation over
 // Kysely serves both dialects (kysely-store.ts); the queue operations each live in their own file
 // under queue/ with their SQL in plain sight.
+import type { ErasureSubject } from '../domain/erasure.js';
 import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
 import type { OpenListenSession } from './listen-sessions.js';
@@ -239,7 +240,7 @@ export interface RecoverResult {
 
 export type DeliverOutcome =
   | { ok: true; delivery: Delivery }
-  | { ok: false; reason: 'event_not_found' | 'subscription_not_found' | 'event_type_not_subscribed' };
+  | { ok: false; reason: 'event_not_found' | 'event_erased' | 'subscription_not_found' | 'event_type_not_subscribed' };
 
 export interface QueueStats {
   /** Deliveries that may be claimed now: pending and due, or sending with a lease run out. */
@@ -247,7 +248,7 @@ export interface QueueStats {
   /** When the longest-waiting of those fell due; undefined when none is due. */
   oldestDueAt: number | undefined;
   /** Deliveries by status, for the statuses that are work (not history): pending, sending, held, failed. */
-  byStatus: Record<'pending' | 'sending' | 'held' | 'failed', number>;
+  byStatus: Record<'pending' | 'sending' | 'held' | 'failed' | 'waiting', number>;
 }
 
 /** One minute of an account's attempts, summed over the processes that made them. */
@@ -470,4 +471,64 @@ export interface Store {
   nextDueAt(): Promise<number | undefined>;
   /** Registers a listener for "new deliveries are due", from this process or (PostgreSQL) others. */
   onDue(listener: () => void): () => void;
+
+  // --- retention and erasure (queue/purge.ts, erasure.ts) ----------------------------------------
+  /**
+   * Deletes events created before `cutoff`, with their delivered, failed and cancelled deliveries
+   * and those deliveries' attempts, looking at `limit` old events at most (oldest first, from
+   * `after`) in one transaction. An event with a delivery not yet made stays, with all its
+   * deliveries. Safe to run in several processes at once.
+   */
+  purgeOlderThan(cutoff: number, limit: number, after?: PurgeCursor): Promise<PurgeBatch>;
+  /** What purgeOlderThan would remove with the same arguments; changes nothing. */
+  countPurgeable(cutoff: number, limit: number, after?: PurgeCursor): Promise<PurgeBatch>;
+  /** Events created before `cutoff`, finished or not. */
+  countEventsOlderThan(cutoff: number): Promise<number>;
+  /**
+   * Erases a signer's address or a document from the account's events and attempt log, cancels
+   * the deliveries of those events not yet made and (SQLite) rebuilds the file, so no copy is left.
+   */
+  eraseSubject(
+    accountId: string,
+    subject: ErasureSubject,
+    now: number,
+    settings?: Partial<ErasureSettings>,
+  ): Promise<ErasureOutcome>;
+}
+
+/** Where a purge goes on: the last old event the previous call looked at. */
+export interface PurgeCursor {
+  createdAt: number;
+  id: string;
+}
+
+export interface PurgeBatch {
+  /** Old events looked at (at most the limit). */
+  examined: number;
+  /** Removed, or (countPurgeable) that would be. */
+  events: number;
+  deliveries: number;
+  attempts: number;
+  /** Undefined once no old event is left to look at. */
+  next: PurgeCursor | undefined;
+}
+
+export type { ErasureSubject };
+
+export interface ErasureSettings {
+  /** How long to wait for the answers of deliveries that were being sent when they were cancelled. */
+  inFlightWaitMs: number;
+  /** Rows read per page, and events changed per transaction. */
+  batchSize: number;
+}
+
+export interface ErasureOutcome {
+  eventsErased: number;
+  /** Deliveries not yet made that were cancelled (those being sent included). */
+  deliveriesCancelled: number;
+  /** Attempt rows whose answer or error held the subject, now without it. */
+  attemptsScrubbed: number;
+  /** False when a copy may remain somewhere; `warnings` say where. Erasing again is safe. */
+  complete: boolean;
+  warnings: string[];
 }

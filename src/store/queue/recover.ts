@@ -3,6 +3,7 @@
 // again. New deliveries are queued like any other: due now for an active subscription, held for a
 // paused or disabled one until it is active again.
 import { sql } from 'kysely';
+import { ERASED_DATA } from '../../domain/erasure.js';
 import { splitEventTypes } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
 import type { StoreDialect } from '../dialect.js';
@@ -67,6 +68,8 @@ export async function recoverMissed(
       .where('e.account_id', '=', accountId)
       .where('e.type', 'in', splitEventTypes(sub.event_types))
       .where('e.test', '=', 0)
+      // An erased event has nothing left to send.
+      .where('e.data', '<>', ERASED_DATA)
       .where('e.created_at', '>=', from)
       .where('e.created_at', '<', until)
       .where(({ not, exists, selectFrom }) =>
@@ -109,11 +112,12 @@ export async function deliverEvent(
   return dialect.writeTransaction(async (trx) => {
     const event = await trx
       .selectFrom('events')
-      .select(['id', 'type', 'document_id'])
+      .select(['id', 'type', 'document_id', 'data'])
       .where('id', '=', eventId)
       .where('account_id', '=', accountId)
       .executeTakeFirst();
     if (!event) return { ok: false as const, reason: 'event_not_found' as const };
+    if (event.data === ERASED_DATA) return { ok: false as const, reason: 'event_erased' as const };
     const sub = await liveSubscription(trx, accountId, subscriptionId);
     if (!sub) return { ok: false as const, reason: 'subscription_not_found' as const };
     if (!splitEventTypes(sub.event_types).includes(event.type)) {

@@ -1,7 +1,8 @@
 // Queue figures for the metrics: what is due now, how long the oldest due delivery has waited,
-// and how many deliveries are in each status that is still work (pending, sending, held, failed).
-// Each query reads a partial index only (deliveries_due, deliveries_attention), never the table's
-// history of delivered rows; the predicates are SQL literals so SQLite's planner matches them.
+// and how many deliveries are in each status that is still work (pending, sending, held, failed,
+// waiting). Each query reads a partial index only (deliveries_due, deliveries_attention,
+// deliveries_waiting), never the table's history of delivered rows; the predicates are SQL
+// literals so SQLite's planner matches them.
 import { sql } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
 import type { QueueStats } from '../store.js';
@@ -27,8 +28,13 @@ export async function queueStats(dialect: StoreDialect, now: number): Promise<Qu
     .where(sql<boolean>`status in ('held', 'failed')`)
     .groupBy('status')
     .execute();
-  const byStatus: QueueStats['byStatus'] = { pending: 0, sending: 0, held: 0, failed: 0 };
-  for (const row of [...counts, ...attention]) {
+  const waiting = await db
+    .selectFrom('deliveries')
+    .select((eb) => [sql<string>`'waiting'`.as('status'), eb.fn.countAll<number | string>().as('n')])
+    .where(sql<boolean>`status = 'waiting'`)
+    .execute();
+  const byStatus: QueueStats['byStatus'] = { pending: 0, sending: 0, held: 0, failed: 0, waiting: 0 };
+  for (const row of [...counts, ...attention, ...waiting]) {
     if (row.status in byStatus) byStatus[row.status as keyof QueueStats['byStatus']] = Number(row.n);
   }
   const oldest = due?.oldest;
