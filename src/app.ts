@@ -11,6 +11,7 @@ import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
 import type { AppContext } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
+import { auditLinkRoutes, documentRoutes } from './api/documents.js';
 import { erasureRoutes } from './api/erasure.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
@@ -155,6 +156,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/', 302));
   }
 
+  // Audit links carry their own credential (a signature), so they sit outside the token check.
+  const auditLinks = { key: ctx.secrets.deriveKey('audit links v1'), publicUrl: options.publicUrl };
+  await app.register(auditLinkRoutes(ctx, auditLinks));
+
   await app.register(async (api) => {
     api.addHook('onRequest', authenticate(options.store));
     registerLimits(api, options.rateLimit ?? DEFAULT_RATE_LIMIT);
@@ -169,6 +174,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(statsRoutes(ctx));
     await api.register(listenRoutes(ctx, hub, options.publicUrl));
     await api.register(erasureRoutes(ctx));
+    await api.register(documentRoutes(ctx, auditLinks));
   });
 
   app.addHook('onClose', async () => {

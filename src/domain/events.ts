@@ -2,7 +2,11 @@
 import { invalidField } from '../errors.js';
 import { toIsoSeconds } from './time.js';
 
-export const EVENT_TYPES = ['document.sent', 'document.signed', 'document.declined'] as const;
+/**
+ * The document events: the seed's three, and document.completed (issue 18: the last signer
+ * signed). Publishable through the API, and sent to the account callback.
+ */
+export const EVENT_TYPES = ['document.sent', 'document.signed', 'document.declined', 'document.completed'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export function isEventType(value: string): value is EventType {

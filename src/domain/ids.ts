@@ -23,7 +23,7 @@ export function pooledRandom(): number {
 
 const nextUlid = monotonicFactory(pooledRandom);
 
-export type IdPrefix = 'acc' | 'tok' | 'sub' | 'lsn' | 'evt' | 'dlv';
+export type IdPrefix = 'acc' | 'tok' | 'sub' | 'lsn' | 'evt' | 'dlv' | 'doc' | 'sgn';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${nextUlid()}`;

@@ -1,11 +1,13 @@
 // The Store over Kysely, for both dialects. Plain CRUD lives here; the queue operations (publish,
 // claim, record, release) live in queue/, one file each.
 
+import type { AuditEntry } from '../domain/audit-chain.js';
 import { ERASED_DATA } from '../domain/erasure.js';
 import { newId } from '../domain/ids.js';
 import { planRotation } from '../domain/secret-rotation.js';
 import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
+import * as documents from './documents.js';
 import { DEFAULT_ERASURE_SETTINGS, eraseSubject } from './erasure.js';
 import { GenerationCache } from './generation-cache.js';
 import * as listen from './listen-sessions.js';
@@ -31,9 +33,13 @@ import type {
   Callback,
   CallbackSettings,
   ClaimedDelivery,
+  CreateDocumentInput,
   DeliverOutcome,
   Delivery,
   DeliveryFilter,
+  DocumentFilter,
+  DocumentRecord,
+  DocumentStep,
   ErasureOutcome,
   ErasureSettings,
   ErasureSubject,
@@ -52,6 +58,7 @@ import type {
   QueueStats,
   RecordOutcome,
   RecoverResult,
+  StepContext,
   Store,
   Subscription,
   SubscriptionFilter,
@@ -120,6 +127,41 @@ export class KyselyStore implements Store {
   onDue(listener: () => void): () => void {
     this.dueListeners.add(listener);
     return () => this.dueListeners.delete(listener);
+  }
+
+  // --- documents (issue 18) ------------------------------------------------------------------
+
+  createDocument(input: CreateDocumentInput, context: Omit<StepContext, 'auditUrl'>): Promise<DocumentRecord> {
+    return documents.createDocument(this.d, input, context);
+  }
+
+  getDocument(accountId: string | undefined, id: string): Promise<DocumentRecord | undefined> {
+    return documents.getDocument(this.d.db, accountId, id);
+  }
+
+  listDocuments(accountId: string, filter: DocumentFilter): Promise<Page<DocumentRecord>> {
+    return documents.listDocuments(this.d.db, accountId, filter);
+  }
+
+  async applyDocumentStep(
+    accountId: string,
+    documentId: string,
+    step: DocumentStep,
+    context: StepContext,
+  ): Promise<{ document: DocumentRecord; eventIds: string[] }> {
+    const { document, eventIds, queued } = await documents.applyDocumentStep(
+      this.d,
+      accountId,
+      documentId,
+      step,
+      context,
+    );
+    if (queued > 0) this.emitDue();
+    return { document, eventIds };
+  }
+
+  auditEntries(documentId: string): Promise<AuditEntry[]> {
+    return documents.auditEntries(this.d.db, documentId);
   }
 
   private emitDue(): void {

@@ -12,6 +12,7 @@ import * as typesSecretsAndLog from './migrations/003_types_secrets_and_log.js';
 import * as portal from './migrations/004_portal.js';
 import * as listen from './migrations/005_listen.js';
 import * as deliveryControls from './migrations/006_delivery_controls.js';
+import * as documents from './migrations/007_documents.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004_portal': portal,
   '005_listen': listen,
   '006_delivery_controls': deliveryControls,
+  '007_documents': documents,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

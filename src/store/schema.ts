@@ -185,6 +185,52 @@ export interface ThrottleSlotsTable {
   next_us: number;
 }
 
+export type DocumentStatus = 'draft' | 'sent' | 'completed' | 'declined';
+
+/** A document of countersign's own signing lifecycle (issue 18). */
+export interface DocumentsTable {
+  id: string;
+  account_id: string;
+  title: string;
+  external_id: string | null;
+  status: DocumentStatus;
+  /** The head of the audit chain: the last entry's number and hash (0 and the genesis hash before any). */
+  audit_seq: number;
+  audit_hash: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export type SignerStatus = 'pending' | 'signed' | 'declined';
+
+export interface DocumentSignersTable {
+  id: string;
+  document_id: string;
+  /** Order among the document's signers, from 0. */
+  position: number;
+  email: string;
+  name: string | null;
+  status: SignerStatus;
+  /** When the signer signed or declined. */
+  acted_at: number | null;
+  decline_reason: string | null;
+}
+
+/** One link of a document's audit chain (src/domain/audit-chain.ts). */
+export interface AuditEntriesTable {
+  document_id: string;
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  ip: string | null;
+  user_agent: string | null;
+  /** JSON object of strings. */
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -203,4 +249,7 @@ export interface Database {
   countersign_nodes: NodesTable;
   countersign_settings: SettingsTable;
   throttle_slots: ThrottleSlotsTable;
+  documents: DocumentsTable;
+  document_signers: DocumentSignersTable;
+  audit_entries: AuditEntriesTable;
 }

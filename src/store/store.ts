@@ -1,6 +1,7 @@
 // The Store: the only way the rest of countersign reaches the database. One implementation over
 // Kysely serves both dialects (kysely-store.ts); the queue operations each live in their own file
 // under queue/ with their SQL in plain sight.
+import type { AuditEntry } from '../domain/audit-chain.js';
 import type { ErasureSubject } from '../domain/erasure.js';
 import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
@@ -11,6 +12,8 @@ import type {
   CallbacksTable,
   DeliveriesTable,
   DeliveryStatus,
+  DocumentStatus,
+  SignerStatus,
   SubscriptionOrdering,
   SubscriptionStatus,
   SubscriptionsTable,
@@ -276,6 +279,58 @@ export interface NodeRecord {
   heartbeatAt: number;
 }
 
+export interface SignerRecord {
+  id: string;
+  position: number;
+  email: string;
+  name: string | null;
+  status: SignerStatus;
+  actedAt: number | null;
+  declineReason: string | null;
+}
+
+export interface DocumentRecord {
+  id: string;
+  accountId: string;
+  title: string;
+  externalId: string | null;
+  status: DocumentStatus;
+  auditSeq: number;
+  auditHash: string;
+  createdAt: number;
+  updatedAt: number;
+  signers: SignerRecord[];
+}
+
+export interface CreateDocumentInput {
+  accountId: string;
+  title: string;
+  externalId: string | null;
+  signers: { email: string; name: string | null }[];
+}
+
+export interface DocumentFilter {
+  limit: number;
+  cursor?: string;
+  status?: DocumentStatus;
+}
+
+export type DocumentStep =
+  | { kind: 'send' }
+  | { kind: 'sign'; signerId: string }
+  | { kind: 'decline'; signerId: string; reason: string };
+
+/** Who took a step and from where, for the audit entry, and the link its events carry. */
+export interface StepContext {
+  /** The token's id; sign and decline record the signer's address instead. */
+  actor: string;
+  ip: string | null;
+  userAgent: string | null;
+  now: number;
+  /** The document's signed audit link (audit_url in its events). */
+  auditUrl: string;
+}
+
 export interface Store {
   readonly dialect: DialectName;
   ping(): Promise<void>;
@@ -471,6 +526,25 @@ export interface Store {
   nextDueAt(): Promise<number | undefined>;
   /** Registers a listener for "new deliveries are due", from this process or (PostgreSQL) others. */
   onDue(listener: () => void): () => void;
+
+  /** A draft document with its signers and the first entry of its audit trail. */
+  createDocument(input: CreateDocumentInput, context: Omit<StepContext, 'auditUrl'>): Promise<DocumentRecord>;
+  /** The document, of this account when one is given. */
+  getDocument(accountId: string | undefined, id: string): Promise<DocumentRecord | undefined>;
+  listDocuments(accountId: string, filter: DocumentFilter): Promise<Page<DocumentRecord>>;
+  /**
+   * One lifecycle step, its audit entries and its events in one transaction. Throws
+   * CountersignError not_found (document, signer) or conflict (the state does not allow it),
+   * having written nothing.
+   */
+  applyDocumentStep(
+    accountId: string,
+    documentId: string,
+    step: DocumentStep,
+    context: StepContext,
+  ): Promise<{ document: DocumentRecord; eventIds: string[] }>;
+  /** The document's audit trail, in sequence order. */
+  auditEntries(documentId: string): Promise<AuditEntry[]>;
 
   // --- retention and erasure (queue/purge.ts, erasure.ts) ----------------------------------------
   /**

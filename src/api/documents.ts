@@ -1,0 +1,455 @@
+// Documents and signers (issue 18): a small signing lifecycle of countersign's own, beside
+// POST /v1/events. Each step (create, send, sign, decline) changes the document, appends to its
+// audit trail (a hash chain) and makes its events in one transaction; a step the document's state
+// does not allow is a 409 naming that state, and changes nothing. Every event's audit_url is a
+// link the server signs (HMAC under a key derived from the master key), so a receiver opens the
+// trail without an API token: JSON, or a readable page when a browser asks for HTML.
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  type AuditEntry,
+  auditLinkSignature,
+  auditLinkSignatureValid,
+  type ChainVerdict,
+  verifyChain,
+} from '../domain/audit-chain.js';
+import { toIsoMillis, toIsoSeconds } from '../domain/time.js';
+import { CountersignError, invalidField, notFound } from '../errors.js';
+import type { DocumentRecord, StepContext } from '../store/store.js';
+import type { AppContext } from './context.js';
+import { baseUrl } from './portal-sessions.js';
+import { errors, NextCursor, PageQuery } from './schemas.js';
+
+const DocumentStatusSchema = Type.String({ enum: ['draft', 'sent', 'completed', 'declined'] });
+
+const SignerView = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  status: Type.String({ enum: ['pending', 'signed', 'declined'] }),
+  acted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'when the signer signed or declined',
+  }),
+  decline_reason: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const DocumentView = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  external_id: Type.Union([Type.String(), Type.Null()]),
+  status: DocumentStatusSchema,
+  signers: Type.Array(SignerView),
+  audit_url: Type.String({
+    description: 'The audit trail, behind a link the server signs: it opens without a token. Every event names it.',
+  }),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+});
+
+const StepView = Type.Composite([
+  DocumentView,
+  Type.Object({
+    events: Type.Array(Type.Object({ id: Type.String(), event: Type.String() }), {
+      description: 'the events this step made, in order',
+    }),
+  }),
+]);
+
+const CreateBody = Type.Object(
+  {
+    title: Type.String({ minLength: 1, maxLength: 500 }),
+    signers: Type.Array(
+      Type.Object(
+        {
+          email: Type.String({ format: 'email', maxLength: 320 }),
+          name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 50 },
+    ),
+    external_id: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: 'your own id for the document, carried in its events' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const DeclineBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 1000 }) },
+  { additionalProperties: false },
+);
+
+const DocParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+const SignerParams = Type.Object({ id: Type.String({ maxLength: 64 }), signer_id: Type.String({ maxLength: 64 }) });
+
+const ListQuery = Type.Object(
+  { ...PageQuery, status: Type.Optional(DocumentStatusSchema) },
+  { additionalProperties: false },
+);
+
+const Verdict = Type.Object({
+  valid: Type.Boolean(),
+  entries: Type.Integer({ description: 'entries read' }),
+  first_broken: Type.Union(
+    [
+      Type.Object({
+        seq: Type.Integer(),
+        reason: Type.String({
+          enum: ['sequence', 'prev_hash', 'hash', 'head'],
+          description:
+            'sequence: a number is missing or repeated; prev_hash: it does not name the entry before; hash: its own ' +
+            'hash does not match its content; head: entries are missing from the end',
+        }),
+      }),
+      Type.Null(),
+    ],
+    { description: 'the first entry that does not hold; null when the chain verifies' },
+  ),
+});
+
+const EntryView = Type.Object({
+  seq: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  actor: Type.String({ description: 'the token id, or the signer’s e-mail address' }),
+  action: Type.String({ enum: ['created', 'sent', 'signed', 'declined', 'completed'] }),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  detail: Type.Record(Type.String(), Type.String()),
+  prev_hash: Type.String(),
+  hash: Type.String({ description: 'SHA-256 (hex) of prev_hash and the entry’s canonical JSON' }),
+});
+
+const TrailView = Type.Object({
+  document_id: Type.String(),
+  title: Type.String(),
+  status: DocumentStatusSchema,
+  entries: Type.Array(EntryView),
+  verification: Verdict,
+});
+
+const LinkQuery = Type.Object({ sig: Type.String({ maxLength: 128 }) }, { additionalProperties: false });
+
+/** Where the signed links start and how they are signed. */
+export interface AuditLinks {
+  key: Buffer;
+  publicUrl: string | undefined;
+}
+
+function auditUrl(links: AuditLinks, request: FastifyRequest, documentId: string): string {
+  const base = baseUrl(links.publicUrl?.replace(/\/+$/, ''), request);
+  return `${base}/v1/documents/${documentId}/audit?sig=${auditLinkSignature(links.key, documentId)}`;
+}
+
+function present(doc: DocumentRecord, url: string): Static<typeof DocumentView> {
+  return {
+    id: doc.id,
+    title: doc.title,
+    external_id: doc.externalId,
+    status: doc.status,
+    signers: doc.signers.map((s) => ({
+      id: s.id,
+      email: s.email,
+      name: s.name,
+      status: s.status,
+      acted_at: s.actedAt === null ? null : toIsoSeconds(s.actedAt),
+      decline_reason: s.declineReason,
+    })),
+    audit_url: url,
+    created_at: toIsoSeconds(doc.createdAt),
+    updated_at: toIsoSeconds(doc.updatedAt),
+  };
+}
+
+function presentVerdict(v: ChainVerdict): Static<typeof Verdict> {
+  return { valid: v.valid, entries: v.entries, first_broken: v.firstBroken };
+}
+
+function presentEntry(e: AuditEntry): Static<typeof EntryView> {
+  return { ...e, at: toIsoMillis(e.at) };
+}
+
+/** Who takes the step and from where. */
+function context(request: FastifyRequest, url: string): StepContext {
+  const agent = request.headers['user-agent'];
+  return {
+    actor: request.principal.tokenId,
+    ip: request.ip ?? null,
+    userAgent: typeof agent === 'string' ? agent.slice(0, 500) : null,
+    now: Date.now(),
+    auditUrl: url,
+  };
+}
+
+export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPluginAsync {
+  return async (app) => {
+    app.post<{ Body: Static<typeof CreateBody> }>(
+      '/v1/documents',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['documents'],
+          summary: 'Create a draft document with its signers',
+          body: CreateBody,
+          response: { 201: DocumentView, ...errors(400, 401, 403) },
+        },
+      },
+      async (request, reply) => {
+        const seen = new Set<string>();
+        for (const [i, s] of request.body.signers.entries()) {
+          const email = s.email.toLowerCase();
+          if (seen.has(email)) throw invalidField(`signers[${i}].email`, 'names a signer already given');
+          seen.add(email);
+        }
+        const { auditUrl: _none, ...who } = context(request, '');
+        const doc = await ctx.store.createDocument(
+          {
+            accountId: request.principal.accountId,
+            title: request.body.title,
+            externalId: request.body.external_id ?? null,
+            signers: request.body.signers.map((s) => ({ email: s.email, name: s.name ?? null })),
+          },
+          who,
+        );
+        return reply.code(201).send(present(doc, auditUrl(links, request, doc.id)));
+      },
+    );
+
+    app.get<{ Querystring: Static<typeof ListQuery> }>(
+      '/v1/documents',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['documents'],
+          summary: 'List documents, newest first',
+          querystring: ListQuery,
+          response: {
+            200: Type.Object({ documents: Type.Array(DocumentView), next_cursor: NextCursor }),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      async (request) => {
+        const page = await ctx.store.listDocuments(request.principal.accountId, {
+          limit: request.query.limit ?? 20,
+          cursor: request.query.cursor,
+          status: request.query.status as DocumentRecord['status'] | undefined,
+        });
+        return {
+          documents: page.items.map((d) => present(d, auditUrl(links, request, d.id))),
+          next_cursor: page.nextCursor,
+        };
+      },
+    );
+
+    app.get<{ Params: Static<typeof DocParams> }>(
+      '/v1/documents/:id',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['documents'],
+          summary: 'One document',
+          params: DocParams,
+          response: { 200: DocumentView, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
+        if (!doc) throw notFound('document');
+        return present(doc, auditUrl(links, request, doc.id));
+      },
+    );
+
+    const step = async (
+      request: FastifyRequest<{ Params: { id: string; signer_id?: string } }>,
+      which: Parameters<AppContext['store']['applyDocumentStep']>[2],
+    ) => {
+      const url = auditUrl(links, request, request.params.id);
+      const { document, eventIds } = await ctx.store.applyDocumentStep(
+        request.principal.accountId,
+        request.params.id,
+        which,
+        context(request, url),
+      );
+      const types = eventTypesOf(which, document);
+      return { ...present(document, url), events: eventIds.map((id, i) => ({ id, event: types[i] as string })) };
+    };
+
+    app.post<{ Params: Static<typeof DocParams> }>(
+      '/v1/documents/:id/send',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['documents'],
+          summary: 'Send a draft: one document.sent event for each signer',
+          params: DocParams,
+          response: { 200: StepView, ...errors(401, 403, 404, 409) },
+        },
+      },
+      (request) => step(request, { kind: 'send' }),
+    );
+
+    app.post<{ Params: Static<typeof SignerParams> }>(
+      '/v1/documents/:id/signers/:signer_id/sign',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['documents'],
+          summary: 'A signer signs: document.signed, and document.completed after the last signer',
+          params: SignerParams,
+          response: { 200: StepView, ...errors(401, 403, 404, 409) },
+        },
+      },
+      (request) => step(request, { kind: 'sign', signerId: request.params.signer_id }),
+    );
+
+    app.post<{ Params: Static<typeof SignerParams>; Body: Static<typeof DeclineBody> }>(
+      '/v1/documents/:id/signers/:signer_id/decline',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['documents'],
+          summary: 'A signer declines: document.declined, and the document is declined',
+          params: SignerParams,
+          body: DeclineBody,
+          response: { 200: StepView, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      (request) => step(request, { kind: 'decline', signerId: request.params.signer_id, reason: request.body.reason }),
+    );
+
+    app.get<{ Params: Static<typeof DocParams> }>(
+      '/v1/documents/:id/audit/verify',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['documents'],
+          summary: 'Recompute the audit chain and name the first broken entry',
+          params: DocParams,
+          response: { 200: Verdict, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
+        if (!doc) throw notFound('document');
+        return presentVerdict(await verdictOf(ctx, doc));
+      },
+    );
+  };
+}
+
+/** The types of the events a step made, in the order it made them. */
+function eventTypesOf(step: Parameters<AppContext['store']['applyDocumentStep']>[2], doc: DocumentRecord): string[] {
+  if (step.kind === 'send') return doc.signers.map(() => 'document.sent');
+  if (step.kind === 'decline') return ['document.declined'];
+  return doc.status === 'completed' ? ['document.signed', 'document.completed'] : ['document.signed'];
+}
+
+async function verdictOf(ctx: AppContext, doc: DocumentRecord): Promise<ChainVerdict> {
+  return verifyChain(await ctx.store.auditEntries(doc.id), { seq: doc.auditSeq, hash: doc.auditHash });
+}
+
+/**
+ * The audit trail behind its signed link, outside the token check: the signature is the
+ * credential, and a wrong one is a 403 that says nothing of the document.
+ */
+export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPluginAsync {
+  return async (app) => {
+    app.get<{ Params: Static<typeof DocParams>; Querystring: Static<typeof LinkQuery> }>(
+      '/v1/documents/:id/audit',
+      {
+        schema: {
+          tags: ['documents'],
+          summary: 'A document’s audit trail, by its signed link (no token); HTML when the client asks for it',
+          params: DocParams,
+          querystring: LinkQuery,
+          response: { 200: TrailView, ...errors(400, 403) },
+        },
+      },
+      async (request, reply) => {
+        if (!auditLinkSignatureValid(links.key, request.params.id, request.query.sig)) {
+          throw new CountersignError('forbidden', 'this audit link’s signature does not match');
+        }
+        const doc = await ctx.store.getDocument(undefined, request.params.id);
+        if (!doc) throw new CountersignError('forbidden', 'this audit link’s signature does not match');
+        const entries = await ctx.store.auditEntries(doc.id);
+        const verdict = verifyChain(entries, { seq: doc.auditSeq, hash: doc.auditHash });
+        reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+        if (wantsHtml(request)) return sendHtml(reply, doc, entries, verdict);
+        return {
+          document_id: doc.id,
+          title: doc.title,
+          status: doc.status,
+          entries: entries.map(presentEntry),
+          verification: presentVerdict(verdict),
+        };
+      },
+    );
+  };
+}
+
+/** A browser asks for text/html before JSON. */
+function wantsHtml(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? '';
+  const html = accept.indexOf('text/html');
+  const json = accept.indexOf('application/json');
+  return html !== -1 && (json === -1 || html < json);
+}
+
+const escapeHtml = (text: string): string =>
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
+
+function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[], verdict: ChainVerdict) {
+  const verdictText = verdict.valid
+    ? `The chain verifies: ${verdict.entries} entries, each hashed over the one before.`
+    : `The chain is broken at entry ${verdict.firstBroken?.seq} (${verdict.firstBroken?.reason}).`;
+  const rows = entries
+    .map(
+      (e) =>
+        `<tr><td>${e.seq}</td><td>${escapeHtml(toIsoMillis(e.at))}</td><td>${escapeHtml(e.action)}</td>` +
+        `<td>${escapeHtml(e.actor)}</td><td>${escapeHtml(e.ip ?? '')}</td><td>${escapeHtml(e.user_agent ?? '')}</td>` +
+        `<td>${escapeHtml(
+          Object.entries(e.detail)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', '),
+        )}</td><td><code>${escapeHtml(e.hash)}</code></td></tr>`,
+    )
+    .join('\n');
+  const page = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Audit trail: ${escapeHtml(doc.title)}</title>
+<style>
+body { font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1b1f24; }
+table { border-collapse: collapse; width: 100%; display: block; overflow-x: auto; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
+code { font-size: .8rem; word-break: break-all; }
+.ok { color: #116329; } .broken { color: #a40e26; font-weight: 600; }
+</style>
+</head>
+<body>
+<h1>Audit trail</h1>
+<p><strong>${escapeHtml(doc.title)}</strong> (<code>${escapeHtml(doc.id)}</code>)${
+    doc.externalId ? `, your id <code>${escapeHtml(doc.externalId)}</code>` : ''
+  }: ${escapeHtml(doc.status)}</p>
+<p class="${verdict.valid ? 'ok' : 'broken'}" role="status">${escapeHtml(verdictText)}</p>
+<table>
+<thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">IP</th><th scope="col">User agent</th><th scope="col">Detail</th><th scope="col">Hash</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>
+</body>
+</html>
+`;
+  return reply
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+    .header('x-content-type-options', 'nosniff')
+    .send(page);
+}

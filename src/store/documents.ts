@@ -1,0 +1,315 @@
+// Documents, their signers and their audit trail. Every step (create, send, sign, decline) reads
+// the document under a lock (PostgreSQL: FOR UPDATE; SQLite: the one writer), checks that the
+// step is allowed, changes the document and its signers, appends its audit entries to the chain
+// and publishes its events (publishWithin), all in one transaction: there is never an event
+// without its state change, nor a state change without its event and its entry. A refused step
+// throws before anything is written, so it leaves the document, its events and its trail as they
+// were.
+import type { Kysely } from 'kysely';
+import { type AuditAction, type AuditEntry, chainEntry, GENESIS_HASH } from '../domain/audit-chain.js';
+import { newId } from '../domain/ids.js';
+import { CountersignError, notFound } from '../errors.js';
+import type { StoreDialect } from './dialect.js';
+import { publishWithin } from './queue/publish.js';
+import type { AuditEntriesTable, Database, DocumentSignersTable, DocumentStatus, DocumentsTable } from './schema.js';
+import type {
+  CreateDocumentInput,
+  DocumentRecord,
+  DocumentStep,
+  Page,
+  PublishRequest,
+  SignerRecord,
+  StepContext,
+} from './store.js';
+
+function signerRecord(row: DocumentSignersTable): SignerRecord {
+  return {
+    id: row.id,
+    position: row.position,
+    email: row.email,
+    name: row.name,
+    status: row.status,
+    actedAt: row.acted_at,
+    declineReason: row.decline_reason,
+  };
+}
+
+function documentRecord(row: DocumentsTable, signers: DocumentSignersTable[]): DocumentRecord {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    title: row.title,
+    externalId: row.external_id,
+    status: row.status,
+    auditSeq: row.audit_seq,
+    auditHash: row.audit_hash,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    signers: signers.sort((a, b) => a.position - b.position).map(signerRecord),
+  };
+}
+
+async function signersOf(db: Kysely<Database>, documentIds: string[]): Promise<Map<string, DocumentSignersTable[]>> {
+  const byDocument = new Map<string, DocumentSignersTable[]>();
+  if (documentIds.length === 0) return byDocument;
+  const rows = await db.selectFrom('document_signers').selectAll().where('document_id', 'in', documentIds).execute();
+  for (const row of rows) {
+    const list = byDocument.get(row.document_id) ?? [];
+    list.push(row);
+    byDocument.set(row.document_id, list);
+  }
+  return byDocument;
+}
+
+export async function getDocument(
+  db: Kysely<Database>,
+  accountId: string | undefined,
+  id: string,
+): Promise<DocumentRecord | undefined> {
+  const row = await db
+    .selectFrom('documents')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(accountId !== undefined, (q) => q.where('account_id', '=', accountId as string))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return documentRecord(row, (await signersOf(db, [row.id])).get(row.id) ?? []);
+}
+
+export async function listDocuments(
+  db: Kysely<Database>,
+  accountId: string,
+  filter: { limit: number; cursor?: string; status?: DocumentStatus },
+): Promise<Page<DocumentRecord>> {
+  const rows = await db
+    .selectFrom('documents')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .$if(filter.status !== undefined, (q) => q.where('status', '=', filter.status as DocumentStatus))
+    .$if(filter.cursor !== undefined, (q) => q.where('id', '<', filter.cursor as string))
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
+  const page = rows.slice(0, filter.limit);
+  const signers = await signersOf(
+    db,
+    page.map((r) => r.id),
+  );
+  return {
+    items: page.map((r) => documentRecord(r, signers.get(r.id) ?? [])),
+    nextCursor: rows.length > filter.limit ? (page[page.length - 1]?.id ?? null) : null,
+  };
+}
+
+/** Entries of the document's trail in sequence order. */
+export async function auditEntries(db: Kysely<Database>, documentId: string): Promise<AuditEntry[]> {
+  const rows = await db
+    .selectFrom('audit_entries')
+    .selectAll()
+    .where('document_id', '=', documentId)
+    .orderBy('seq')
+    .execute();
+  return rows.map((r) => ({
+    seq: r.seq,
+    at: r.at,
+    actor: r.actor,
+    action: r.action as AuditAction,
+    ip: r.ip,
+    user_agent: r.user_agent,
+    detail: JSON.parse(r.detail) as Record<string, string>,
+    prev_hash: r.prev_hash,
+    hash: r.hash,
+  }));
+}
+
+/** Appends entries to the chain whose head is the document's, and moves the head. */
+async function appendEntries(
+  trx: Kysely<Database>,
+  doc: DocumentsTable,
+  steps: { actor: string; action: AuditAction; detail: Record<string, string> }[],
+  context: Omit<StepContext, 'auditUrl'>,
+): Promise<{ seq: number; hash: string }> {
+  let seq = doc.audit_seq;
+  let hash = doc.audit_hash;
+  const rows: AuditEntriesTable[] = [];
+  for (const step of steps) {
+    seq += 1;
+    const entry = chainEntry(hash, {
+      seq,
+      at: context.now,
+      actor: step.actor,
+      action: step.action,
+      ip: context.ip,
+      user_agent: context.userAgent,
+      detail: step.detail,
+    });
+    hash = entry.hash;
+    rows.push({
+      document_id: doc.id,
+      seq,
+      at: entry.at,
+      actor: entry.actor,
+      action: entry.action,
+      ip: entry.ip,
+      user_agent: entry.user_agent,
+      detail: JSON.stringify(entry.detail),
+      prev_hash: entry.prev_hash,
+      hash: entry.hash,
+    });
+  }
+  await trx.insertInto('audit_entries').values(rows).execute();
+  return { seq, hash };
+}
+
+export function createDocument(
+  d: StoreDialect,
+  input: CreateDocumentInput,
+  context: Omit<StepContext, 'auditUrl'>,
+): Promise<DocumentRecord> {
+  return d.writeTransaction(async (trx) => {
+    const now = context.now;
+    const doc: DocumentsTable = {
+      id: newId('doc'),
+      account_id: input.accountId,
+      title: input.title,
+      external_id: input.externalId,
+      status: 'draft',
+      audit_seq: 0,
+      audit_hash: GENESIS_HASH,
+      created_at: now,
+      updated_at: now,
+    };
+    const signers: DocumentSignersTable[] = input.signers.map((s, position) => ({
+      id: newId('sgn'),
+      document_id: doc.id,
+      position,
+      email: s.email,
+      name: s.name,
+      status: 'pending',
+      acted_at: null,
+      decline_reason: null,
+    }));
+    await trx.insertInto('documents').values(doc).execute();
+    await trx.insertInto('document_signers').values(signers).execute();
+    const head = await appendEntries(
+      trx,
+      doc,
+      [{ actor: context.actor, action: 'created', detail: { title: doc.title, signers: String(signers.length) } }],
+      context,
+    );
+    await trx
+      .updateTable('documents')
+      .set({ audit_seq: head.seq, audit_hash: head.hash })
+      .where('id', '=', doc.id)
+      .execute();
+    return documentRecord({ ...doc, audit_seq: head.seq, audit_hash: head.hash }, signers);
+  });
+}
+
+/** A step the document's state does not allow: 409, naming the state, and nothing written. */
+function refused(message: string): CountersignError {
+  return new CountersignError('conflict', message);
+}
+
+/**
+ * Applies one lifecycle step. Returns the document as it is now and the ids of the events made,
+ * in the order made. Throws not_found for an unknown document or signer, conflict for a step the
+ * state does not allow.
+ */
+export function applyDocumentStep(
+  d: StoreDialect,
+  accountId: string,
+  documentId: string,
+  step: DocumentStep,
+  context: StepContext,
+): Promise<{ document: DocumentRecord; eventIds: string[]; queued: number }> {
+  return d.writeTransaction(async (trx) => {
+    const doc = await trx
+      .selectFrom('documents')
+      .selectAll()
+      .where('id', '=', documentId)
+      .where('account_id', '=', accountId)
+      .$if(d.name === 'postgres', (q) => q.forUpdate())
+      .executeTakeFirst();
+    if (!doc) throw notFound('document');
+    const signers = (await signersOf(trx, [doc.id])).get(doc.id) ?? [];
+    signers.sort((a, b) => a.position - b.position);
+    const now = context.now;
+    const entries: { actor: string; action: AuditAction; detail: Record<string, string> }[] = [];
+    const events: { type: string; signer: DocumentSignersTable; reason?: string }[] = [];
+    let status: DocumentStatus = doc.status;
+
+    if (step.kind === 'send') {
+      if (doc.status !== 'draft') throw refused(`the document is ${doc.status}: only a draft can be sent`);
+      status = 'sent';
+      entries.push({ actor: context.actor, action: 'sent', detail: { signers: String(signers.length) } });
+      for (const signer of signers) events.push({ type: 'document.sent', signer });
+    } else {
+      const signer = signers.find((s) => s.id === step.signerId);
+      if (!signer) throw notFound('signer');
+      const verb = step.kind === 'sign' ? 'sign' : 'decline';
+      if (doc.status !== 'sent') {
+        throw refused(`the document is ${doc.status}: a signer can ${verb} only while it is sent`);
+      }
+      if (signer.status !== 'pending') {
+        throw refused(`the document is sent, and signer ${signer.id} has ${signer.status} already`);
+      }
+      const changes =
+        step.kind === 'sign'
+          ? { status: 'signed' as const, acted_at: now }
+          : { status: 'declined' as const, acted_at: now, decline_reason: step.reason };
+      await trx.updateTable('document_signers').set(changes).where('id', '=', signer.id).execute();
+      Object.assign(signer, changes);
+      if (step.kind === 'sign') {
+        entries.push({ actor: signer.email, action: 'signed', detail: { signer_id: signer.id } });
+        events.push({ type: 'document.signed', signer });
+        if (signers.every((s) => s.status === 'signed')) {
+          status = 'completed';
+          entries.push({ actor: signer.email, action: 'completed', detail: { signer_id: signer.id } });
+          events.push({ type: 'document.completed', signer });
+        }
+      } else {
+        status = 'declined';
+        entries.push({
+          actor: signer.email,
+          action: 'declined',
+          detail: { signer_id: signer.id, reason: step.reason },
+        });
+        events.push({ type: 'document.declined', signer, reason: step.reason });
+      }
+    }
+
+    const head = await appendEntries(trx, doc, entries, context);
+    await trx
+      .updateTable('documents')
+      .set({ status, audit_seq: head.seq, audit_hash: head.hash, updated_at: now })
+      .where('id', '=', doc.id)
+      .execute();
+    const requests: PublishRequest[] = events.map((e) => ({
+      accountId,
+      type: e.type,
+      dataJson: JSON.stringify({
+        document_id: doc.id,
+        signer_email: e.signer.email,
+        audit_url: context.auditUrl,
+        title: doc.title,
+        external_id: doc.external_id,
+        signer_id: e.signer.id,
+        ...(e.signer.name === null ? {} : { signer_name: e.signer.name }),
+        ...(e.reason === undefined ? {} : { reason: e.reason }),
+      }),
+      documentId: doc.id,
+      occurredAt: now,
+    }));
+    const published = await publishWithin(trx, d, requests, now);
+    const eventIds = published.results.flatMap((r) => (r.ok ? [r.event.id] : []));
+    return {
+      document: documentRecord(
+        { ...doc, status, audit_seq: head.seq, audit_hash: head.hash, updated_at: now },
+        signers,
+      ),
+      eventIds,
+      queued: published.queued,
+    };
+  });
+}
