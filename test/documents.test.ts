@@ -1,0 +1,382 @@
+// Documents and signers (issue 18) on both dialects: the walk-through with a real receiver
+// subscribed to every event type, each webhook's audit_url opened without a token; refused steps
+// that change nothing; the audit chain caught when a row is altered in the database; and the
+// chain's rules as pure functions.
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuditEntry, canonicalJson, chainEntry, GENESIS_HASH, verifyChain } from '../src/domain/audit-chain.js';
+import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
+import { headerOf } from './helpers/api-client.js';
+import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { expectError, expectFieldError } from './helpers/expect-error.js';
+import { type Receiver, startReceiver } from './helpers/receiver.js';
+import { startTestService, type TestService } from './helpers/service.js';
+
+describe('the audit chain', () => {
+  const facts = (seq: number, actor = 'tok_1') => ({
+    seq,
+    at: Date.UTC(2026, 11, 4, 9, 0, seq),
+    actor,
+    action: 'signed' as const,
+    ip: '10.0.0.1',
+    user_agent: 'curl/8',
+    detail: { signer_id: `sgn_${seq}` },
+  });
+  function chain(n: number): AuditEntry[] {
+    const out: AuditEntry[] = [];
+    let prev = GENESIS_HASH;
+    for (let seq = 1; seq <= n; seq++) {
+      const entry = chainEntry(prev, facts(seq));
+      out.push(entry);
+      prev = entry.hash;
+    }
+    return out;
+  }
+  const head = (entries: AuditEntry[]) => ({
+    seq: entries.length,
+    hash: entries[entries.length - 1]?.hash ?? GENESIS_HASH,
+  });
+
+  it('writes canonical JSON: keys sorted at every level, whatever order they were built in', () => {
+    expect(canonicalJson({ b: 1, a: { d: 'x', c: null } })).toBe('{"a":{"c":null,"d":"x"},"b":1}');
+    expect(canonicalJson({ a: { c: null, d: 'x' }, b: 1 })).toBe(canonicalJson({ b: 1, a: { d: 'x', c: null } }));
+    expect(() => canonicalJson({ n: Number.NaN })).toThrow();
+  });
+
+  it('verifies an intact chain and names the first entry that does not hold', () => {
+    const entries = chain(4);
+    expect(verifyChain(entries, head(entries))).toEqual({ valid: true, entries: 4, firstBroken: null });
+    expect(verifyChain([], { seq: 0, hash: GENESIS_HASH })).toEqual({ valid: true, entries: 0, firstBroken: null });
+
+    const altered = entries.map((e) => ({ ...e }));
+    (altered[1] as AuditEntry).actor = 'mallory@example.com';
+    expect(verifyChain(altered, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
+
+    // Rehashing the altered entry does not help: the next one names the old hash.
+    const rehashed = altered.map((e) => ({ ...e }));
+    (rehashed[1] as AuditEntry).hash = chainEntry(entries[0]?.hash as string, rehashed[1] as AuditEntry).hash;
+    expect(verifyChain(rehashed, head(entries)).firstBroken).toEqual({ seq: 3, reason: 'prev_hash' });
+
+    expect(verifyChain([entries[0], entries[2], entries[3]] as AuditEntry[], head(entries)).firstBroken).toEqual({
+      seq: 3,
+      reason: 'sequence',
+    });
+    // Entries cut off the end: the chain that is left holds, but not up to the head.
+    expect(verifyChain(entries.slice(0, 3), head(entries)).firstBroken).toEqual({ seq: 4, reason: 'head' });
+  });
+});
+
+/** A webhook's payload: the seed's shape, and the document's fields in data. */
+interface Webhook {
+  id: string;
+  event: string;
+  data: Record<string, string | null> & { audit_url: string };
+}
+
+interface DocumentView {
+  id: string;
+  title: string;
+  external_id: string | null;
+  status: string;
+  signers: { id: string; email: string; name: string | null; status: string }[];
+  audit_url: string;
+  events?: { id: string; event: string }[];
+}
+
+describe.each(DIALECTS)('documents on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    let service: TestService;
+    let receiver: Receiver;
+    beforeAll(async () => {
+      service = await startTestService(dialect, { dispatcher: true });
+      receiver = await startReceiver();
+      const res = await json('POST', '/v1/webhooks/subscriptions', {
+        target_url: `${receiver.url}/every`,
+        event_types: ['document.sent', 'document.signed', 'document.declined', 'document.completed'],
+      });
+      expect(res.statusCode, res.body).toBe(200);
+    });
+    afterAll(async () => {
+      await service?.close();
+      await receiver?.close();
+    });
+
+    function json(method: 'GET' | 'POST', url: string, body?: unknown, token?: string | null) {
+      return service.request({
+        method,
+        url,
+        ...(token === undefined ? {} : { token }),
+        headers: {
+          'user-agent': 'documents-test/1',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+      });
+    }
+
+    async function created(body: Record<string, unknown>): Promise<DocumentView> {
+      const res = await json('POST', '/v1/documents', body);
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json();
+    }
+
+    async function step(path: string, body?: unknown): Promise<DocumentView> {
+      const res = await json('POST', path, body);
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    }
+
+    /** The audit_url opened as a receiver would: no token. */
+    function openLink(url: string, accept = 'application/json') {
+      const { pathname, search } = new URL(url);
+      return service.request({ method: 'GET', url: `${pathname}${search}`, token: null, headers: { accept } });
+    }
+
+    const received = (documentId: string) =>
+      receiver.requests
+        .map((r) => ({ payload: JSON.parse(r.body) as Webhook, request: r }))
+        .filter((r) => r.payload.data.document_id === documentId);
+
+    async function snapshot(id: string) {
+      const doc = (await json('GET', `/v1/documents/${id}`)).json();
+      const events = (await json('GET', `/v1/events?document_id=${id}&limit=100`)).json().events;
+      const trail = (await openLink(doc.audit_url)).json();
+      return { doc, events, trail };
+    }
+
+    it('walks a document through create, send and two signatures: each step a webhook, each audit_url a chain that verifies', async () => {
+      const doc = await created({
+        title: 'Mutual NDA',
+        external_id: 'crm-42',
+        signers: [{ email: 'ana@example.com', name: 'Ana Lima' }, { email: 'bo@example.com' }],
+      });
+      expect(doc).toMatchObject({
+        status: 'draft',
+        title: 'Mutual NDA',
+        external_id: 'crm-42',
+        signers: [
+          { email: 'ana@example.com', name: 'Ana Lima', status: 'pending' },
+          { email: 'bo@example.com', name: null, status: 'pending' },
+        ],
+      });
+      expect(doc.id).toMatch(/^doc_/);
+      expect(doc.audit_url).toMatch(new RegExp(`/v1/documents/${doc.id}/audit\\?sig=[A-Za-z0-9_-]{43}$`));
+      const [ana, bo] = doc.signers as [DocumentView['signers'][0], DocumentView['signers'][0]];
+
+      const sent = await step(`/v1/documents/${doc.id}/send`);
+      expect(sent.status).toBe('sent');
+      expect(sent.events?.map((e) => e.event)).toEqual(['document.sent', 'document.sent']);
+      await receiver.waitFor(2);
+      await expect.poll(() => received(doc.id).length).toBe(2);
+      expect(
+        received(doc.id)
+          .map((r) => [r.payload.event, r.payload.data.signer_email])
+          .sort(),
+      ).toEqual([
+        ['document.sent', 'ana@example.com'],
+        ['document.sent', 'bo@example.com'],
+      ]);
+
+      const first = await step(`/v1/documents/${doc.id}/signers/${ana.id}/sign`);
+      expect(first.status).toBe('sent');
+      expect(first.events?.map((e) => e.event)).toEqual(['document.signed']);
+      await expect.poll(() => received(doc.id).length).toBe(3);
+
+      const last = await step(`/v1/documents/${doc.id}/signers/${bo.id}/sign`);
+      expect(last.status).toBe('completed');
+      expect(last.events?.map((e) => e.event)).toEqual(['document.signed', 'document.completed']);
+      await expect.poll(() => received(doc.id).length).toBe(5);
+
+      const got = received(doc.id);
+      const signed = got.filter((r) => r.payload.event === 'document.signed').map((r) => r.payload.data.signer_email);
+      expect(signed.sort()).toEqual(['ana@example.com', 'bo@example.com']);
+      const completed = got.find((r) => r.payload.event === 'document.completed');
+      // document.completed comes after the signature that completed it (its event id is later).
+      const lastSigned = got.find(
+        (r) => r.payload.event === 'document.signed' && r.payload.data.signer_email === 'bo@example.com',
+      );
+      expect(String(completed?.payload.id) > String(lastSigned?.payload.id)).toBe(true);
+      for (const { payload, request } of got) {
+        // The seed's payload shape, plus the document's title and external_id; signed as usual.
+        expect(payload.data).toMatchObject({
+          document_id: doc.id,
+          audit_url: doc.audit_url,
+          title: 'Mutual NDA',
+          external_id: 'crm-42',
+        });
+        expect(typeof payload.data.signer_email).toBe('string');
+        expect(headerOf(request, 'webhook-signature')).toMatch(/^v1,/);
+        const trail = await openLink(payload.data.audit_url);
+        expect(trail.statusCode, trail.body).toBe(200);
+        expect(trail.json().verification).toEqual({ valid: true, entries: 5, first_broken: null });
+      }
+      const trail = (await openLink(doc.audit_url)).json();
+      expect(trail.entries.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
+        ['created', expect.stringMatching(/^tok_/)],
+        ['sent', expect.stringMatching(/^tok_/)],
+        ['signed', 'ana@example.com'],
+        ['signed', 'bo@example.com'],
+        ['completed', 'bo@example.com'],
+      ]);
+      for (const entry of trail.entries) {
+        expect(entry).toMatchObject({ ip: '127.0.0.1', user_agent: 'documents-test/1' });
+        expect(entry.hash).toMatch(/^[0-9a-f]{64}$/);
+      }
+      expect(trail.entries[0].prev_hash).toBe(GENESIS_HASH);
+      expect(trail.entries[1].prev_hash).toBe(trail.entries[0].hash);
+
+      // A browser gets a page; a wrong signature or another document's gets nothing.
+      const page = await openLink(doc.audit_url, 'text/html,application/xhtml+xml,*/*;q=0.8');
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toMatch(/^text\/html/);
+      expect(page.headers['content-security-policy']).toContain("default-src 'none'");
+      expect(page.body).toContain('The chain verifies: 5 entries');
+      expect(page.body).toContain('Mutual NDA');
+      expectError(await openLink(`${doc.audit_url.slice(0, -2)}xx`), 403, 'forbidden');
+      const other = await created({ title: 'Other', signers: [{ email: 'cy@example.com' }] });
+      const foreign = new URL(doc.audit_url);
+      foreign.pathname = `/v1/documents/${other.id}/audit`;
+      expectError(await openLink(foreign.toString()), 403, 'forbidden');
+
+      expect((await json('GET', `/v1/documents/${doc.id}/audit/verify`)).json()).toEqual({
+        valid: true,
+        entries: 5,
+        first_broken: null,
+      });
+    });
+
+    it('refuses a step the state does not allow with a 409 naming it, and changes nothing', async () => {
+      const doc = await created({ title: 'Lease', signers: [{ email: 'a@example.com' }, { email: 'b@example.com' }] });
+      const [a, b] = doc.signers as [DocumentView['signers'][0], DocumentView['signers'][0]];
+      const refusals: [string, string, unknown?][] = [];
+      const refuse = async (path: string, fragment: string, body?: unknown) => {
+        const before = await snapshot(doc.id);
+        const error = expectError(await json('POST', path, body), 409, 'conflict');
+        expect(error.message).toContain(fragment);
+        const after = await snapshot(doc.id);
+        expect(after).toEqual(before);
+        refusals.push([path, fragment, body]);
+      };
+      await refuse(`/v1/documents/${doc.id}/signers/${a.id}/sign`, 'the document is draft');
+      await step(`/v1/documents/${doc.id}/send`);
+      await refuse(`/v1/documents/${doc.id}/send`, 'the document is sent');
+      await step(`/v1/documents/${doc.id}/signers/${a.id}/sign`);
+      await refuse(`/v1/documents/${doc.id}/signers/${a.id}/sign`, `signer ${a.id} has signed already`);
+      await refuse(`/v1/documents/${doc.id}/signers/${a.id}/decline`, `signer ${a.id} has signed already`, {
+        reason: 'changed my mind',
+      });
+      const declined = await step(`/v1/documents/${doc.id}/signers/${b.id}/decline`, { reason: 'wrong address' });
+      expect(declined).toMatchObject({ status: 'declined', events: [{ event: 'document.declined' }] });
+      expect(declined.signers[1]).toMatchObject({ status: 'declined', decline_reason: 'wrong address' });
+      await refuse(`/v1/documents/${doc.id}/signers/${b.id}/sign`, 'the document is declined');
+      await refuse(`/v1/documents/${doc.id}/send`, 'the document is declined');
+      expect(refusals).toHaveLength(6);
+      const events = (await snapshot(doc.id)).events.map((e: { event: string }) => e.event).sort();
+      expect(events).toEqual(['document.declined', 'document.sent', 'document.sent', 'document.signed']);
+      await expect
+        .poll(() => received(doc.id).find((r) => r.payload.event === 'document.declined')?.payload.data.reason)
+        .toBe('wrong address');
+    });
+
+    it('answers 400, 403 and 404 as any route does, and creates nothing', async () => {
+      const reader = await service.tokenFor(`reader-${randomBytes(4).toString('hex')}`, { scopes: ['read'] });
+      const before = (await json('GET', '/v1/documents?limit=100')).json().documents.length;
+      for (const [body, field] of [
+        [{ title: 'x', signers: [] }, 'signers'],
+        [{ title: '', signers: [{ email: 'a@example.com' }] }, 'title'],
+        [{ title: 'x', signers: [{ email: 'not an address' }] }, 'signers/0/email'],
+        [{ title: 'x', signers: [{ email: 'a@example.com' }, { email: 'A@example.com' }] }, 'signers[1].email'],
+        [{ title: 'x', signers: [{ email: 'a@example.com' }], owner: 'me' }, 'owner'],
+      ] as const) {
+        const res = await json('POST', '/v1/documents', body);
+        expect(res.statusCode, JSON.stringify(body)).toBe(400);
+        expect(res.json().error.message.replace(/\./g, '/')).toContain(field.replace(/\./g, '/').split('/')[0]);
+      }
+      expectFieldError(await json('POST', '/v1/documents/doc_x/signers/sgn_y/decline', {}), 'reason');
+      expectError(
+        await json('POST', '/v1/documents', { title: 'x', signers: [{ email: 'a@example.com' }] }, reader.token),
+        403,
+        'forbidden',
+      );
+      expectError(await json('POST', '/v1/documents/doc_01ARZ3NDEKTSV4RRFFQ69G5FAV/send'), 404, 'not_found');
+      const doc = await created({ title: 'Known', signers: [{ email: 'a@example.com' }] });
+      await step(`/v1/documents/${doc.id}/send`);
+      expectError(
+        await json('POST', `/v1/documents/${doc.id}/signers/sgn_01ARZ3NDEKTSV4RRFFQ69G5FAV/sign`),
+        404,
+        'not_found',
+      );
+      // Another account sees none of it.
+      const outsider = await service.tokenFor(`outsider-${randomBytes(4).toString('hex')}`);
+      expectError(await json('GET', `/v1/documents/${doc.id}`, undefined, outsider.token), 404, 'not_found');
+      expectError(await json('POST', `/v1/documents/${doc.id}/send`, undefined, outsider.token), 404, 'not_found');
+      expect((await json('GET', '/v1/documents?limit=100', undefined, outsider.token)).json().documents).toEqual([]);
+      expect((await json('GET', '/v1/documents?limit=100')).json().documents.length).toBe(before + 1);
+    });
+
+    it('lists documents newest first, with a status filter and a cursor', async () => {
+      const account = await service.tokenFor(`lister-${randomBytes(4).toString('hex')}`);
+      const make = async (title: string) => {
+        const res = await json(
+          'POST',
+          '/v1/documents',
+          { title, signers: [{ email: 'a@example.com' }] },
+          account.token,
+        );
+        return res.json() as DocumentView;
+      };
+      const one = await make('one');
+      const two = await make('two');
+      const three = await make('three');
+      expect((await json('POST', `/v1/documents/${two.id}/send`, undefined, account.token)).statusCode).toBe(200);
+      const page1 = (await json('GET', '/v1/documents?limit=2', undefined, account.token)).json();
+      expect(page1.documents.map((d: DocumentView) => d.id)).toEqual([three.id, two.id]);
+      const page2 = (
+        await json('GET', `/v1/documents?limit=2&cursor=${page1.next_cursor}`, undefined, account.token)
+      ).json();
+      expect(page2).toEqual({ documents: [expect.objectContaining({ id: one.id })], next_cursor: null });
+      const sent = (await json('GET', '/v1/documents?status=sent', undefined, account.token)).json();
+      expect(sent.documents.map((d: DocumentView) => d.id)).toEqual([two.id]);
+      expectFieldError(await json('GET', '/v1/documents?status=lost', undefined, account.token), 'status');
+    });
+
+    it('catches a row altered in the database, and entries removed from the end', async () => {
+      const doc = await created({ title: 'Tamper', signers: [{ email: 'a@example.com' }, { email: 'b@example.com' }] });
+      await step(`/v1/documents/${doc.id}/send`);
+      await step(`/v1/documents/${doc.id}/signers/${doc.signers[0]?.id}/sign`);
+      const verify = async () => (await json('GET', `/v1/documents/${doc.id}/audit/verify`)).json();
+      expect(await verify()).toEqual({ valid: true, entries: 3, first_broken: null });
+
+      // Straight into the database, as someone with access to it would.
+      const raw = openDialect(parseDatabaseUrl(service.database.url));
+      try {
+        await sql`update audit_entries set actor = ${'mallory@example.com'} where document_id = ${doc.id} and seq = 2`.execute(
+          raw.db,
+        );
+        expect(await verify()).toEqual({ valid: false, entries: 3, first_broken: { seq: 2, reason: 'hash' } });
+        const trail = (await openLink(doc.audit_url)).json();
+        expect(trail.verification).toEqual({ valid: false, entries: 3, first_broken: { seq: 2, reason: 'hash' } });
+        const page = await openLink(doc.audit_url, 'text/html');
+        expect(page.body).toContain('The chain is broken at entry 2 (hash).');
+
+        await sql`update audit_entries set actor = ${'tok_restored'} where document_id = ${doc.id} and seq = 2`.execute(
+          raw.db,
+        );
+        // The real actor was the token: restoring another value still fails, at the same entry.
+        expect((await verify()).first_broken).toEqual({ seq: 2, reason: 'hash' });
+
+        const doc2 = await created({ title: 'Cut', signers: [{ email: 'a@example.com' }] });
+        await step(`/v1/documents/${doc2.id}/send`);
+        await sql`delete from audit_entries where document_id = ${doc2.id} and seq = 2`.execute(raw.db);
+        expect((await json('GET', `/v1/documents/${doc2.id}/audit/verify`)).json()).toEqual({
+          valid: false,
+          entries: 1,
+          first_broken: { seq: 2, reason: 'head' },
+        });
+      } finally {
+        await raw.close();
+      }
+    });
+  });
+});
