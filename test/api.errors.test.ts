@@ -194,9 +194,11 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         // event_type, or (an extension) event_types: one of the two is required, as the description says.
         expect(body.required).toEqual(expect.arrayContaining(['target_url']));
         expect(body.properties.event_types.type).toBe('array');
-        // The seed's three, and the operational events countersign makes itself (an extension).
+        // The seed's three, document.completed and the operational events countersign makes itself
+        // (extensions).
         expect([...body.properties.event_type.enum].sort()).toEqual([
           'delivery.failed',
+          'document.completed',
           'document.declined',
           'document.sent',
           'document.signed',
@@ -204,9 +206,10 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         ]);
         expect(body.properties.rate_limit_per_second).toMatchObject({ type: 'integer', minimum: 1, maximum: 10_000 });
         expect(body.properties.ordering.enum).toEqual(['none', 'document']);
-        // Publishing takes the seed's three only.
+        // Publishing takes the document events only.
         const publish = doc.paths['/v1/events'].post.requestBody.content['application/json'].schema;
         expect([...publish.properties.event.enum].sort()).toEqual([
+          'document.completed',
           'document.declined',
           'document.sent',
           'document.signed',

@@ -154,7 +154,12 @@ describe.each(DIALECTS)('listen sessions on $name', (dialect) => {
       });
       const again = await open();
       expect(again).toMatchObject({ id: first.id, signing_secret: first.signing_secret });
-      expect(again.event_types).toEqual(['document.sent', 'document.signed', 'document.declined']);
+      expect(again.event_types).toEqual([
+        'document.sent',
+        'document.signed',
+        'document.declined',
+        'document.completed',
+      ]);
       const otherToken = await s.tokenFor('acme');
       const other = await open({}, otherToken.token);
       expect(other.id).not.toBe(first.id);

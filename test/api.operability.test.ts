@@ -285,6 +285,7 @@ describe.each(DIALECTS)('operability API on $name', (dialect) => {
         expect(validation.errors ?? []).toEqual([]);
         expect(Object.keys(doc.webhooks).sort()).toEqual([
           'delivery.failed',
+          'document.completed',
           'document.declined',
           'document.sent',
           'document.signed',

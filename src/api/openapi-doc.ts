@@ -129,9 +129,15 @@ const DOCUMENT_DATA = (type: string) => ({
     signer_email: { type: 'string', format: 'email' },
     audit_url: { type: 'string', format: 'uri' },
     ...(type === 'document.declined' ? { reason: { type: 'string' } } : {}),
+    title: { type: 'string', description: 'Events of the documents lifecycle (POST /v1/documents …): the title.' },
+    external_id: { type: ['string', 'null'], description: 'Documents lifecycle: the platform’s own id, or null.' },
+    signer_id: { type: 'string', description: 'Documents lifecycle: the signer the event names (sgn_…).' },
+    signer_name: { type: 'string', description: 'Documents lifecycle: the signer’s name, when one was given.' },
   },
   additionalProperties: true,
-  description: 'As published: the seed’s fields plus any of the platform’s own.',
+  description:
+    'As published: the seed’s fields plus any of the platform’s own. Events the documents lifecycle makes also ' +
+    'carry title, external_id and signer_id; their audit_url opens the document’s audit trail without a token.',
 });
 
 /** The payload of one event type, as every target receives it. */
