@@ -11,7 +11,7 @@ import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
 import type { AppContext } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
-import { auditLinkRoutes, documentRoutes } from './api/documents.js';
+import { auditLinkKey, auditLinkRoutes, documentRoutes } from './api/documents.js';
 import { erasureRoutes } from './api/erasure.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
@@ -157,7 +157,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
 
   // Audit links carry their own credential (a signature), so they sit outside the token check.
-  const auditLinks = { key: ctx.secrets.deriveKey('audit links v1'), publicUrl: options.publicUrl };
+  const auditLinks = { key: await auditLinkKey(options.store, options.secrets), publicUrl: options.publicUrl };
   await app.register(auditLinkRoutes(ctx, auditLinks));
 
   await app.register(async (api) => {

@@ -5,7 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLinkKey } from '../src/api/documents.js';
 import { type AuditEntry, canonicalJson, chainEntry, GENESIS_HASH, verifyChain } from '../src/domain/audit-chain.js';
+import { SecretBox } from '../src/domain/secret-box.js';
+import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { headerOf } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
@@ -339,6 +342,34 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       const sent = (await json('GET', '/v1/documents?status=sent', undefined, account.token)).json();
       expect(sent.documents.map((d: DocumentView) => d.id)).toEqual([two.id]);
       expectFieldError(await json('GET', '/v1/documents?status=lost', undefined, account.token), 'status');
+    });
+
+    it('signs links with one key per database, which a master-key rotation keeps', async () => {
+      const database = await dialect.create();
+      const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
+      try {
+        const before = new SecretBox(randomBytes(32));
+        const key = await auditLinkKey(store, before);
+        expect(key).toHaveLength(32);
+        expect(await auditLinkKey(store, before)).toEqual(key);
+        const after = new SecretBox(randomBytes(32));
+        await store.resealSecrets((sealed) => after.seal(before.open(sealed)));
+        expect(await auditLinkKey(store, after)).toEqual(key);
+        const resealed = (await store.getSetting('audit_link_key')) as string;
+        expect(() => before.open(resealed)).toThrow();
+        // Another database has a key of its own.
+        const other = await dialect.create();
+        const otherStore = await openStore(openDialect(parseDatabaseUrl(other.url)));
+        try {
+          expect(await auditLinkKey(otherStore, after)).not.toEqual(key);
+        } finally {
+          await otherStore.close();
+          await other.drop();
+        }
+      } finally {
+        await store.close();
+        await database.drop();
+      }
     });
 
     it('catches a row altered in the database, and entries removed from the end', async () => {

@@ -2,8 +2,9 @@
 // POST /v1/events. Each step (create, send, sign, decline) changes the document, appends to its
 // audit trail (a hash chain) and makes its events in one transaction; a step the document's state
 // does not allow is a 409 naming that state, and changes nothing. Every event's audit_url is a
-// link the server signs (HMAC under a key derived from the master key), so a receiver opens the
+// link the server signs (HMAC under a key kept sealed by the master key), so a receiver opens the
 // trail without an API token: JSON, or a readable page when a browser asks for HTML.
+import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -13,9 +14,11 @@ import {
   type ChainVerdict,
   verifyChain,
 } from '../domain/audit-chain.js';
+import type { SecretBox } from '../domain/secret-box.js';
 import { toIsoMillis, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
-import type { DocumentRecord, StepContext } from '../store/store.js';
+import { AUDIT_LINK_KEY } from '../store/reseal.js';
+import type { DocumentRecord, StepContext, Store } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { baseUrl } from './portal-sessions.js';
 import { errors, NextCursor, PageQuery } from './schemas.js';
@@ -129,6 +132,16 @@ const TrailView = Type.Object({
 });
 
 const LinkQuery = Type.Object({ sig: Type.String({ maxLength: 128 }) }, { additionalProperties: false });
+
+/**
+ * The key audit links are signed with: 32 random bytes made once per database and kept sealed
+ * under the master key (countersign_settings), so every process signs alike and a master-key
+ * rotation, which re-seals it, leaves the links already sent in webhooks working.
+ */
+export async function auditLinkKey(store: Store, secrets: SecretBox): Promise<Buffer> {
+  const sealed = await store.putSettingIfAbsent(AUDIT_LINK_KEY, secrets.seal(randomBytes(32).toString('base64')));
+  return Buffer.from(secrets.open(sealed), 'base64');
+}
 
 /** Where the signed links start and how they are signed. */
 export interface AuditLinks {

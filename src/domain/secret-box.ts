@@ -2,7 +2,7 @@
 // secrets) are sealed with AES-256-GCM under the operator's master key. The sealed form names the
 // key that sealed it (`v1.<keyId>.<iv>.<ciphertext+tag>`), so a master-key rotation can find and
 // re-seal every value.
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
 export class SecretBox {
   readonly keyId: string;
@@ -13,14 +13,6 @@ export class SecretBox {
     if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
     this.key = masterKey;
     this.keyId = createHash('sha256').update(masterKey).digest('base64url').slice(0, 8);
-  }
-
-  /**
-   * A 32-byte key for one purpose, derived from the master key (HKDF-SHA256): what it signs is
-   * bound to the master key without the master key itself ever being used twice.
-   */
-  deriveKey(purpose: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `countersign ${purpose}`, 32));
   }
 
   seal(plaintext: string): string {

@@ -1,12 +1,15 @@
 // Secrets at rest, as a whole: re-sealing every one of them under a new master key (in the caller's
 // transaction), and finding one to test a key against. The sealed values live in callbacks
 // (credentials and the signing secret with those it retired), subscriptions (secret_token, the
-// signing secret and those it retired) and the master-key check in countersign_settings.
+// signing secret and those it retired), and in countersign_settings the master-key check and the
+// key that signs audit links.
 import type { Kysely } from 'kysely';
 import { resealRetired } from '../domain/secret-rotation.js';
 import type { Database } from './schema.js';
 
 export const MASTER_KEY_CHECK = 'master_key_check';
+/** The key audit links are signed with (random, sealed): a master-key rotation keeps old links working. */
+export const AUDIT_LINK_KEY = 'audit_link_key';
 
 /** Re-seals every sealed value with `reseal`; returns how many values it re-sealed. */
 export async function resealAll(trx: Kysely<Database>, reseal: (sealed: string) => string): Promise<number> {
@@ -52,17 +55,17 @@ export async function resealAll(trx: Kysely<Database>, reseal: (sealed: string) 
       .where('id', '=', sub.id)
       .execute();
   }
-  // The check is not a secret of anyone's, so it does not count.
-  const check = await trx
+  // The check is not a secret of anyone's, so it does not count; nor is the audit-link key.
+  const settings = await trx
     .selectFrom('countersign_settings')
-    .select('value')
-    .where('key', '=', MASTER_KEY_CHECK)
-    .executeTakeFirst();
-  if (check) {
+    .select(['key', 'value'])
+    .where('key', 'in', [MASTER_KEY_CHECK, AUDIT_LINK_KEY])
+    .execute();
+  for (const setting of settings) {
     await trx
       .updateTable('countersign_settings')
-      .set({ value: reseal(check.value) })
-      .where('key', '=', MASTER_KEY_CHECK)
+      .set({ value: reseal(setting.value) })
+      .where('key', '=', setting.key)
       .execute();
   }
   return count;
