@@ -6,7 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLinkKey } from '../src/api/documents.js';
-import { type AuditEntry, canonicalJson, chainEntry, GENESIS_HASH, verifyChain } from '../src/domain/audit-chain.js';
+import {
+  type AuditEntry,
+  canonicalJson,
+  chainEntry,
+  erasedEntry,
+  GENESIS_HASH,
+  verifyChain,
+} from '../src/domain/audit-chain.js';
 import { SecretBox } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
@@ -56,10 +63,22 @@ describe('the audit chain', () => {
     (altered[1] as AuditEntry).actor = 'mallory@example.com';
     expect(verifyChain(altered, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
 
-    // Rehashing the altered entry does not help: the next one names the old hash.
-    const rehashed = altered.map((e) => ({ ...e }));
-    (rehashed[1] as AuditEntry).hash = chainEntry(entries[0]?.hash as string, rehashed[1] as AuditEntry).hash;
+    // Recomputing the altered entry's commitment and hash does not help: the next one names the old hash.
+    const rehashed = entries.map((e) => ({ ...e }));
+    rehashed[1] = chainEntry(
+      entries[0]?.hash as string,
+      { ...facts(2), actor: 'mallory@example.com' },
+      entries[1]?.salt as string,
+    );
     expect(verifyChain(rehashed, head(entries)).firstBroken).toEqual({ seq: 3, reason: 'prev_hash' });
+
+    // Erased (personal fields and salt gone, commitment kept), the chain still verifies; an erased
+    // entry given an actor again does not.
+    const erased = entries.map((e, i) => (i === 1 ? erasedEntry(e) : e));
+    expect(erased[1]).toMatchObject({ actor: null, ip: null, user_agent: null, detail: null, salt: null });
+    expect(verifyChain(erased, head(entries))).toEqual({ valid: true, entries: 4, firstBroken: null });
+    const refilled = erased.map((e, i) => (i === 1 ? { ...e, actor: 'tok_1' } : e));
+    expect(verifyChain(refilled, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
 
     expect(verifyChain([entries[0], entries[2], entries[3]] as AuditEntry[], head(entries)).firstBroken).toEqual({
       seq: 3,

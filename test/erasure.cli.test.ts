@@ -75,6 +75,7 @@ describe('countersign erasure', () => {
       events_erased: 1,
       deliveries_cancelled: 0,
       attempts_scrubbed: 0,
+      documents_scrubbed: 0,
       complete: true,
       warnings: [],
     });

@@ -133,6 +133,7 @@ describe.each(DIALECTS)('erasure in the store on $name', (dialect) => {
         eventsErased: 3,
         deliveriesCancelled: 4,
         attemptsScrubbed: 1,
+        documentsScrubbed: 0,
         complete: false,
         warnings: [
           '1 cancelled delivery was being sent and has not logged its answer yet; erase again later to scrub it',
@@ -180,6 +181,7 @@ describe.each(DIALECTS)('erasure in the store on $name', (dialect) => {
         eventsErased: 0,
         deliveriesCancelled: 0,
         attemptsScrubbed: 1,
+        documentsScrubbed: 0,
         complete: true,
         warnings: [],
       });
@@ -190,6 +192,7 @@ describe.each(DIALECTS)('erasure in the store on $name', (dialect) => {
         eventsErased: 1,
         deliveriesCancelled: 1,
         attemptsScrubbed: 0,
+        documentsScrubbed: 0,
         complete: true,
         warnings: [],
       });
@@ -417,6 +420,7 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
         deliveries_cancelled: 5,
         // The three signed answers, and the in-flight one's, logged while the erasure waited for it.
         attempts_scrubbed: echoed + 1,
+        documents_scrubbed: 0,
         complete: true,
         warnings: [],
       });
@@ -520,6 +524,7 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
         events_erased: 2,
         deliveries_cancelled: 0,
         attempts_scrubbed: 2,
+        documents_scrubbed: 0,
         complete: true,
         warnings: [],
       });
@@ -534,6 +539,56 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       // Again: nothing more to do, nothing counted twice.
       const again = await svc.request({ method: 'POST', url: '/v1/erasure', payload: { document_id: secret } });
       expect(again.json()).toMatchObject({ events_erased: 0, attempts_scrubbed: 0, complete: true });
+    }, 60_000);
+
+    it('erases a signer from the documents lifecycle too: signers, audit entries and events, and the chain still verifies', async () => {
+      const { svc, url } = await start();
+      await subscribe(svc, { target_url: `${url}/docs`, event_types: ['document.sent', 'document.signed'] });
+      const post = (path: string, payload?: Record<string, unknown>) =>
+        svc.request({ method: 'POST', url: path, ...(payload === undefined ? {} : { payload }) });
+      const made = await post('/v1/documents', {
+        title: 'Erasure NDA',
+        signers: [{ email: ERASE, name: 'Erin Erased' }, { email: KEEP }],
+      });
+      expect(made.statusCode, made.body).toBe(201);
+      const doc = made.json();
+      const [erin, kim] = doc.signers as { id: string }[];
+      expect((await post(`/v1/documents/${doc.id}/send`)).statusCode).toBe(200);
+      expect((await post(`/v1/documents/${doc.id}/signers/${erin?.id}/sign`)).statusCode).toBe(200);
+      await eventually('the three webhooks', async () =>
+        (receiver as Receiver).requests.length >= 3 ? true : undefined,
+      );
+      expect(occurrences(await storage(dialect, svc), ERASE)).toBeGreaterThan(0);
+
+      const res = await post('/v1/erasure', { signer_email: ERASE });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ events_erased: 2, documents_scrubbed: 1, complete: true });
+
+      const after = (await svc.request({ method: 'GET', url: `/v1/documents/${doc.id}` })).json();
+      expect(after.signers).toEqual([
+        expect.objectContaining({ id: erin?.id, email: null, name: null, status: 'signed' }),
+        expect.objectContaining({ id: kim?.id, email: KEEP, status: 'pending' }),
+      ]);
+      const { pathname, search } = new URL(after.audit_url);
+      const trail = (await svc.request({ method: 'GET', url: `${pathname}${search}`, token: null })).json();
+      expect(trail.verification).toEqual({ valid: true, entries: 3, first_broken: null });
+      expect(trail.entries.map((e: { action: string; actor: string | null }) => [e.action, e.actor])).toEqual([
+        ['created', expect.stringMatching(/^tok_/)],
+        ['sent', expect.stringMatching(/^tok_/)],
+        ['signed', null],
+      ]);
+      expect(trail.entries[2]).toMatchObject({ ip: null, user_agent: null, detail: null, salt: null });
+      // The erased signer can take no step; the other one signs, and the document completes.
+      const refused = await post(`/v1/documents/${doc.id}/signers/${erin?.id}/decline`, { reason: 'too late' });
+      expect(refused.statusCode).toBe(409);
+      expect((await post(`/v1/documents/${doc.id}/signers/${kim?.id}/sign`)).json().status).toBe('completed');
+      expect((await svc.request({ method: 'GET', url: `/v1/documents/${doc.id}/audit/verify` })).json().valid).toBe(
+        true,
+      );
+      const stored = await storage(dialect, svc);
+      expect(occurrences(stored, ERASE)).toBe(0);
+      expect(occurrences(stored, 'erin erased')).toBe(0);
+      expect(occurrences(stored, KEEP)).toBeGreaterThan(0);
     }, 60_000);
   });
 });

@@ -27,7 +27,7 @@ const DocumentStatusSchema = Type.String({ enum: ['draft', 'sent', 'completed', 
 
 const SignerView = Type.Object({
   id: Type.String(),
-  email: Type.String(),
+  email: Type.Union([Type.String(), Type.Null()], { description: 'null once erased (POST /v1/erasure)' }),
   name: Type.Union([Type.String(), Type.Null()]),
   status: Type.String({ enum: ['pending', 'signed', 'declined'] }),
   acted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
@@ -111,16 +111,27 @@ const Verdict = Type.Object({
   ),
 });
 
+const Erasable = { description: 'null once erased' };
 const EntryView = Type.Object({
   seq: Type.Integer(),
   at: Type.String({ format: 'date-time' }),
-  actor: Type.String({ description: 'the token id, or the signer’s e-mail address' }),
   action: Type.String({ enum: ['created', 'sent', 'signed', 'declined', 'completed'] }),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  detail: Type.Record(Type.String(), Type.String()),
+  actor: Type.Union([Type.String(), Type.Null()], {
+    description: 'the token id, or the signer’s e-mail address; null once erased',
+  }),
+  ip: Type.Union([Type.String(), Type.Null()], Erasable),
+  user_agent: Type.Union([Type.String(), Type.Null()], Erasable),
+  detail: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()], Erasable),
+  salt: Type.Union([Type.String(), Type.Null()], {
+    description: 'the salt of `personal`; null once erased, so the erased fields cannot be guessed back',
+  }),
+  personal: Type.String({
+    description: 'SHA-256 (hex) of salt and the canonical JSON of actor, ip, user_agent and detail',
+  }),
   prev_hash: Type.String(),
-  hash: Type.String({ description: 'SHA-256 (hex) of prev_hash and the entry’s canonical JSON' }),
+  hash: Type.String({
+    description: 'SHA-256 (hex) of prev_hash and the canonical JSON of seq, at (RFC 3339, ms), action and personal',
+  }),
 });
 
 const TrailView = Type.Object({
@@ -423,9 +434,9 @@ function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[
     .map(
       (e) =>
         `<tr><td>${e.seq}</td><td>${escapeHtml(toIsoMillis(e.at))}</td><td>${escapeHtml(e.action)}</td>` +
-        `<td>${escapeHtml(e.actor)}</td><td>${escapeHtml(e.ip ?? '')}</td><td>${escapeHtml(e.user_agent ?? '')}</td>` +
-        `<td>${escapeHtml(
-          Object.entries(e.detail)
+        `<td>${escapeHtml(e.actor ?? '(erased)')}</td><td>${escapeHtml(e.ip ?? '')}</td>` +
+        `<td>${escapeHtml(e.user_agent ?? '')}</td><td>${escapeHtml(
+          Object.entries(e.detail ?? {})
             .map(([k, v]) => `${k}: ${v}`)
             .join(', '),
         )}</td><td><code>${escapeHtml(e.hash)}</code></td></tr>`,

@@ -35,6 +35,11 @@ const Erased = Type.Object({
   attempts_scrubbed: Type.Integer({
     description: 'attempts of the account whose logged answer or error held the subject, now without it',
   }),
+  documents_scrubbed: Type.Integer({
+    description:
+      'documents (POST /v1/documents) whose signers or audit entries held the subject: the signer’s email and name, ' +
+      'and the personal fields of the entries, are gone; the audit chain still verifies',
+  }),
   complete: Type.Boolean({
     description: 'false when a copy may remain (see warnings); erasing again is safe and finishes the job',
   }),
@@ -85,6 +90,7 @@ export function erasureRoutes(ctx: AppContext): FastifyPluginAsync {
           events_erased: outcome.eventsErased,
           deliveries_cancelled: outcome.deliveriesCancelled,
           attempts_scrubbed: outcome.attemptsScrubbed,
+          documents_scrubbed: outcome.documentsScrubbed,
           complete: outcome.complete,
           warnings: outcome.warnings,
         };

@@ -2,7 +2,14 @@
 // its own, SHA-256 over the previous hash and the entry's canonical JSON. Changing, removing or
 // reordering any stored entry breaks the chain at that entry, and the document row keeps the head
 // (the last hash and sequence number), so cutting entries off the end is caught too. Pure: no I/O.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+//
+// What is personal in an entry (the actor, the client's IP and user agent, the detail, which may
+// hold a decline reason) enters the chain as a salted commitment: SHA-256 of a random per-entry
+// salt and those fields' canonical JSON. Verification checks the fields against the commitment,
+// and the commitment through the chain. An erasure (POST /v1/erasure) deletes the fields and the
+// salt and keeps the commitment: the chain still verifies, and what was erased can no longer be
+// recovered from it, not even by guessing an address, since the salt is gone too.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The previous hash of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -23,7 +30,16 @@ export interface AuditFacts {
 
 export type AuditAction = 'created' | 'sent' | 'signed' | 'declined' | 'completed';
 
-export interface AuditEntry extends AuditFacts {
+export interface AuditEntry extends Omit<AuditFacts, 'actor' | 'ip' | 'user_agent' | 'detail'> {
+  /** Null once erased, as are ip, user_agent and detail. */
+  actor: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  detail: Record<string, string> | null;
+  /** Hex; null once erased. */
+  salt: string | null;
+  /** SHA-256 (hex) of the salt and the personal fields' canonical JSON. */
+  personal: string;
   prev_hash: string;
   hash: string;
 }
@@ -49,26 +65,44 @@ export function canonicalJson(value: unknown): string {
   throw new Error(`canonical JSON cannot hold a ${typeof value}`);
 }
 
-/** The facts an entry's hash covers, as canonical JSON (the time as RFC 3339 with milliseconds). */
-export function entryText(facts: AuditFacts): string {
+/** The commitment to an entry's personal fields under its salt. */
+export function personalCommitment(
+  salt: string,
+  fields: Pick<AuditFacts, 'actor' | 'ip' | 'user_agent' | 'detail'>,
+): string {
+  const text = canonicalJson({
+    actor: fields.actor,
+    ip: fields.ip,
+    user_agent: fields.user_agent,
+    detail: fields.detail,
+  });
+  return createHash('sha256').update(salt).update(text).digest('hex');
+}
+
+/** What an entry's hash covers, as canonical JSON (the time as RFC 3339 with milliseconds). */
+export function entryText(entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
   return canonicalJson({
-    seq: facts.seq,
-    at: new Date(facts.at).toISOString(),
-    actor: facts.actor,
-    action: facts.action,
-    ip: facts.ip,
-    user_agent: facts.user_agent,
-    detail: facts.detail,
+    seq: entry.seq,
+    at: new Date(entry.at).toISOString(),
+    action: entry.action,
+    personal: entry.personal,
   });
 }
 
-export function entryHash(prevHash: string, facts: AuditFacts): string {
-  return createHash('sha256').update(prevHash).update(entryText(facts)).digest('hex');
+export function entryHash(prevHash: string, entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
+  return createHash('sha256').update(prevHash).update(entryText(entry)).digest('hex');
 }
 
-/** The next entry of a chain whose head is `prevHash`. */
-export function chainEntry(prevHash: string, facts: AuditFacts): AuditEntry {
-  return { ...facts, prev_hash: prevHash, hash: entryHash(prevHash, facts) };
+/** The next entry of a chain whose head is `prevHash`, with a fresh salt unless one is given. */
+export function chainEntry(prevHash: string, facts: AuditFacts, salt = randomBytes(16).toString('hex')): AuditEntry {
+  const personal = personalCommitment(salt, facts);
+  const entry = { ...facts, salt, personal };
+  return { ...entry, prev_hash: prevHash, hash: entryHash(prevHash, entry) };
+}
+
+/** The entry with its personal fields and salt removed: the chain still verifies. */
+export function erasedEntry(entry: AuditEntry): AuditEntry {
+  return { ...entry, actor: null, ip: null, user_agent: null, detail: null, salt: null };
 }
 
 export type ChainBreak = { seq: number; reason: 'sequence' | 'prev_hash' | 'hash' } | { seq: number; reason: 'head' };
@@ -96,6 +130,14 @@ export function verifyChain(entries: AuditEntry[], head: { seq: number; hash: st
     if (entry.seq !== i + 1) return broken('sequence');
     if (entry.prev_hash !== prev) return broken('prev_hash');
     if (entryHash(prev, entry) !== entry.hash) return broken('hash');
+    // An erased entry (no salt) has nothing left to check against its commitment; any other must
+    // hold exactly the fields it committed to.
+    if (entry.salt !== null && personalCommitment(entry.salt, entry as AuditFacts) !== entry.personal) {
+      return broken('hash');
+    }
+    if (entry.salt === null && (entry.actor !== null || entry.ip !== null || entry.user_agent !== null)) {
+      return broken('hash');
+    }
     prev = entry.hash;
   }
   if (entries.length !== head.seq || prev !== (head.seq === 0 ? GENESIS_HASH : head.hash)) {

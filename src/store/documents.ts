@@ -5,7 +5,7 @@
 // without its state change, nor a state change without its event and its entry. A refused step
 // throws before anything is written, so it leaves the document, its events and its trail as they
 // were.
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type AuditAction, type AuditEntry, chainEntry, GENESIS_HASH } from '../domain/audit-chain.js';
 import { newId } from '../domain/ids.js';
 import { CountersignError, notFound } from '../errors.js';
@@ -116,7 +116,9 @@ export async function auditEntries(db: Kysely<Database>, documentId: string): Pr
     action: r.action as AuditAction,
     ip: r.ip,
     user_agent: r.user_agent,
-    detail: JSON.parse(r.detail) as Record<string, string>,
+    detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, string>),
+    salt: r.salt,
+    personal: r.personal,
     prev_hash: r.prev_hash,
     hash: r.hash,
   }));
@@ -153,6 +155,8 @@ async function appendEntries(
       ip: entry.ip,
       user_agent: entry.user_agent,
       detail: JSON.stringify(entry.detail),
+      salt: entry.salt,
+      personal: entry.personal,
       prev_hash: entry.prev_hash,
       hash: entry.hash,
     });
@@ -241,6 +245,8 @@ export function applyDocumentStep(
 
     if (step.kind === 'send') {
       if (doc.status !== 'draft') throw refused(`the document is ${doc.status}: only a draft can be sent`);
+      const erased = signers.find((s) => s.email === null);
+      if (erased) throw refused(`the document is draft, and signer ${erased.id} was erased: it cannot be sent`);
       status = 'sent';
       entries.push({ actor: context.actor, action: 'sent', detail: { signers: String(signers.length) } });
       for (const signer of signers) events.push({ type: 'document.sent', signer });
@@ -254,6 +260,10 @@ export function applyDocumentStep(
       if (signer.status !== 'pending') {
         throw refused(`the document is sent, and signer ${signer.id} has ${signer.status} already`);
       }
+      if (signer.email === null) {
+        throw refused(`the document is sent, and signer ${signer.id} was erased: there is no one to ${verb}`);
+      }
+      const email = signer.email;
       const changes =
         step.kind === 'sign'
           ? { status: 'signed' as const, acted_at: now }
@@ -261,17 +271,17 @@ export function applyDocumentStep(
       await trx.updateTable('document_signers').set(changes).where('id', '=', signer.id).execute();
       Object.assign(signer, changes);
       if (step.kind === 'sign') {
-        entries.push({ actor: signer.email, action: 'signed', detail: { signer_id: signer.id } });
+        entries.push({ actor: email, action: 'signed', detail: { signer_id: signer.id } });
         events.push({ type: 'document.signed', signer });
         if (signers.every((s) => s.status === 'signed')) {
           status = 'completed';
-          entries.push({ actor: signer.email, action: 'completed', detail: { signer_id: signer.id } });
+          entries.push({ actor: email, action: 'completed', detail: { signer_id: signer.id } });
           events.push({ type: 'document.completed', signer });
         }
       } else {
         status = 'declined';
         entries.push({
-          actor: signer.email,
+          actor: email,
           action: 'declined',
           detail: { signer_id: signer.id, reason: step.reason },
         });
@@ -290,7 +300,7 @@ export function applyDocumentStep(
       type: e.type,
       dataJson: JSON.stringify({
         document_id: doc.id,
-        signer_email: e.signer.email,
+        signer_email: e.signer.email as string,
         audit_url: context.auditUrl,
         title: doc.title,
         external_id: doc.external_id,
@@ -312,4 +322,61 @@ export function applyDocumentStep(
       queued: published.queued,
     };
   });
+}
+
+/**
+ * Erasure (POST /v1/erasure) in the documents: a signer's address, or every signer of one document.
+ * The signers' email and name become null; the audit entries they acted in (or, for a document,
+ * all of its entries) lose their personal fields and salt and keep their commitment, so the chain
+ * still verifies. A document erased by id also loses its title. Returns the documents changed.
+ */
+export async function eraseFromDocuments(
+  trx: Kysely<Database>,
+  accountId: string,
+  subject: { signerEmail: string } | { documentId: string },
+): Promise<number> {
+  const erasedFields = { actor: null, ip: null, user_agent: null, detail: null, salt: null };
+  if ('documentId' in subject) {
+    const doc = await trx
+      .selectFrom('documents')
+      .select('id')
+      .where('id', '=', subject.documentId)
+      .where('account_id', '=', accountId)
+      .executeTakeFirst();
+    if (!doc) return 0;
+    await trx.updateTable('documents').set({ title: '(erased)' }).where('id', '=', doc.id).execute();
+    await trx
+      .updateTable('document_signers')
+      .set({ email: null, name: null })
+      .where('document_id', '=', doc.id)
+      .execute();
+    await trx.updateTable('audit_entries').set(erasedFields).where('document_id', '=', doc.id).execute();
+    return 1;
+  }
+  const email = subject.signerEmail.toLowerCase();
+  const signers = await trx
+    .selectFrom('document_signers as s')
+    .innerJoin('documents as d', 'd.id', 's.document_id')
+    .select(['s.id', 's.document_id'])
+    .where('d.account_id', '=', accountId)
+    .where(sql<boolean>`lower(s.email) = ${email}`)
+    .execute();
+  if (signers.length === 0) return 0;
+  const documentIds = [...new Set(signers.map((s) => s.document_id))];
+  await trx
+    .updateTable('document_signers')
+    .set({ email: null, name: null })
+    .where(
+      'id',
+      'in',
+      signers.map((s) => s.id),
+    )
+    .execute();
+  await trx
+    .updateTable('audit_entries')
+    .set(erasedFields)
+    .where('document_id', 'in', documentIds)
+    .where(sql<boolean>`lower(actor) = ${email}`)
+    .execute();
+  return documentIds.length;
 }

@@ -23,6 +23,7 @@
 import { type Kysely, sql } from 'kysely';
 import { ERASED_DATA, type ErasureSubject, jsonHolds, likePattern, subjectMatcher } from '../domain/erasure.js';
 import type { StoreDialect } from './dialect.js';
+import { eraseFromDocuments } from './documents.js';
 import { chunk } from './queue/chunk.js';
 import { orderKeysOf, promoteWaiting } from './queue/ordering.js';
 import { retryConflicts } from './retry-conflicts.js';
@@ -51,6 +52,7 @@ export async function eraseSubject(
     eventsErased: 0,
     deliveriesCancelled: 0,
     attemptsScrubbed: 0,
+    documentsScrubbed: 0,
     complete: true,
     warnings: [],
   };
@@ -71,6 +73,10 @@ export async function eraseSubject(
   }
 
   outcome.attemptsScrubbed += await scrubAccountAttempts(d, accountId, subject, matcher, settings.batchSize);
+  // The documents lifecycle's own copies: signers and the personal fields of audit entries.
+  outcome.documentsScrubbed = await retryConflicts(() =>
+    writeScrubbing(d, (trx) => eraseFromDocuments(trx, accountId, subject)),
+  );
 
   if (inFlight.length > 0) {
     const unanswered = await waitForAnswers(d.db, inFlight, settings.inFlightWaitMs);

@@ -208,7 +208,8 @@ export interface DocumentSignersTable {
   document_id: string;
   /** Order among the document's signers, from 0. */
   position: number;
-  email: string;
+  /** Null once erased (POST /v1/erasure), as is the name. */
+  email: string | null;
   name: string | null;
   status: SignerStatus;
   /** When the signer signed or declined. */
@@ -221,12 +222,16 @@ export interface AuditEntriesTable {
   document_id: string;
   seq: number;
   at: number;
-  actor: string;
   action: string;
+  /** The personal fields, null once erased: actor, ip, user agent, detail (a JSON object of strings). */
+  actor: string | null;
   ip: string | null;
   user_agent: string | null;
-  /** JSON object of strings. */
-  detail: string;
+  detail: string | null;
+  /** The commitment's salt (hex), null once erased. */
+  salt: string | null;
+  /** SHA-256 of the salt and the personal fields' canonical JSON: what the chain hashes. */
+  personal: string;
   prev_hash: string;
   hash: string;
 }

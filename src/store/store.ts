@@ -282,7 +282,8 @@ export interface NodeRecord {
 export interface SignerRecord {
   id: string;
   position: number;
-  email: string;
+  /** Null once erased. */
+  email: string | null;
   name: string | null;
   status: SignerStatus;
   actedAt: number | null;
@@ -602,6 +603,8 @@ export interface ErasureOutcome {
   deliveriesCancelled: number;
   /** Attempt rows whose answer or error held the subject, now without it. */
   attemptsScrubbed: number;
+  /** Documents (POST /v1/documents) whose signers or audit entries held the subject, now without it. */
+  documentsScrubbed: number;
   /** False when a copy may remain somewhere; `warnings` say where. Erasing again is safe. */
   complete: boolean;
   warnings: string[];

@@ -3,8 +3,10 @@
 // its events in one transaction.
 // - documents: the document, its status (draft, sent, completed, declined) and the head of its
 //   audit chain (audit_seq, audit_hash), so that entries cut off the end are caught;
-// - document_signers: one row per signer, in the order given;
-// - audit_entries: the chain, keyed by (document_id, seq).
+// - document_signers: one row per signer, in the order given (email and name null once erased);
+// - audit_entries: the chain, keyed by (document_id, seq). The personal fields (actor, ip,
+//   user_agent, detail) enter the chain through `personal`, a commitment under `salt`; an erasure
+//   nulls them and the salt, and the chain still verifies.
 import type { Kysely } from 'kysely';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on today's row types.
@@ -33,7 +35,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('document_id', 'text', (c) => c.notNull())
     .addColumn('position', 'integer', (c) => c.notNull())
-    .addColumn('email', 'text', (c) => c.notNull())
+    .addColumn('email', 'text')
     .addColumn('name', 'text')
     .addColumn('status', 'text', (c) => c.notNull())
     .addColumn('acted_at', 'bigint')
@@ -51,11 +53,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('document_id', 'text', (c) => c.notNull())
     .addColumn('seq', 'integer', (c) => c.notNull())
     .addColumn('at', 'bigint', (c) => c.notNull())
-    .addColumn('actor', 'text', (c) => c.notNull())
     .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('actor', 'text')
     .addColumn('ip', 'text')
     .addColumn('user_agent', 'text')
-    .addColumn('detail', 'text', (c) => c.notNull())
+    .addColumn('detail', 'text')
+    .addColumn('salt', 'text')
+    .addColumn('personal', 'text', (c) => c.notNull())
     .addColumn('prev_hash', 'text', (c) => c.notNull())
     .addColumn('hash', 'text', (c) => c.notNull())
     .addPrimaryKeyConstraint('audit_entries_pk', ['document_id', 'seq'])
