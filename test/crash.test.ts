@@ -12,6 +12,7 @@ import {
   CLI,
   call,
   childEnv,
+  killAll,
   receivedIds,
   type ServeProcess,
   serve,
@@ -75,13 +76,7 @@ describe('crash safety of countersign serve', () => {
       }
 
       afterEach(async () => {
-        for (const child of children.splice(0)) {
-          if (child.exitCode === null && child.signalCode === null) {
-            const gone = new Promise((resolve) => child.once('exit', resolve));
-            child.kill('SIGKILL');
-            await gone;
-          }
-        }
+        await killAll(children);
         await receiver?.close();
         receiver = undefined;
         await database?.drop();

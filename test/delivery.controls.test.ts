@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, call, childEnv, type ServeProcess, serve, waitUntil, worker } from './helpers/children.js';
+import { CLI, call, childEnv, killAll, type ServeProcess, serve, waitUntil, worker } from './helpers/children.js';
 import { freePort } from './helpers/cli-process.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 import { type ReceivedRequest, type Receiver, startReceiver } from './helpers/receiver.js';
@@ -104,13 +104,7 @@ describe('delivery controls, end to end', () => {
       }
 
       afterEach(async () => {
-        for (const child of children.splice(0)) {
-          if (child.exitCode === null && child.signalCode === null) {
-            const gone = new Promise((resolve) => child.once('exit', resolve));
-            child.kill('SIGKILL');
-            await gone;
-          }
-        }
+        await killAll(children);
         for (const r of receivers.splice(0)) await r.close();
         await database?.drop();
         database = undefined;

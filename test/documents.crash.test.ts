@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, call, childEnv, type ServeProcess, serve } from './helpers/children.js';
+import { CLI, call, childEnv, killAll, type ServeProcess, serve } from './helpers/children.js';
 import { freePort } from './helpers/cli-process.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 
@@ -28,13 +28,7 @@ describe('documents across a crash', () => {
       const agent = new Agent({ connections: 32 });
       afterAll(() => agent.close());
       afterEach(async () => {
-        for (const child of children.splice(0)) {
-          if (child.exitCode === null && child.signalCode === null) {
-            const gone = new Promise((resolve) => child.once('exit', resolve));
-            child.kill('SIGKILL');
-            await gone;
-          }
-        }
+        await killAll(children);
         await database?.drop();
         database = undefined;
         if (dir) rmSync(dir, { recursive: true, force: true });

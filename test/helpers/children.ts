@@ -135,3 +135,14 @@ export async function waitUntil(
     await sleep(50);
   }
 }
+
+/** SIGKILLs every child still running and waits for each to exit; empties the list. */
+export async function killAll(children: ChildProcess[]): Promise<void> {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    }
+  }
+}
