@@ -403,6 +403,8 @@ describe('the API commands against a running countersign', () => {
       ]),
       ...['list', 'get'].map((c) => ['events', c]),
       ...['list', 'get', 'redeliver', 'tail'].map((c) => ['deliveries', c]),
+      ...['create', 'list', 'get', 'send', 'sign', 'decline'].map((c) => ['documents', c]),
+      ['audit', 'verify'],
     ];
     for (const command of commands) {
       const help = await cli([...command, '--help']);

@@ -4,7 +4,8 @@
 // serve` child process on a fresh SQLite file, delivering to a real receiver on loopback. Each
 // step is what a person does: sign in with the token printed at first start, create a
 // subscription, watch a delivery arrive, read its attempt, redeliver a failure, pause and resume,
-// rotate the secret, watch the live chart move, open a portal link and find only its own account.
+// rotate the secret, watch the live chart move, open a portal link and find only its own account,
+// find a document made through the API, read its signers, open its audit trail and verify its chain.
 // Every screen is checked with axe-core and by keyboard at 1280 and 390 px, and photographed.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -42,7 +43,7 @@ describe('the portal in a real browser', () => {
   let problems: PageProblems;
   let token: string;
   let receiverStatus = 200;
-  const ids = { subscription: '', event: '', delivery: '', failedDelivery: '' };
+  const ids = { subscription: '', event: '', delivery: '', failedDelivery: '', document: '' };
 
   async function api(path: string, init: { method?: string; body?: unknown; token?: string } = {}) {
     const response = await fetch(`${server.url}${path}`, {
@@ -113,7 +114,7 @@ describe('the portal in a real browser', () => {
     await page.getByLabel('API token').fill(token);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await heading('Overview').waitFor();
-    for (const name of ['Overview', 'Subscriptions', 'Callback', 'Events', 'Deliveries']) {
+    for (const name of ['Overview', 'Subscriptions', 'Callback', 'Events', 'Deliveries', 'Documents']) {
       expect(await nav().getByRole('link', { name, exact: true }).count()).toBe(1);
     }
     // The token is kept for this tab only.
@@ -456,6 +457,84 @@ describe('the portal in a real browser', () => {
     expect((await api(`/v1/webhooks/subscriptions/${id}`)).status).toBe(404);
   });
 
+  it('finds a document made through the API, shows its signers, opens its audit trail and verifies its chain', async () => {
+    const made = await api('/v1/documents', {
+      method: 'POST',
+      body: {
+        title: 'Master services agreement',
+        external_id: 'msa-7',
+        signers: [{ email: 'ana@example.com', name: 'Ana Lima' }, { email: 'bo@example.com' }],
+      },
+    });
+    expect(made.status).toBe(201);
+    const doc = made.body as { id: string; audit_url: string; signers: { id: string }[] };
+    ids.document = doc.id;
+    expect((await api(`/v1/documents/${doc.id}/send`, { method: 'POST' })).status).toBe(200);
+    const signed = await api(`/v1/documents/${doc.id}/signers/${doc.signers[0]?.id}/sign`, { method: 'POST' });
+    expect(signed.status).toBe(200);
+    // A draft beside it, for the filter.
+    const draft = await api('/v1/documents', {
+      method: 'POST',
+      body: { title: 'Draft NDA', signers: [{ email: 'cy@example.com' }] },
+    });
+    expect(draft.status).toBe(201);
+
+    await nav().getByRole('link', { name: 'Documents' }).click();
+    await heading('Documents').waitFor();
+    expect(page.url()).toBe(`${server.url}/ui/documents`);
+    const row = page.getByRole('row').filter({ hasText: 'Master services agreement' });
+    await row.waitFor();
+    expect(await row.textContent()).toMatch(/Master services agreementsent1 of 2msa-7/);
+    expect(await page.getByRole('row').filter({ hasText: 'Draft NDA' }).count()).toBe(1);
+
+    await page.getByLabel('Status', { exact: true }).selectOption('draft');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.url()).toBe(`${server.url}/ui/documents?status=draft`);
+    await expect.poll(() => row.count()).toBe(0);
+    expect(await page.getByRole('row').filter({ hasText: 'Draft NDA' }).count()).toBe(1);
+    await page.getByLabel('Status', { exact: true }).selectOption('completed');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No completed documents.').waitFor();
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await row.waitFor();
+
+    await row.getByRole('link', { name: 'Master services agreement' }).click();
+    await heading('Master services agreement').waitFor();
+    expect(page.url()).toBe(`${server.url}/ui/documents/${doc.id}`);
+    const facts = page.locator('.facts');
+    expect(await facts.textContent()).toContain('Statussent');
+    expect(await facts.textContent()).toContain('External idmsa-7');
+    const signers = page.getByTestId('signer');
+    expect(await signers.count()).toBe(2);
+    expect(await signers.nth(0).textContent()).toMatch(/^Ana Limaana@example\.comsigned.+—$/);
+    expect(await signers.nth(1).textContent()).toBe('bo@example.compending——');
+    // The one subscription that takes document.signed got the signature's webhook.
+    await page
+      .getByRole('region', { name: 'Webhooks' })
+      .getByRole('link', { name: /, delivered$/ })
+      .waitFor({ timeout: 15_000 });
+
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await expect
+      .poll(() => page.getByTestId('chain-verdict').textContent())
+      .toBe('The chain verifies: 3 entries, each hashed over the one before.');
+    await screenshot(page, 'document-verified-1280');
+
+    // The audit trail opens in a tab of its own, without the portal's token.
+    const link = page.getByRole('link', { name: 'Audit trail (opens in a new tab)' });
+    expect(await link.getAttribute('href')).toBe(doc.audit_url);
+    const [trail] = await Promise.all([context.waitForEvent('page'), link.click()]);
+    try {
+      await trail.getByRole('heading', { level: 1, name: 'Audit trail' }).waitFor();
+      expect(trail.url()).toBe(doc.audit_url);
+      expect(await trail.getByRole('status').textContent()).toContain('The chain verifies: 3 entries');
+      expect(await trail.getByRole('row').count()).toBe(4);
+      await screenshot(trail, 'audit-trail-1280');
+    } finally {
+      await trail.close();
+    }
+  });
+
   it('passes axe, reaches every control by keyboard and fits at 1280 and 390 px on every screen', async () => {
     const screens: [string, string, string | RegExp][] = [
       ['overview', '/ui/', 'Overview'],
@@ -466,6 +545,8 @@ describe('the portal in a real browser', () => {
       ['event', `/ui/events/${ids.event}`, /^Event/],
       ['deliveries', '/ui/deliveries', 'Deliveries'],
       ['delivery', `/ui/deliveries/${ids.failedDelivery}`, 'Delivery'],
+      ['documents', '/ui/documents', 'Documents'],
+      ['document', `/ui/documents/${ids.document}`, 'Master services agreement'],
     ];
     // A callback set and signed, so its screen shows what an operator usually sees.
     const registered = await api('/api/sign/v1/callback/register', {

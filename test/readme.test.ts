@@ -58,6 +58,8 @@ describe('the README', () => {
         ]),
         ...['list', 'get'].map((c) => ['events', c]),
         ...['list', 'get', 'redeliver', 'tail'].map((c) => ['deliveries', c]),
+        ...['create', 'list', 'get', 'send', 'sign', 'decline'].map((c) => ['documents', c]),
+        ['audit', 'verify'],
       ].map(async (command) => (await runCli([...command, '--help'], process.env)).stdout),
     );
     const help = helps.join('\n');

@@ -439,7 +439,7 @@ function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[
           Object.entries(e.detail ?? {})
             .map(([k, v]) => `${k}: ${v}`)
             .join(', '),
-        )}</td><td><code>${escapeHtml(e.hash)}</code></td></tr>`,
+        )}</td><td><code title="${escapeHtml(e.hash)}">${escapeHtml(e.hash.slice(0, 16))}…</code></td></tr>`,
     )
     .join('\n');
   const page = `<!doctype html>
@@ -450,9 +450,11 @@ function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[
 <title>Audit trail: ${escapeHtml(doc.title)}</title>
 <style>
 body { font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1b1f24; }
-table { border-collapse: collapse; width: 100%; display: block; overflow-x: auto; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
-code { font-size: .8rem; word-break: break-all; }
+td { overflow-wrap: anywhere; }
+code { font-size: .85rem; white-space: nowrap; }
 .ok { color: #116329; } .broken { color: #a40e26; font-weight: 600; }
 </style>
 </head>
@@ -462,12 +464,15 @@ code { font-size: .8rem; word-break: break-all; }
     doc.externalId ? `, your id <code>${escapeHtml(doc.externalId)}</code>` : ''
   }: ${escapeHtml(doc.status)}</p>
 <p class="${verdict.valid ? 'ok' : 'broken'}" role="status">${escapeHtml(verdictText)}</p>
+<p>Each hash is SHA-256 over the entry before it; hover a hash for all of it, or read them whole as JSON from this same link.</p>
+<div class="scroll">
 <table>
 <thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">IP</th><th scope="col">User agent</th><th scope="col">Detail</th><th scope="col">Hash</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
 </table>
+</div>
 </body>
 </html>
 `;

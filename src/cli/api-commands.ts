@@ -1,6 +1,7 @@
 // The commands that work through a running countersign's HTTP API, for operators and scripts:
 // login, trigger, listen, subscriptions, events, deliveries, replay and erasure. Tables for people,
 // the API's own JSON with --json; exit 1 with the API's message when it refuses, 2 for a usage error.
+// The documents and audit commands (document-commands.ts) are built with the helpers exported here.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { type Command, Option } from 'commander';
@@ -21,9 +22,9 @@ import {
 import { type ListenOptions, listen } from './listen.js';
 import { formatFacts, formatTable, printJson } from './table.js';
 
-type Done = (code: number) => void;
+export type Done = (code: number) => void;
 
-interface CommonOptions {
+export interface CommonOptions {
   apiUrl?: string;
   json?: boolean;
 }
@@ -33,7 +34,7 @@ const apiUrlOption = () =>
 const jsonOption = () => new Option('--json', "print the API's JSON answer, for scripts");
 
 /** Adds --api-url and --json, and runs `work` with the connection; its result is the exit code. */
-function apiAction<A extends unknown[]>(
+export function apiAction<A extends unknown[]>(
   command: Command,
   done: Done,
   work: (connection: ApiConnection, options: CommonOptions & Record<string, unknown>, ...args: A) => Promise<void>,
@@ -49,7 +50,7 @@ function apiAction<A extends unknown[]>(
   });
 }
 
-function positiveInteger(name: string, max: number) {
+export function positiveInteger(name: string, max: number) {
   return (text: string): number => {
     const n = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
     if (!(n >= 1 && n <= max)) throw new ApiUsageError(`${name} must be an integer from 1 to ${max}, got "${text}"`);
@@ -95,11 +96,11 @@ function timeOption(name: string) {
   };
 }
 
-function collect(value: string, previous: string[]): string[] {
+export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-const shortTime = (iso: string | null | undefined) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : '');
+export const shortTime = (iso: string | null | undefined) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : '');
 
 // ---- the API's shapes, as far as the commands read them -----------------------------------------
 
@@ -222,7 +223,12 @@ async function readToken(): Promise<string> {
 // ---- the commands -----------------------------------------------------------------------------
 
 /** A command that only holds others: without one of them it is a usage error. */
-function commandGroup(program: Command, name: string, about: string, addHelp: (parent: Command) => void): Command {
+export function commandGroup(
+  program: Command,
+  name: string,
+  about: string,
+  addHelp: (parent: Command) => void,
+): Command {
   const group = program
     .command(name)
     .description(about)

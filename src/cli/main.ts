@@ -20,6 +20,7 @@ import {
 import { VERSION } from '../version.js';
 import { ApiUsageError } from './api-client.js';
 import { addApiCommands } from './api-commands.js';
+import { addDocumentCommands } from './document-commands.js';
 import { requireExistingDatabase } from './require-database.js';
 
 /** A usage error countersign finds itself (commander finds the others): exit 2. */
@@ -188,6 +189,7 @@ function buildProgram(done: (code: number) => void): Command {
     });
 
   addApiCommands(program, done, addHelpCommand);
+  addDocumentCommands(program, done, addHelpCommand);
 
   // Set on each command (settings copied from the parent would point at the parent): an error
   // message needs to know which command it is about.

@@ -8,6 +8,8 @@ import { type Me, queries } from './api/queries';
 import { CallbackScreen } from './scenes/callback/CallbackScreen';
 import { DeliveriesScreen } from './scenes/deliveries/DeliveriesScreen';
 import { DeliveryScreen } from './scenes/deliveries/DeliveryScreen';
+import { DocumentScreen } from './scenes/documents/DocumentScreen';
+import { DocumentsScreen } from './scenes/documents/DocumentsScreen';
 import { EventScreen } from './scenes/events/EventScreen';
 import { EventsScreen } from './scenes/events/EventsScreen';
 import { NotFound } from './scenes/NotFound';
@@ -106,6 +108,7 @@ const SCREENS = [
   { href: '/ui/callback', name: 'Callback', match: (p: string) => p.startsWith('/ui/callback') },
   { href: '/ui/events', name: 'Events', match: (p: string) => p.startsWith('/ui/events') },
   { href: '/ui/deliveries', name: 'Deliveries', match: (p: string) => p.startsWith('/ui/deliveries') },
+  { href: '/ui/documents', name: 'Documents', match: (p: string) => p.startsWith('/ui/documents') },
 ];
 
 function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
@@ -151,6 +154,8 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
             <Route path="/ui/events/:id" component={EventScreen} />
             <Route path="/ui/deliveries" component={DeliveriesScreen} />
             <Route path="/ui/deliveries/:id" component={DeliveryScreen} />
+            <Route path="/ui/documents" component={DocumentsScreen} />
+            <Route path="/ui/documents/:id" component={DocumentScreen} />
             <Route default component={NotFound} />
           </Router>
         </ErrorBoundary>

@@ -15,6 +15,10 @@ export type DeliveryPage = Answer<'/v1/deliveries', 'get'>;
 export type DeliverySummary = DeliveryPage['deliveries'][number];
 export type Delivery = Answer<'/v1/deliveries/{id}', 'get'>;
 export type Attempt = NonNullable<Delivery['attempts']>[number];
+export type DocumentPage = Answer<'/v1/documents', 'get'>;
+export type DocumentView = Answer<'/v1/documents/{id}', 'get'>;
+export type Signer = DocumentView['signers'][number];
+export type AuditVerdict = Answer<'/v1/documents/{id}/audit/verify', 'get'>;
 
 /** A list route's query parameters. */
 type Query<P extends keyof paths> = paths[P] extends { get: { parameters: { query?: infer Q } } }
@@ -24,6 +28,7 @@ type Query<P extends keyof paths> = paths[P] extends { get: { parameters: { quer
 export type SubscriptionQuery = Query<'/v1/webhooks/subscriptions'>;
 export type EventQuery = Query<'/v1/events'>;
 export type DeliveryQuery = Query<'/v1/deliveries'>;
+export type DocumentQuery = Query<'/v1/documents'>;
 export type EventType = NonNullable<SubscriptionQuery['event_type']>;
 /** A request body as our OpenAPI document has it. */
 type JsonBody<P extends keyof paths, M extends 'post' | 'patch'> = paths[P][M] extends {
@@ -36,9 +41,15 @@ export type DocumentEventType = NonNullable<
 >;
 export type DeliveryStatus = NonNullable<DeliveryQuery['status']>;
 export type AuthType = Callback['authType'];
+export type DocumentStatus = NonNullable<DocumentQuery['status']>;
 
-/** The document events: what a platform publishes, and what a test event may be. */
-export const EVENT_TYPES: DocumentEventType[] = ['document.sent', 'document.signed', 'document.declined'];
+/** The document events: what a platform publishes (or countersign's documents make), and what a test event may be. */
+export const EVENT_TYPES: DocumentEventType[] = [
+  'document.sent',
+  'document.signed',
+  'document.declined',
+  'document.completed',
+];
 /** Events countersign makes about its own deliveries, for subscriptions that take them. */
 export const OPERATIONAL_EVENT_TYPES: EventType[] = ['subscription.disabled', 'delivery.failed'];
 export const isDocumentEvent = (t: string): boolean => (EVENT_TYPES as string[]).includes(t);
@@ -51,6 +62,7 @@ export const DELIVERY_STATUSES: DeliveryStatus[] = [
   'cancelled',
   'waiting',
 ];
+export const DOCUMENT_STATUSES: DocumentStatus[] = ['draft', 'sent', 'completed', 'declined'];
 
 export const queries = {
   me: async (token?: string) =>
@@ -107,4 +119,9 @@ export const queries = {
   delivery: async (id: string) => unwrap(await api.GET('/v1/deliveries/{id}', { params: { path: { id } } })),
   redeliver: async (id: string) =>
     unwrap(await api.POST('/v1/deliveries/{id}/redeliver', { params: { path: { id } } })),
+
+  documents: async (query: DocumentQuery) => unwrap(await api.GET('/v1/documents', { params: { query } })),
+  document: async (id: string) => unwrap(await api.GET('/v1/documents/{id}', { params: { path: { id } } })),
+  verifyAuditChain: async (id: string) =>
+    unwrap(await api.GET('/v1/documents/{id}/audit/verify', { params: { path: { id } } })),
 };

@@ -208,7 +208,7 @@ function CreateSubscription({ onCreated }: { onCreated: (s: CreatedSubscription)
                   {t}
                 </option>
               ))}
-              <option value={ALL_TYPES}>all three</option>
+              <option value={ALL_TYPES}>all four</option>
             </optgroup>
             <optgroup label="Operational events">
               {OPERATIONAL_EVENT_TYPES.map((t) => (
