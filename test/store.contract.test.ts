@@ -53,6 +53,7 @@ const MIGRATIONS = [
   '004_portal',
   '005_listen',
   '006_delivery_controls',
+  '007_documents',
 ];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */

@@ -489,6 +489,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           '004_portal',
           '005_listen',
           '006_delivery_controls',
+          '007_documents',
         ]);
         await raw.close();
 

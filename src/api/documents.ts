@@ -385,6 +385,8 @@ export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPlug
         schema: {
           tags: ['documents'],
           summary: 'A document’s audit trail, by its signed link (no token); HTML when the client asks for it',
+          // The signature in the link is the credential: no bearer token.
+          security: [],
           params: DocParams,
           querystring: LinkQuery,
           response: { 200: TrailView, ...errors(400, 403) },
