@@ -14,6 +14,7 @@ import {
   GENESIS_HASH,
   verifyChain,
 } from '../src/domain/audit-chain.js';
+import { SUBSCRIBABLE_EVENT_TYPES } from '../src/domain/events.js';
 import { SecretBox } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
@@ -115,7 +116,8 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       receiver = await startReceiver();
       const res = await json('POST', '/v1/webhooks/subscriptions', {
         target_url: `${receiver.url}/every`,
-        event_types: ['document.sent', 'document.signed', 'document.declined', 'document.completed'],
+        // Every event type there is: the lifecycle's four document events, and the operational ones.
+        event_types: [...SUBSCRIBABLE_EVENT_TYPES],
       });
       expect(res.statusCode, res.body).toBe(200);
     });

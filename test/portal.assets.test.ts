@@ -18,6 +18,9 @@ import { openDialect } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
 import { captureLogs, LEVEL } from './helpers/log-capture.js';
 
+/** One master key for every app on the store, as every process of one database has. */
+const secrets = new SecretBox(randomBytes(32));
+
 async function appWith(
   portal: Parameters<typeof buildApp>[0]['portal'],
   store: Store,
@@ -25,7 +28,7 @@ async function appWith(
 ): Promise<FastifyInstance> {
   const app = await buildApp({
     store,
-    secrets: new SecretBox(randomBytes(32)),
+    secrets,
     targetPolicy: { allowInsecure: false, allowedCidrs: [] },
     logger,
     ...(portal === undefined ? {} : { portal }),
