@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DocumentView, Signer } from '../src/cli/document-commands.js';
 import {
   killAllServe,
   makeWorkspace,
@@ -16,25 +17,6 @@ import {
   type Workspace,
 } from './helpers/cli-process.js';
 import { type ReceivedRequest, type Receiver, startReceiver } from './helpers/receiver.js';
-
-interface Signer {
-  id: string;
-  email: string;
-  name: string | null;
-  status: string;
-  acted_at: string | null;
-  decline_reason: string | null;
-}
-interface DocumentView {
-  id: string;
-  title: string;
-  external_id: string | null;
-  status: string;
-  signers: Signer[];
-  audit_url: string;
-  created_at: string;
-  updated_at: string;
-}
 
 const EVERY_DOCUMENT_EVENT = ['document.sent', 'document.signed', 'document.declined', 'document.completed'];
 

@@ -10,7 +10,7 @@ import { formatFacts, formatTable, printJson } from './table.js';
 
 // ---- the API's shapes, as far as the commands read them -----------------------------------------
 
-interface Signer {
+export interface Signer {
   id: string;
   /** null once erased (POST /v1/erasure). */
   email: string | null;
@@ -19,7 +19,7 @@ interface Signer {
   acted_at: string | null;
   decline_reason: string | null;
 }
-interface DocumentView {
+export interface DocumentView {
   id: string;
   title: string;
   external_id: string | null;
