@@ -51,3 +51,39 @@ export function useInterval(tick: () => void, ms: number): void {
     return () => window.clearInterval(id);
   }, [ms]);
 }
+
+export interface Pages<P> {
+  /** The first page, with its loading and error states; reload() starts over from it. */
+  first: Resource<P>;
+  pages: P[];
+  /** Where the next page starts; null or undefined once the last is loaded. */
+  cursor: string | null | undefined;
+  /** The error of the last "Load more", if it failed. */
+  moreError: Error | undefined;
+  /** Loads the page at `cursor` after those shown (the LoadMore button's onMore). */
+  more: (cursor: string) => Promise<void>;
+}
+
+/** A cursor-paged list: its first page loaded like any resource, and more pages on demand. */
+export function usePages<P extends { next_cursor: string | null }>(
+  load: (cursor: string | undefined) => Promise<P>,
+  deps: unknown[],
+): Pages<P> {
+  const [pages, setPages] = useState<P[]>([]);
+  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
+  const first = useResource(async () => {
+    const page = await load(undefined);
+    setPages([page]);
+    return page;
+  }, deps);
+  const more = async (cursor: string) => {
+    try {
+      const page = await load(cursor);
+      setPages((p) => [...p, page]);
+      setMoreError(undefined);
+    } catch (err) {
+      setMoreError(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  return { first, pages, cursor: pages[pages.length - 1]?.next_cursor, moreError, more };
+}

@@ -1,24 +1,19 @@
 // A page of the delivery log, with "Load more"; used by the Deliveries screen, a subscription
 // and an event.
-import { useState } from 'preact/hooks';
 import { type DeliveryPage, type DeliveryQuery, queries } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, Status, TableFrame, Time } from '../../common/bits';
-import { useInterval, useResource } from '../../common/use-resource';
+import { useInterval, usePages } from '../../common/use-resource';
 
 /** The first page is read again this often, so new deliveries and their outcomes show up live. */
 const LIVE_MS = 2_000;
 
 export function DeliveryTable({ query, emptyText }: { query: DeliveryQuery; emptyText: string }) {
-  const [pages, setPages] = useState<DeliveryPage[]>([]);
-  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
   const key = JSON.stringify(query);
-  const first = useResource(async () => {
-    const page = await queries.deliveries(query);
-    setPages([page]);
-    return page;
-  }, [key]);
+  const { first, pages, cursor, moreError, more } = usePages<DeliveryPage>(
+    (at) => queries.deliveries(at === undefined ? query : { ...query, cursor: at }),
+    [key],
+  );
   const deliveries = pages.flatMap((p) => p.deliveries);
-  const last = pages[pages.length - 1];
   // Only while one page is shown: reading it again would drop the pages loaded after it.
   useInterval(() => {
     if (pages.length === 1 && !first.loading) first.reload();
@@ -72,18 +67,7 @@ export function DeliveryTable({ query, emptyText }: { query: DeliveryQuery; empt
           </tbody>
         </TableFrame>
       ) : null}
-      <LoadMore
-        cursor={last?.next_cursor}
-        onMore={async (cursor) => {
-          try {
-            const page = await queries.deliveries({ ...query, cursor });
-            setPages((p) => [...p, page]);
-            setMoreError(undefined);
-          } catch (err) {
-            setMoreError(err as Error);
-          }
-        }}
-      />
+      <LoadMore cursor={cursor} onMore={more} />
     </>
   );
 }

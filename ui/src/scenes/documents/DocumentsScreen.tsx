@@ -11,22 +11,18 @@ import {
   queries,
 } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, Status, TableFrame, Time } from '../../common/bits';
-import { useResource } from '../../common/use-resource';
+import { usePages } from '../../common/use-resource';
 
 export function DocumentsScreen() {
   const { query, route } = useLocation();
   const status = DOCUMENT_STATUSES.find((s) => s === query.status);
   const applied: DocumentQuery = { limit: 25, ...(status ? { status } : {}) };
   const key = JSON.stringify(applied);
-  const [pages, setPages] = useState<DocumentPage[]>([]);
-  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
-  const first = useResource(async () => {
-    const page = await queries.documents(applied);
-    setPages([page]);
-    return page;
-  }, [key]);
+  const { first, pages, cursor, moreError, more } = usePages<DocumentPage>(
+    (at) => queries.documents(at === undefined ? applied : { ...applied, cursor: at }),
+    [key],
+  );
   const documents = pages.flatMap((p) => p.documents);
-  const last = pages[pages.length - 1];
 
   return (
     <>
@@ -80,18 +76,7 @@ export function DocumentsScreen() {
           </tbody>
         </TableFrame>
       ) : null}
-      <LoadMore
-        cursor={last?.next_cursor}
-        onMore={async (cursor) => {
-          try {
-            const page = await queries.documents({ ...applied, cursor });
-            setPages((p) => [...p, page]);
-            setMoreError(undefined);
-          } catch (err) {
-            setMoreError(err as Error);
-          }
-        }}
-      />
+      <LoadMore cursor={cursor} onMore={more} />
     </>
   );
 }

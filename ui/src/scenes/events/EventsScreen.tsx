@@ -12,7 +12,7 @@ import {
   queries,
 } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, TableFrame, Time } from '../../common/bits';
-import { useResource } from '../../common/use-resource';
+import { usePages } from '../../common/use-resource';
 
 export function EventsScreen() {
   const { query, route } = useLocation();
@@ -23,15 +23,11 @@ export function EventsScreen() {
     ...(query.include_tests === 'true' ? { include_tests: true } : {}),
   };
   const key = JSON.stringify(applied);
-  const [pages, setPages] = useState<EventPage[]>([]);
-  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
-  const first = useResource(async () => {
-    const page = await queries.events(applied);
-    setPages([page]);
-    return page;
-  }, [key]);
+  const { first, pages, cursor, moreError, more } = usePages<EventPage>(
+    (at) => queries.events(at === undefined ? applied : { ...applied, cursor: at }),
+    [key],
+  );
   const events = pages.flatMap((p) => p.events);
-  const last = pages[pages.length - 1];
   const filtered = Object.keys(applied).length > 1;
 
   return (
@@ -88,18 +84,7 @@ export function EventsScreen() {
           </tbody>
         </TableFrame>
       ) : null}
-      <LoadMore
-        cursor={last?.next_cursor}
-        onMore={async (cursor) => {
-          try {
-            const page = await queries.events({ ...applied, cursor });
-            setPages((p) => [...p, page]);
-            setMoreError(undefined);
-          } catch (err) {
-            setMoreError(err as Error);
-          }
-        }}
-      />
+      <LoadMore cursor={cursor} onMore={more} />
     </>
   );
 }

@@ -12,7 +12,7 @@ import {
   type SubscriptionPage,
 } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, SecretOnce, Status, TableFrame, Time } from '../../common/bits';
-import { useResource } from '../../common/use-resource';
+import { usePages } from '../../common/use-resource';
 
 const ALL_TYPES = 'all';
 const ALL_OPERATIONAL = 'all-operational';
@@ -20,16 +20,13 @@ const ALL_OPERATIONAL = 'all-operational';
 export function SubscriptionsScreen() {
   const { query, route } = useLocation();
   const status = query.status as 'active' | 'paused' | 'disabled' | undefined;
-  const [pages, setPages] = useState<SubscriptionPage[]>([]);
-  const first = useResource(async () => {
-    const page = await queries.subscriptions({ limit: 50, ...(status ? { status } : {}) });
-    setPages([page]);
-    return page;
-  }, [status]);
+  const { first, pages, cursor, moreError, more } = usePages<SubscriptionPage>(
+    (at) =>
+      queries.subscriptions({ limit: 50, ...(at === undefined ? {} : { cursor: at }), ...(status ? { status } : {}) }),
+    [status],
+  );
   const [created, setCreated] = useState<CreatedSubscription | undefined>(undefined);
-  const [moreError, setMoreError] = useState<Error | undefined>(undefined);
   const subscriptions = pages.flatMap((p) => p.subscriptions);
-  const last = pages[pages.length - 1];
 
   return (
     <>
@@ -106,18 +103,7 @@ export function SubscriptionsScreen() {
             </tbody>
           </TableFrame>
         ) : null}
-        <LoadMore
-          cursor={last?.next_cursor}
-          onMore={async (cursor) => {
-            try {
-              const page = await queries.subscriptions({ limit: 50, cursor, ...(status ? { status } : {}) });
-              setPages((p) => [...p, page]);
-              setMoreError(undefined);
-            } catch (err) {
-              setMoreError(err as Error);
-            }
-          }}
-        />
+        <LoadMore cursor={cursor} onMore={more} />
       </section>
     </>
   );
