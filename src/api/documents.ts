@@ -18,7 +18,7 @@ import type { SecretBox } from '../domain/secret-box.js';
 import { toIsoMillis, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
 import { AUDIT_LINK_KEY } from '../store/reseal.js';
-import type { DocumentRecord, StepContext, Store } from '../store/store.js';
+import type { DocumentRecord, DocumentStep, StepContext, Store } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { baseUrl } from './portal-sessions.js';
 import { errors, NextCursor, PageQuery } from './schemas.js';
@@ -286,17 +286,16 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
 
     const step = async (
       request: FastifyRequest<{ Params: { id: string; signer_id?: string } }>,
-      which: Parameters<AppContext['store']['applyDocumentStep']>[2],
+      which: DocumentStep,
     ) => {
       const url = auditUrl(links, request, request.params.id);
-      const { document, eventIds } = await ctx.store.applyDocumentStep(
+      const { document, events } = await ctx.store.applyDocumentStep(
         request.principal.accountId,
         request.params.id,
         which,
         context(request, url),
       );
-      const types = eventTypesOf(which, document);
-      return { ...present(document, url), events: eventIds.map((id, i) => ({ id, event: types[i] as string })) };
+      return { ...present(document, url), events: events.map((e) => ({ id: e.id, event: e.type })) };
     };
 
     app.post<{ Params: Static<typeof DocParams> }>(
@@ -360,13 +359,6 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       },
     );
   };
-}
-
-/** The types of the events a step made, in the order it made them. */
-function eventTypesOf(step: Parameters<AppContext['store']['applyDocumentStep']>[2], doc: DocumentRecord): string[] {
-  if (step.kind === 'send') return doc.signers.map(() => 'document.sent');
-  if (step.kind === 'decline') return ['document.declined'];
-  return doc.status === 'completed' ? ['document.signed', 'document.completed'] : ['document.signed'];
 }
 
 async function verdictOf(ctx: AppContext, doc: DocumentRecord): Promise<ChainVerdict> {

@@ -16,6 +16,7 @@ import type {
   CreateDocumentInput,
   DocumentRecord,
   DocumentStep,
+  EventRecord,
   Page,
   PublishRequest,
   SignerRecord,
@@ -216,7 +217,7 @@ function refused(message: string): CountersignError {
 }
 
 /**
- * Applies one lifecycle step. Returns the document as it is now and the ids of the events made,
+ * Applies one lifecycle step. Returns the document as it is now and the events made,
  * in the order made. Throws not_found for an unknown document or signer, conflict for a step the
  * state does not allow.
  */
@@ -226,7 +227,7 @@ export function applyDocumentStep(
   documentId: string,
   step: DocumentStep,
   context: StepContext,
-): Promise<{ document: DocumentRecord; eventIds: string[]; queued: number }> {
+): Promise<{ document: DocumentRecord; events: EventRecord[]; queued: number }> {
   return d.writeTransaction(async (trx) => {
     const doc = await trx
       .selectFrom('documents')
@@ -312,13 +313,13 @@ export function applyDocumentStep(
       occurredAt: now,
     }));
     const published = await publishWithin(trx, d, requests, now);
-    const eventIds = published.results.flatMap((r) => (r.ok ? [r.event.id] : []));
+    const made = published.results.flatMap((r) => (r.ok ? [r.event] : []));
     return {
       document: documentRecord(
         { ...doc, status, audit_seq: head.seq, audit_hash: head.hash, updated_at: now },
         signers,
       ),
-      eventIds,
+      events: made,
       queued: published.queued,
     };
   });

@@ -20,6 +20,7 @@
 // Events and attempts are read in pages of `batchSize` rows by id and changed in one short write
 // transaction per page, so a large account never holds the writer for long. What is done stays
 // done; calling again is safe and completes whatever a first call could not (`complete: false`).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Kysely, sql } from 'kysely';
 import { ERASED_DATA, type ErasureSubject, jsonHolds, likePattern, subjectMatcher } from '../domain/erasure.js';
 import type { StoreDialect } from './dialect.js';
@@ -38,8 +39,6 @@ interface InFlight {
   deliveryId: string;
   attempt: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function eraseSubject(
   d: StoreDialect,

@@ -148,8 +148,8 @@ export class KyselyStore implements Store {
     documentId: string,
     step: DocumentStep,
     context: StepContext,
-  ): Promise<{ document: DocumentRecord; eventIds: string[] }> {
-    const { document, eventIds, queued } = await documents.applyDocumentStep(
+  ): Promise<{ document: DocumentRecord; events: EventRecord[] }> {
+    const { document, events, queued } = await documents.applyDocumentStep(
       this.d,
       accountId,
       documentId,
@@ -157,7 +157,7 @@ export class KyselyStore implements Store {
       context,
     );
     if (queued > 0) this.emitDue();
-    return { document, eventIds };
+    return { document, events };
   }
 
   auditEntries(documentId: string): Promise<AuditEntry[]> {

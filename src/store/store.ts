@@ -543,7 +543,7 @@ export interface Store {
     documentId: string,
     step: DocumentStep,
     context: StepContext,
-  ): Promise<{ document: DocumentRecord; eventIds: string[] }>;
+  ): Promise<{ document: DocumentRecord; events: EventRecord[] }>;
   /** The document's audit trail, in sequence order. */
   auditEntries(documentId: string): Promise<AuditEntry[]>;
 

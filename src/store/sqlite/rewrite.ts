@@ -2,10 +2,9 @@
 // rows changed in place, even with secure_delete, leave older copies in the unused space of pages
 // SQLite split or rebalanced earlier, and old page images stay in the WAL until it starts over.
 // VACUUM writes every page anew; a TRUNCATE checkpoint then empties the WAL.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../schema.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const CHECKPOINT_TRIES = 10;
 
