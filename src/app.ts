@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { registerAccessLog } from './api/access-log.js';
 import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
+import { circuitRoutes } from './api/circuit.js';
 import type { AppContext } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
 import { auditLinkKey, auditLinkRoutes, documentRoutes } from './api/documents.js';
@@ -165,6 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     registerLimits(api, options.rateLimit ?? DEFAULT_RATE_LIMIT);
     await api.register(callbackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
+    await api.register(circuitRoutes(ctx));
     await api.register(eventRoutes(ctx));
     await api.register(deliveryRoutes(ctx));
     await api.register(recoveryRoutes(ctx));

@@ -3,6 +3,7 @@
 // and its allowed range; `countersign serve --help` and the README's table are made from that list,
 // and loadConfig checks each value against it, so neither can drift from what the code accepts.
 import { parseCidrList } from './domain/address-policy.js';
+import { type CircuitSettings, DEFAULT_CIRCUIT_SETTINGS } from './domain/circuit.js';
 import { DEFAULT_RETRY_SCHEDULE } from './domain/retry-policy.js';
 import { parseDuration } from './domain/time.js';
 import { LOG_LEVELS, type LogFormat } from './logger.js';
@@ -50,6 +51,8 @@ export interface DispatcherConfig {
   pollIntervalMs: number;
   disableAfterFailingMs: number;
   shutdownGraceMs: number;
+  /** Each endpoint's circuit breaker; failureThreshold 0 turns it off. */
+  circuit: CircuitSettings;
 }
 
 /** Command-line values by flag name without the dashes (`lease`, `no-dispatcher`); `true` for a switch. */
@@ -279,6 +282,35 @@ export const SETTINGS = [
     about: 'disable a subscription whose attempts have all failed for this long',
   },
   {
+    flag: 'circuit-failures',
+    variable: 'COUNTERSIGN_CIRCUIT_FAILURES',
+    value: '<n>',
+    default: String(DEFAULT_CIRCUIT_SETTINGS.failureThreshold),
+    kind: 'integer',
+    range: [0, 10_000],
+    about:
+      "open an endpoint's circuit after this many faults in a row (timeouts, connection failures, 5xx, 429): its deliveries wait, attempts untouched, until a probe succeeds; 0 turns the breaker off",
+  },
+  {
+    flag: 'circuit-open',
+    variable: 'COUNTERSIGN_CIRCUIT_OPEN',
+    value: '<duration>',
+    default: formatDuration(DEFAULT_CIRCUIT_SETTINGS.openMs),
+    kind: 'duration',
+    range: [SECOND, DAY],
+    about: 'how long a circuit stays open before its first probe; each failed probe doubles it',
+  },
+  {
+    flag: 'circuit-max-open',
+    variable: 'COUNTERSIGN_CIRCUIT_MAX_OPEN',
+    value: '<duration>',
+    default: formatDuration(DEFAULT_CIRCUIT_SETTINGS.maxOpenMs),
+    kind: 'duration',
+    range: [SECOND, DAY],
+    about:
+      'the longest a circuit stays open between probes (when shorter than --circuit-open, every window is --circuit-open)',
+  },
+  {
     flag: 'shutdown-grace',
     variable: 'COUNTERSIGN_SHUTDOWN_GRACE',
     value: '<duration>',
@@ -417,8 +449,37 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       pollIntervalMs: ms('poll-interval'),
       disableAfterFailingMs: ms('disable-after'),
       shutdownGraceMs: ms('shutdown-grace'),
+      circuit: circuitSettings(
+        int('circuit-failures'),
+        read('circuit-open') as Given,
+        read('circuit-max-open') as Given,
+        {
+          connectTimeoutMs: ms('connect-timeout'),
+          requestTimeoutMs: ms('request-timeout'),
+        },
+      ),
     },
     retentionMs: retention(read('retention') as Given),
+  };
+}
+
+/**
+ * The breaker's settings. A probe may go unanswered for as long as a send may take (connecting,
+ * then answering) and a little more before another probe may be sent.
+ */
+function circuitSettings(
+  failureThreshold: number,
+  open: Given,
+  maxOpen: Given,
+  timeouts: { connectTimeoutMs: number; requestTimeoutMs: number },
+): CircuitSettings {
+  const openMs = boundedDuration(open, rangeOf('circuit-open'));
+  const maxOpenMs = boundedDuration(maxOpen, rangeOf('circuit-max-open'));
+  return {
+    failureThreshold,
+    openMs,
+    maxOpenMs,
+    probeTimeoutMs: timeouts.connectTimeoutMs + timeouts.requestTimeoutMs + 5 * SECOND,
   };
 }
 

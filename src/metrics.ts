@@ -13,6 +13,7 @@ export class Metrics {
   private readonly attempts: Counter<'outcome'>;
   private readonly attemptSeconds: Histogram;
   private readonly outcomes: Record<AttemptOutcome, ReturnType<Counter<'outcome'>['labels']>>;
+  private readonly circuitMoves: Counter<'transition'>;
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry, prefix: 'countersign_' });
@@ -33,6 +34,13 @@ export class Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
       registers: [this.registry],
     });
+    this.circuitMoves = new Counter({
+      name: 'countersign_circuit_transitions_total',
+      help: 'Endpoint circuit breakers that this process saw open, open again after a failed probe, or close.',
+      labelNames: ['transition'],
+      registers: [this.registry],
+    });
+    for (const transition of ['opened', 'reopened', 'closed']) this.circuitMoves.labels(transition);
     this.outcomes = {
       delivered: this.attempts.labels('delivered'),
       retry: this.attempts.labels('retry'),
@@ -48,6 +56,10 @@ export class Metrics {
   attempt(outcome: AttemptOutcome, durationMs: number): void {
     this.outcomes[outcome].inc();
     this.attemptSeconds.observe(durationMs / 1000);
+  }
+
+  circuitTransition(transition: 'opened' | 'reopened' | 'closed'): void {
+    this.circuitMoves.labels(transition).inc();
   }
 
   /**
@@ -93,13 +105,24 @@ export class Metrics {
     });
     new Gauge({
       name: 'countersign_deliveries',
-      help: 'Deliveries by status, for the statuses that are still work: pending, sending, held, failed.',
+      help: 'Deliveries by status, for the statuses that are still work: pending, sending, held, failed, waiting, postponed.',
       labelNames: ['status'],
       registers: [this.registry],
       async collect() {
         const stats = await read();
         if (!stats) return;
         for (const [status, count] of Object.entries(stats.byStatus)) this.labels(status).set(count);
+      },
+    });
+    new Gauge({
+      name: 'countersign_circuits',
+      help: 'Endpoints (subscriptions and account callbacks) whose circuit breaker is open or half-open.',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        const stats = await read();
+        if (!stats) return;
+        for (const [state, count] of Object.entries(stats.circuits)) this.labels(state).set(count);
       },
     });
   }

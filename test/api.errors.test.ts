@@ -202,6 +202,8 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
           'document.declined',
           'document.sent',
           'document.signed',
+          'endpoint.circuit_closed',
+          'endpoint.circuit_opened',
           'subscription.disabled',
         ]);
         expect(body.properties.rate_limit_per_second).toMatchObject({ type: 'integer', minimum: 1, maximum: 10_000 });

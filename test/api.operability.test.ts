@@ -289,6 +289,8 @@ describe.each(DIALECTS)('operability API on $name', (dialect) => {
           'document.declined',
           'document.sent',
           'document.signed',
+          'endpoint.circuit_closed',
+          'endpoint.circuit_opened',
           'subscription.disabled',
         ]);
         const rx = await receiver();

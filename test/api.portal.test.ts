@@ -317,6 +317,7 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
           held: 0,
           cancelled: 0,
           waiting: 0,
+          postponed: 0,
         });
         expect(overview.complete).toBe(true);
         expect(Date.parse(overview.until) - Date.parse(overview.since)).toBe(24 * 3_600_000);
@@ -329,6 +330,14 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
               status: 'active',
               failing_since: expect.stringMatching(/Z$/),
               disabled_reason: null,
+              // Three faults in a row, short of opening the breaker (ten by default).
+              circuit: {
+                state: 'closed',
+                consecutive_failures: 3,
+                reason: 'HTTP 500',
+                opened_at: null,
+                next_probe_at: null,
+              },
             },
           ],
         });
@@ -358,6 +367,7 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
           held: 0,
           cancelled: 0,
           waiting: 0,
+          postponed: 0,
         });
         expect(theirs.attention).toEqual({ total: 0, subscriptions: [] });
         const theirMinutes = await service.request({ method: 'GET', url: '/v1/stats/attempts', token: globex.token });

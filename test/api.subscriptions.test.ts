@@ -371,6 +371,7 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
               rate_limit_per_second: null,
               ordering: 'none',
               last_delivery: null,
+              circuit: { state: 'closed', consecutive_failures: 0, reason: null, opened_at: null, next_probe_at: null },
             },
           ],
         });

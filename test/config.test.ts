@@ -49,6 +49,9 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'poll-interval': { value: '250ms', read: (c) => c.dispatcher.pollIntervalMs, expected: 250 },
   'disable-after': { value: '2d', read: (c) => c.dispatcher.disableAfterFailingMs, expected: 2 * 86_400_000 },
   'shutdown-grace': { value: '3s', read: (c) => c.dispatcher.shutdownGraceMs, expected: 3000 },
+  'circuit-failures': { value: '3', read: (c) => c.dispatcher.circuit.failureThreshold, expected: 3 },
+  'circuit-open': { value: '1m', read: (c) => c.dispatcher.circuit.openMs, expected: 60_000 },
+  'circuit-max-open': { value: '1h', read: (c) => c.dispatcher.circuit.maxOpenMs, expected: 3_600_000 },
   'no-dispatcher': { value: 'true', read: (c) => c.dispatcher.enabled, expected: false },
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'log-level': { value: 'debug', read: (c) => c.logLevel, expected: 'debug' },
@@ -81,6 +84,13 @@ describe('loadConfig', () => {
       shutdownGraceMs: 10_000,
     });
     expect(config.dispatcher.retrySchedule).toHaveLength(10);
+    // A probe may go unanswered as long as a send may take (connect, then answer) and 5 s more.
+    expect(config.dispatcher.circuit).toEqual({
+      failureThreshold: 10,
+      openMs: 30_000,
+      maxOpenMs: 600_000,
+      probeTimeoutMs: 25_000,
+    });
   });
 
   it('has a flag and an environment variable for every setting, and the flag wins', () => {

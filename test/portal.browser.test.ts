@@ -233,13 +233,13 @@ describe('the portal in a real browser', () => {
     await heading('Subscription').waitFor();
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByRole('button', { name: 'Resume' }).waitFor();
-    expect(await page.locator('.facts .status').textContent()).toBe('paused');
+    expect(await page.locator('.facts .status').first().textContent()).toBe('paused');
     expect((await api(`/v1/webhooks/subscriptions/${ids.subscription}`)).body).toMatchObject({
       subscriptions: [{ status: 'paused' }],
     });
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.getByRole('button', { name: 'Pause' }).waitFor();
-    expect(await page.locator('.facts .status').textContent()).toBe('active');
+    expect(await page.locator('.facts .status').first().textContent()).toBe('active');
 
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     const secret = page.locator('.notice-secret code');
@@ -300,7 +300,16 @@ describe('the portal in a real browser', () => {
     const opsId = ((await row.getByRole('link').first().getAttribute('href')) ?? '').split('/').pop() as string;
     expect((await api(`/v1/webhooks/subscriptions/${opsId}`)).body).toMatchObject({
       subscriptions: [
-        { event_types: ['subscription.disabled', 'delivery.failed'], rate_limit_per_second: 5, ordering: 'none' },
+        {
+          event_types: [
+            'subscription.disabled',
+            'delivery.failed',
+            'endpoint.circuit_opened',
+            'endpoint.circuit_closed',
+          ],
+          rate_limit_per_second: 5,
+          ordering: 'none',
+        },
       ],
     });
     await page.getByRole('button', { name: 'Done' }).click();

@@ -54,6 +54,7 @@ const MIGRATIONS = [
   '005_listen',
   '006_delivery_controls',
   '007_documents',
+  '008_endpoint_isolation',
 ];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */
@@ -2303,19 +2304,46 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           await publish({ accountId: other.id, onlySubscriptionId: g.id }, Date.now());
 
           expect(await store.deliveryCountsSince(acme.id, cut, 100)).toEqual({
-            counts: { pending: 1, sending: 1, delivered: 1, failed: 1, held: 2, cancelled: 1, waiting: 0 },
+            counts: {
+              pending: 1,
+              sending: 1,
+              delivered: 1,
+              failed: 1,
+              held: 2,
+              cancelled: 1,
+              waiting: 0,
+              postponed: 0,
+            },
             complete: true,
           });
           expect((await store.deliveryCountsSince(acme.id, cut - 1, 100)).counts.delivered).toBe(2);
           expect(await store.deliveryCountsSince(acme.id, Date.now() + HOUR, 100)).toEqual({
-            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 0, cancelled: 0, waiting: 0 },
+            counts: {
+              pending: 0,
+              sending: 0,
+              delivered: 0,
+              failed: 0,
+              held: 0,
+              cancelled: 0,
+              waiting: 0,
+              postponed: 0,
+            },
             complete: true,
           });
           expect((await store.deliveryCountsSince(other.id, cut, 100)).counts).toMatchObject({ pending: 1 });
           // A window holding more than the cap counts its newest deliveries only, and says so: the
           // two newest are the deleted subscription's (cancelled) and a paused one's (held).
           expect(await store.deliveryCountsSince(acme.id, cut, 2)).toEqual({
-            counts: { pending: 0, sending: 0, delivered: 0, failed: 0, held: 1, cancelled: 1, waiting: 0 },
+            counts: {
+              pending: 0,
+              sending: 0,
+              delivered: 0,
+              failed: 0,
+              held: 1,
+              cancelled: 1,
+              waiting: 0,
+              postponed: 0,
+            },
             complete: false,
           });
 

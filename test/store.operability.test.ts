@@ -346,6 +346,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
             { id: sub.id, accountId: acme.id, targetUrl: sub.target_url, reason: 'the receiver answered 410 Gone' },
           ],
           queued: 0,
+          circuits: [],
         });
       });
     });
@@ -364,7 +365,8 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
         expect(stats).toEqual({
           due: 2,
           oldestDueAt: T0 + 1,
-          byStatus: { pending: 2, sending: 0, held: 4, failed: 1, waiting: 2 },
+          byStatus: { pending: 2, sending: 0, held: 4, failed: 1, waiting: 2, postponed: 0 },
+          circuits: { open: 0, half_open: 0 },
         });
         expect(await store.queueStats(T0)).toMatchObject({ due: 0, oldestDueAt: undefined });
       });
@@ -490,6 +492,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           '005_listen',
           '006_delivery_controls',
           '007_documents',
+          '008_endpoint_isolation',
         ]);
         await raw.close();
 

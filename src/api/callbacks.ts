@@ -4,6 +4,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { toIsoSeconds } from '../domain/time.js';
 import { invalidField } from '../errors.js';
+import { CircuitView, circuitsFor } from './circuit.js';
 import type { AppContext } from './context.js';
 import { errors } from './schemas.js';
 import { checkTargetUrlResolved } from './target-guard.js';
@@ -42,6 +43,7 @@ const CurrentCallback = Type.Object({
   signed: Type.Boolean({
     description: 'whether callback deliveries carry webhook-signature (POST /api/sign/v1/callback/rotate-secret)',
   }),
+  circuit: CircuitView,
 });
 
 const MASK = '********';
@@ -156,8 +158,11 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const cb = await ctx.store.getCallback(request.principal.accountId);
-        if (!cb) return { callbackUrl: '', authType: 'None', enabled: false, updatedAt: null, signed: false };
+        const accountId = request.principal.accountId;
+        const cb = await ctx.store.getCallback(accountId);
+        // The callback's endpoint is keyed by its account.
+        const circuit = (await circuitsFor(ctx.store, accountId, [accountId]))(accountId);
+        if (!cb) return { callbackUrl: '', authType: 'None', enabled: false, updatedAt: null, signed: false, circuit };
         return {
           callbackUrl: cb.url,
           authType: cb.auth_type,
@@ -166,6 +171,7 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
           enabled: cb.url !== '',
           updatedAt: toIsoSeconds(cb.updated_at),
           signed: cb.signing_secret_sealed !== null,
+          circuit,
         };
       },
     );

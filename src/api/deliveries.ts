@@ -6,6 +6,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { MASK, sentRequestHeaders } from '../delivery/webhook-request.js';
+import { DELIVERY_STATUSES } from '../domain/delivery-status.js';
 import { buildPayload } from '../domain/events.js';
 import { toIsoMillis } from '../domain/time.js';
 import { notFound } from '../errors.js';
@@ -15,9 +16,9 @@ import { errors, IdParams, NextCursor, PageQuery } from './schemas.js';
 import { parseWindow } from './window.js';
 
 export const DeliveryStatus = Type.String({
-  enum: ['pending', 'sending', 'delivered', 'failed', 'held', 'cancelled', 'waiting'],
+  enum: [...DELIVERY_STATUSES],
   description:
-    "`waiting`: an ordered subscription's delivery behind an earlier unfinished delivery of the same document.",
+    "`held`: its subscription is paused or disabled. `waiting`: an ordered subscription's delivery behind an earlier unfinished delivery of the same document. `postponed`: its endpoint's circuit breaker is open; it goes, with its attempts untouched, once the circuit closes.",
 });
 
 const Headers = Type.Record(Type.String(), Type.String());

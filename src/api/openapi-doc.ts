@@ -95,8 +95,34 @@ const WEBHOOK_HEADERS = [
   ),
 ];
 
+/** `data` of endpoint.circuit_opened and endpoint.circuit_closed. */
+function circuitData(type: 'endpoint.circuit_opened' | 'endpoint.circuit_closed') {
+  const time = (description: string) => ({ type: ['string', 'null'], format: 'date-time', description });
+  const properties = {
+    subscription_id: {
+      type: ['string', 'null'],
+      description: 'The subscription whose endpoint it is; null for the account callback.',
+    },
+    target_url: { type: 'string', format: 'uri', description: 'The endpoint.' },
+    state: {
+      type: 'string',
+      enum: type === 'endpoint.circuit_opened' ? ['open'] : ['closed'],
+      description:
+        type === 'endpoint.circuit_opened'
+          ? 'Open: its deliveries are postponed, their attempts untouched, until a probe is answered.'
+          : 'Closed: the endpoint answered; its postponed deliveries are on their way.',
+    },
+    reason: { type: ['string', 'null'], description: 'The last fault, as the delivery log words it.' },
+    consecutive_failures: { type: 'integer', description: 'Faults in a row (0 once closed).' },
+    opened_at: time('When it opened; null once closed.'),
+    next_probe_at: time('When the probe goes; null once closed.'),
+  };
+  return { type: 'object', required: Object.keys(properties), properties, additionalProperties: false };
+}
+
 /** `data` of the operational events countersign makes about its own deliveries. */
 function operationalData(type: OperationalEventType) {
+  if (type === 'endpoint.circuit_opened' || type === 'endpoint.circuit_closed') return circuitData(type);
   const common = {
     subscription_id: {
       type: type === 'delivery.failed' ? ['string', 'null'] : 'string',

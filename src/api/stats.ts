@@ -5,8 +5,10 @@
 // a few rows per minute) and are not cached.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../domain/delivery-status.js';
 import { toIsoMillis } from '../domain/time.js';
 import { GenerationCache } from '../store/generation-cache.js';
+import { CircuitView, circuitsFor } from './circuit.js';
 import type { AppContext } from './context.js';
 import { errors } from './schemas.js';
 
@@ -34,16 +36,10 @@ const Overview = Type.Object({
   since: Type.String({ format: 'date-time' }),
   until: Type.String({ format: 'date-time' }),
   deliveries: Type.Object(
+    Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, Count])) as Record<DeliveryStatus, typeof Count>,
     {
-      pending: Count,
-      sending: Count,
-      delivered: Count,
-      failed: Count,
-      held: Count,
-      cancelled: Count,
-      waiting: Count,
+      description: 'deliveries created in the window, by their status now',
     },
-    { description: 'deliveries created in the window, by their status now' },
   ),
   complete: Type.Boolean({
     description: `false when the window holds more than ${OVERVIEW_COUNT_CAP.toLocaleString('en')} deliveries: the counts are then of the newest ${OVERVIEW_COUNT_CAP.toLocaleString('en')}`,
@@ -59,6 +55,7 @@ const Overview = Type.Object({
           description: 'since when every attempt has failed; null after a success',
         }),
         disabled_reason: Type.Union([Type.String(), Type.Null()]),
+        circuit: CircuitView,
       }),
       { description: `disabled ones first, then the longest failing; at most ${ATTENTION_LIMIT}` },
     ),
@@ -96,6 +93,11 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsync {
       ctx.store.deliveryCountsSince(accountId, since, OVERVIEW_COUNT_CAP),
       ctx.store.subscriptionsNeedingAttention(accountId, ATTENTION_LIMIT),
     ]);
+    const circuitOf = await circuitsFor(
+      ctx.store,
+      accountId,
+      attention.subscriptions.map((s) => s.id),
+    );
     return {
       since: toIsoMillis(since),
       until: toIsoMillis(now),
@@ -109,6 +111,7 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsync {
           status: s.status,
           failing_since: s.failing_since === null ? null : toIsoMillis(s.failing_since),
           disabled_reason: s.disabled_reason,
+          circuit: circuitOf(s.id),
         })),
       },
     };

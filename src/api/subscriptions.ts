@@ -11,6 +11,7 @@ import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoSeconds } from '../domain/time.js';
 import { invalidField, notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
+import { CircuitView, circuitsFor } from './circuit.js';
 import type { AppContext } from './context.js';
 import { LastDeliveryView, lastDeliveries } from './last-delivery.js';
 import { errors, IdParams, NextCursor, PageQuery, SubscribableEventTypeSchema } from './schemas.js';
@@ -90,8 +91,14 @@ export const SubscriptionView = Type.Object({
   ordering: Ordering,
 });
 
-/** What GET answers: the subscription and how its latest delivery went. */
-const ShownView = Type.Composite([SubscriptionView, Type.Object({ last_delivery: LastDeliveryView })]);
+/** What GET answers: the subscription, how its latest delivery went, and its endpoint's circuit. */
+const ShownView = Type.Composite([
+  SubscriptionView,
+  Type.Object({ last_delivery: LastDeliveryView, circuit: CircuitView }),
+]);
+
+/** What PATCH answers: the subscription and its endpoint's circuit. */
+const UpdatedView = Type.Composite([SubscriptionView, Type.Object({ circuit: CircuitView })]);
 
 const CreatedView = Type.Composite([
   SubscriptionView,
@@ -197,19 +204,21 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           eventType: q.event_type,
           status: q.status as Subscription['status'] | undefined,
         });
-        const lastOf = await lastDeliveries(
-          ctx.store,
-          request.principal.accountId,
-          page.items.map((s) => s.id),
-        );
+        const ids = page.items.map((s) => s.id);
+        const lastOf = await lastDeliveries(ctx.store, request.principal.accountId, ids);
+        const circuitOf = await circuitsFor(ctx.store, request.principal.accountId, ids);
         return {
-          subscriptions: page.items.map((s) => ({ ...presentSubscription(s), last_delivery: lastOf(s.id) })),
+          subscriptions: page.items.map((s) => ({
+            ...presentSubscription(s),
+            last_delivery: lastOf(s.id),
+            circuit: circuitOf(s.id),
+          })),
           next_cursor: page.nextCursor,
         };
       },
     );
 
-    const One = Type.Object({ subscriptions: Type.Array(SubscriptionView) });
+    const One = Type.Object({ subscriptions: Type.Array(UpdatedView) });
 
     app.get<{ Params: Static<typeof IdParams> }>(
       '/v1/webhooks/subscriptions/:id',
@@ -227,7 +236,10 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         const sub = await ctx.store.getSubscription(accountId, request.params.id);
         if (!sub) throw notFound('subscription');
         const lastOf = await lastDeliveries(ctx.store, accountId, [sub.id]);
-        return { subscriptions: [{ ...presentSubscription(sub), last_delivery: lastOf(sub.id) }] };
+        const circuitOf = await circuitsFor(ctx.store, accountId, [sub.id]);
+        return {
+          subscriptions: [{ ...presentSubscription(sub), last_delivery: lastOf(sub.id), circuit: circuitOf(sub.id) }],
+        };
       },
     );
 
@@ -270,7 +282,8 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           Date.now(),
         );
         if (!sub) throw notFound('subscription');
-        return { subscriptions: [presentSubscription(sub)] };
+        const circuitOf = await circuitsFor(ctx.store, sub.account_id, [sub.id]);
+        return { subscriptions: [{ ...presentSubscription(sub), circuit: circuitOf(sub.id) }] };
       },
     );
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { type Command, Option } from 'commander';
+import { DELIVERY_STATUSES } from '../domain/delivery-status.js';
 import { EVENT_TYPES, isEventType, isSubscribableEventType, SUBSCRIBABLE_EVENT_TYPES } from '../domain/events.js';
 import { parseDuration } from '../domain/time.js';
 import {
@@ -656,16 +657,7 @@ export function addApiCommands(program: Command, done: Done, addHelp: (parent: C
   const deliveries = commandGroup(program, 'deliveries', 'the delivery log', addHelp);
   const deliveryFilters = (command: Command) =>
     command
-      .addOption(
-        new Option('--status <status>', 'only this status').choices([
-          'pending',
-          'sending',
-          'delivered',
-          'failed',
-          'held',
-          'cancelled',
-        ]),
-      )
+      .addOption(new Option('--status <status>', 'only this status').choices([...DELIVERY_STATUSES]))
       .option('--subscription <id>', 'only this subscription’s')
       .option('--event <id>', 'only this event’s')
       .option('--document-id <id>', 'only deliveries of events about this document');

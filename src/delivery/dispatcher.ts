@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { DispatcherConfig } from '../config.js';
 import { storableText } from '../domain/attempt-record.js';
+import { type CircuitVerdict, circuitVerdict } from '../domain/circuit.js';
 import { describeSendError } from '../domain/classify.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { TargetPolicy } from '../domain/target-url.js';
@@ -24,6 +25,7 @@ import { GroupCommit } from '../store/group-commit.js';
 import { LATE_MS } from '../store/queue/throttle.js';
 import type { AttemptResult, ClaimedDelivery, PublishClaim, RecordOutcome, Store } from '../store/store.js';
 import { type AttemptFacts, attemptResult, prepareRequest } from './attempt-outcome.js';
+import { EndpointLanes, type Lane, SLOW_AFTER_MS } from './endpoint-lanes.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
 import { type Held, LeaseKeeper } from './lease-keeper.js';
 import { Sender } from './sender.js';
@@ -40,6 +42,9 @@ const RECORD_LINGER = { ms: 5, below: 64 };
 
 const NEXT_DUE_EVERY_MS = 100;
 
+/** Claim rounds in a row that may take nothing (each walking another part of the endpoints) before the loop waits to be woken. */
+const MAX_EMPTY_ROUNDS = 8;
+
 /** A delivery in this process's hands, from its claim until its result is written or it is handed back. */
 type Queued = Held;
 
@@ -53,17 +58,14 @@ export interface DispatcherOptions {
   metrics?: Metrics;
 }
 
-interface OriginLane {
-  active: number;
-  waiting: Queued[];
-}
-
 export class Dispatcher {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly sender: Sender;
   private readonly results: GroupCommit<AttemptResult, void>;
-  private readonly lanes = new Map<string, OriginLane>();
-  private lanesPrunedAt = 0;
+  private readonly lanes: EndpointLanes<Queued>;
+  /** When releaseProbes last ran, and when the next circuit window ends. */
+  private probesCheckedAt = Number.NEGATIVE_INFINITY;
+  private nextProbeAt: number | undefined;
   private nextDueAskedAt = Number.NEGATIVE_INFINITY;
   private readonly signer: WebhookSigner;
   private readonly leases: LeaseKeeper;
@@ -74,8 +76,6 @@ export class Dispatcher {
   private claiming = false;
   private wakeAgain = false;
   private mayHaveMore = false;
-  private inFlight = 0;
-  private queued = 0;
   /** Throttled deliveries waiting for their send slot, each on its own timer. */
   private readonly pacing = new Map<Queued, NodeJS.Timeout>();
   /** Room promised to publishes whose transactions have not finished yet. */
@@ -83,6 +83,8 @@ export class Dispatcher {
   private dueTimer: NodeJS.Timeout | undefined;
   private dueTimerAt = 0;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** Moves sends gone unanswered too long out of the global limit (EndpointLanes.sweep). */
+  private slowTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
 
@@ -96,6 +98,7 @@ export class Dispatcher {
     this.metrics = options.metrics;
     this.signer = new WebhookSigner(secrets);
     this.leases = new LeaseKeeper(store, this.owner, config.leaseMs, log);
+    this.lanes = new EndpointLanes<Queued>(config);
     this.metrics?.gauge(
       'countersign_dispatcher_busy',
       'Sends in flight or claimed and waiting for a slot.',
@@ -111,7 +114,9 @@ export class Dispatcher {
     });
     this.results = new GroupCommit<AttemptResult, void>(
       async (items) => {
-        this.reportDisabled(await this.record(items));
+        const outcome = await this.record(items);
+        this.reportDisabled(outcome);
+        this.reportCircuits(outcome);
         // A retry due before the next poll gets a timer now: the claim round that could have seen
         // it may have ended before this result was written.
         let soonest = Number.POSITIVE_INFINITY;
@@ -135,6 +140,10 @@ export class Dispatcher {
     this.unsubscribe = this.store.onDue(() => this.wake());
     this.pollTimer = setInterval(() => this.wake(), this.config.pollIntervalMs);
     this.pollTimer.unref();
+    this.slowTimer = setInterval(() => {
+      if (this.lanes.sweep(Date.now())) this.pump();
+    }, SLOW_AFTER_MS / 4);
+    this.slowTimer.unref();
     this.leases.start();
     this.claiming = true;
     try {
@@ -156,12 +165,12 @@ export class Dispatcher {
    * brings the delivery back, as after a crash.
    */
   private async record(items: AttemptResult[]): Promise<RecordOutcome> {
-    const settings = { disableAfterFailingMs: this.config.disableAfterFailingMs };
+    const settings = { disableAfterFailingMs: this.config.disableAfterFailingMs, circuit: this.config.circuit };
     try {
       return await this.store.recordAttempts(this.owner, items, Date.now(), settings);
     } catch (batchError) {
       if (items.length === 1) return this.recordStripped(items[0] as AttemptResult, batchError, settings);
-      const outcome: RecordOutcome = { disabled: [], queued: 0 };
+      const outcome: RecordOutcome = { disabled: [], queued: 0, circuits: [] };
       for (const item of items) {
         let single: RecordOutcome;
         try {
@@ -170,6 +179,7 @@ export class Dispatcher {
           single = await this.recordStripped(item, err, settings);
         }
         outcome.disabled.push(...single.disabled);
+        outcome.circuits?.push(...(single.circuits ?? []));
         outcome.queued += single.queued;
       }
       return outcome;
@@ -201,6 +211,35 @@ export class Dispatcher {
     }
   }
 
+  /** Circuits opened at warn (an endpoint stopped answering), closed at info; each counted. */
+  private reportCircuits(outcome: RecordOutcome): void {
+    for (const change of outcome.circuits ?? []) {
+      this.metrics?.circuitTransition(change.transition);
+      const { circuit } = change;
+      const fields = {
+        ...(change.endpoint === change.accountId ? { callback: change.accountId } : { subscription: change.endpoint }),
+        account: change.accountId,
+        circuit: circuit.state,
+        failures: circuit.failures,
+        ...(circuit.reason === null ? {} : { reason: circuit.reason }),
+        ...(circuit.retryAt === null || circuit.state === 'closed'
+          ? {}
+          : { next_probe_at: toIsoMillis(circuit.retryAt) }),
+      };
+      if (change.transition === 'closed')
+        this.log.info(fields, 'circuit closed: the endpoint answered; its postponed deliveries go now');
+      else {
+        const next = toIsoMillis(circuit.retryAt ?? Date.now());
+        this.log.warn(
+          fields,
+          change.transition === 'opened'
+            ? `circuit opened after ${circuit.failures} faults in a row (last: ${circuit.reason ?? 'unknown'}); its deliveries are postponed until a probe at ${next} succeeds`
+            : `circuit probe failed (${circuit.reason ?? 'unknown'}); next probe at ${next}`,
+        );
+      }
+    }
+  }
+
   private reportDisabled(outcome: RecordOutcome): void {
     for (const sub of outcome.disabled) {
       this.log.warn(
@@ -227,14 +266,15 @@ export class Dispatcher {
 
   /** In-flight and queued sends, for shutdown and tests. */
   get busy(): number {
-    return this.inFlight + this.queued + this.pacing.size;
+    return this.lanes.inFlight + this.lanes.queued + this.pacing.size;
   }
 
   private capacity(): number {
     // Keep a claimed buffer of up to one batch beyond the concurrency limit, so a finished send
     // can start the next one without waiting for a claim round trip. Deliveries waiting for a
     // throttle slot take no room: a throttled subscription must never hold up another one.
-    return this.config.maxConcurrency + this.config.claimBatchSize - this.inFlight - this.queued - this.reserved;
+    // Slow sends (unanswered for a while) have left the global limit, and so leave the buffer.
+    return this.config.maxConcurrency + this.config.claimBatchSize - this.lanes.occupied - this.reserved;
   }
 
   /**
@@ -246,7 +286,7 @@ export class Dispatcher {
     const limit = Math.min(this.capacity(), this.config.claimBatchSize);
     if (limit <= 0) return undefined;
     this.reserved += limit;
-    return { owner: this.owner, leaseMs: this.config.leaseMs, limit };
+    return { owner: this.owner, leaseMs: this.config.leaseMs, limit, room: this.roomFor };
   }
 
   /**
@@ -269,16 +309,25 @@ export class Dispatcher {
     for (const delivery of claimed) this.enqueue(held(delivery, claimedAt, this.config.leaseMs));
   }
 
+  /** What claims and hand-offs may take of an endpoint: its room in this process. */
+  private readonly roomFor = (endpoint: string): number => this.lanes.room(endpoint);
+
   private async claimLoop(): Promise<void> {
     do {
       this.wakeAgain = false;
+      await this.checkProbes();
       let room = this.capacity();
       // Full: a finished send wakes the loop again (pump) once there is room for half a batch.
       if (room <= 0) this.mayHaveMore = true;
+      let emptyRounds = 0;
       while (this.running && room > 0) {
         const want = Math.min(room, this.config.claimBatchSize);
         const now = Date.now();
-        const batch = await this.store.claimDueDeliveries(this.owner, want, now, this.config.leaseMs);
+        const round = await this.store.claimRound(this.owner, want, now, this.config.leaseMs, {
+          room: this.roomFor,
+          probeTimeoutMs: this.config.circuit.probeTimeoutMs,
+        });
+        const batch = round.deliveries;
         if (!this.running) {
           await this.store.releaseClaims(
             this.owner,
@@ -288,13 +337,51 @@ export class Dispatcher {
           return;
         }
         this.reportTakeovers(batch);
+        this.reportProbes(batch);
         for (const delivery of batch) this.enqueue(held(delivery, now, this.config.leaseMs));
-        this.mayHaveMore = batch.length === want;
+        // An endpoint that gave all it was asked may have more; the loop asks again once it has room.
+        for (const key of round.full) this.lanes.markMore(key);
+        this.mayHaveMore = round.limited;
         if (!this.mayHaveMore) break;
+        if (batch.length === 0) {
+          // A round that took nothing but walked only part of the endpoints goes on with the rest,
+          // a few rounds at most, and never without letting the event loop turn.
+          if (++emptyRounds >= MAX_EMPTY_ROUNDS) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         room = this.capacity();
       }
     } while (this.wakeAgain && this.running);
     if (this.running && !this.mayHaveMore) await this.scheduleNextDue();
+  }
+
+  /**
+   * Lets the probes whose circuit windows have ended go (releaseProbes), at most once per poll
+   * interval unless a window ends sooner, and arms the timer for the next window's end.
+   */
+  private async checkProbes(): Promise<void> {
+    const now = Date.now();
+    const due = this.nextProbeAt !== undefined && this.nextProbeAt <= now;
+    if (!due && now - this.probesCheckedAt < this.config.pollIntervalMs) return;
+    this.probesCheckedAt = now;
+    const { nextAt } = await this.store.releaseProbes(now);
+    this.nextProbeAt = nextAt;
+    if (nextAt !== undefined) this.wakeAt(nextAt);
+  }
+
+  /** A probe is a delivery sent while its endpoint's circuit is half-open: its answer decides the circuit. */
+  private reportProbes(batch: ClaimedDelivery[]): void {
+    for (const d of batch) {
+      if (!d.probe) continue;
+      this.log.info(
+        {
+          delivery: d.id,
+          ...(d.subscriptionId === null ? { callback: d.accountId } : { subscription: d.subscriptionId }),
+          target_host: hostOf(d.target.url),
+        },
+        'probing an endpoint whose circuit is open: its answer closes the circuit or keeps it open',
+      );
+    }
   }
 
   /**
@@ -347,6 +434,7 @@ export class Dispatcher {
 
   private enqueue(item: Queued): void {
     this.leases.hold(item);
+    this.lanes.hold(this.lanes.laneOf(item.delivery));
     const wait = item.delivery.notBefore === undefined ? 0 : item.delivery.notBefore - Date.now();
     if (wait <= 0) {
       this.place(item);
@@ -359,9 +447,15 @@ export class Dispatcher {
     this.pacing.set(item, timer);
   }
 
+  /** Out of this process's hands, sent or not: its lease is no longer kept, its endpoint has room again. */
+  private letGo(item: Queued): void {
+    this.leases.drop(item);
+    this.lanes.letGo(this.lanes.laneOf(item.delivery));
+  }
+
   /** A throttled delivery late for its slot: back to the queue, to be claimed for a new slot. */
   private giveBackLate(item: Queued): void {
-    this.leases.drop(item);
+    this.letGo(item);
     this.store
       .releaseClaims(this.owner, [item.delivery.id], Date.now())
       .then(() => this.wake())
@@ -369,31 +463,23 @@ export class Dispatcher {
     if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  /** Starts the send, or queues it behind the origin's or the global concurrency limit. */
+  /** Starts the send, or queues it behind its endpoint's, its origin's or the global limit. */
   private place(item: Queued): void {
     if (missedSlot(item.delivery)) {
       this.giveBackLate(item);
       return;
     }
-    const origin = originOf(item.delivery.target.url);
-    let lane = this.lanes.get(origin);
-    if (!lane) {
-      lane = { active: 0, waiting: [] };
-      this.lanes.set(origin, lane);
-    }
-    if (lane.active < this.config.perOriginConcurrency && this.inFlight < this.config.maxConcurrency) {
-      this.startSend(origin, lane, item);
-    } else {
-      lane.waiting.push(item);
-      this.queued++;
-    }
+    const lane = this.lanes.laneOf(item.delivery);
+    if (this.lanes.canStart(lane)) this.startSend(lane, item);
+    else this.lanes.wait(lane, item);
   }
 
-  private startSend(origin: string, lane: OriginLane, item: Queued): void {
-    lane.active++;
-    this.inFlight++;
+  private startSend(lane: Lane<Queued>, item: Queued): void {
+    const send = this.lanes.started(lane);
+    let verdict: CircuitVerdict = 'neutral';
     this.deliver(item.delivery)
       .then((result) => {
+        verdict = result.verdict ?? 'neutral';
         if (this.pastDeadline) return undefined;
         this.metrics?.attempt(result.outcome, result.durationMs);
         this.reportAttempt(item.delivery, result);
@@ -406,64 +492,34 @@ export class Dispatcher {
         ),
       )
       .finally(() => {
-        this.leases.drop(item);
-        lane.active--;
-        this.inFlight--;
-        this.pump(origin, lane);
+        this.lanes.ended(send, verdict);
+        this.letGo(item);
+        this.pump(lane);
       });
   }
 
-  /** After a send ends: start waiting sends (this origin first), then top up the claimed buffer. */
-  private pump(origin: string, lane: OriginLane): void {
+  /**
+   * After a send ends: start waiting sends (this endpoint first, then the others in turn) while
+   * the limits allow, hand back claims that waited too long, then top up what was claimed.
+   */
+  private pump(lane?: Lane<Queued>): void {
     const stale = Date.now() - this.config.leaseMs / 2;
     const release: string[] = [];
-    this.drainLane(origin, lane, stale, release);
-    // Other origins only when something waits there and the global limit has room: with many
-    // origins, a finished send must not cost a walk over all of them.
-    if (this.queued > 0 && this.inFlight < this.config.maxConcurrency) {
-      for (const [o, l] of this.lanes) {
-        if (l !== lane) this.drainLane(o, l, stale, release);
-        if (this.queued === 0 || this.inFlight >= this.config.maxConcurrency) break;
-      }
+    for (let next = this.lanes.next(lane); next !== undefined; next = this.lanes.next(lane)) {
+      if (!this.running || next.item.claimedAt < stale || missedSlot(next.item.delivery)) {
+        this.letGo(next.item);
+        release.push(next.item.delivery.id);
+      } else this.startSend(next.lane, next.item);
     }
-    if (lane.active === 0 && lane.waiting.length === 0) this.pruneLanes();
+    this.lanes.prune(Date.now());
     if (release.length > 0) {
       this.store
         .releaseClaims(this.owner, release, Date.now())
         .catch((err) => this.log.warn({ err }, 'release failed'));
     }
     if (this.mayHaveMore && this.capacity() >= this.config.claimBatchSize / 2) this.wake();
+    else if (lane && this.lanes.wantMore(lane) && this.capacity() > 0) this.wake();
     if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-  }
-
-  /**
-   * Forgets origins with nothing under way, at most once a second. Deleting a lane each time it
-   * empties would add and remove Map entries at the delivery rate when sends do not overlap, and
-   * V8 Maps under such churn keep their entries alive through young-generation GCs (slot-list.ts).
-   */
-  private pruneLanes(): void {
-    const now = Date.now();
-    if (now - this.lanesPrunedAt < 1000) return;
-    this.lanesPrunedAt = now;
-    for (const [origin, lane] of this.lanes) {
-      if (lane.active === 0 && lane.waiting.length === 0) this.lanes.delete(origin);
-    }
-  }
-
-  /** Starts this origin's waiting sends while both limits allow; stale claims go back instead. */
-  private drainLane(origin: string, lane: OriginLane, stale: number, release: string[]): void {
-    while (
-      lane.waiting.length > 0 &&
-      lane.active < this.config.perOriginConcurrency &&
-      this.inFlight < this.config.maxConcurrency
-    ) {
-      const next = lane.waiting.shift() as Queued;
-      this.queued--;
-      if (!this.running || next.claimedAt < stale || missedSlot(next.delivery)) {
-        this.leases.drop(next);
-        release.push(next.delivery.id);
-      } else this.startSend(origin, lane, next);
-    }
   }
 
   /** Failed attempts at warn, a delivery out of attempts at error: what an operator pages on. */
@@ -497,7 +553,8 @@ export class Dispatcher {
   private async deliver(d: ClaimedDelivery): Promise<AttemptResult> {
     const startedAt = Date.now();
     const prepared = prepareRequest(this.signer, d, startedAt, this.config.retrySchedule, d.target.url);
-    if ('failed' in prepared) return prepared.failed;
+    // Nothing was sent: the endpoint is neither shown alive nor at fault.
+    if ('failed' in prepared) return { ...prepared.failed, verdict: 'neutral' };
     const request = prepared.request;
     let answer: AttemptFacts['answer'];
     try {
@@ -508,13 +565,14 @@ export class Dispatcher {
         this.log.warn({ delivery: d.id, host: err.host, address: err.verdict.address }, err.message);
       }
     }
-    return attemptResult(d, this.config.retrySchedule, {
+    const result = attemptResult(d, this.config.retrySchedule, {
       startedAt,
       finishedAt: Date.now(),
       requestUrl: d.target.url,
       loggedHeaders: loggedRequestHeaders(request.headers),
       answer,
     });
+    return { ...result, verdict: circuitVerdict(answer) };
   }
 
   /**
@@ -526,24 +584,22 @@ export class Dispatcher {
     this.running = false;
     this.unsubscribe?.();
     if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.slowTimer) clearInterval(this.slowTimer);
     if (this.dueTimer) clearTimeout(this.dueTimer);
     while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
     const waiting: string[] = [];
     for (const [item, timer] of this.pacing) {
       clearTimeout(timer);
-      this.leases.drop(item);
+      this.letGo(item);
       waiting.push(item.delivery.id);
     }
     this.pacing.clear();
-    for (const lane of this.lanes.values()) {
-      for (const q of lane.waiting.splice(0)) {
-        this.leases.drop(q);
-        waiting.push(q.delivery.id);
-      }
+    for (const q of this.lanes.drainWaiting()) {
+      this.letGo(q);
+      waiting.push(q.delivery.id);
     }
-    this.queued = 0;
     await this.store.releaseClaims(this.owner, waiting, Date.now());
-    if (this.inFlight > 0) {
+    if (this.lanes.inFlight > 0) {
       await Promise.race([
         new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
         new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownGraceMs).unref()),
@@ -585,10 +641,4 @@ function hostOf(url: string): string {
   } catch {
     return '(unparsable URL)';
   }
-}
-
-function originOf(url: string): string {
-  const schemeEnd = url.indexOf('//');
-  const pathStart = url.indexOf('/', schemeEnd + 2);
-  return pathStart === -1 ? url : url.slice(0, pathStart);
 }

@@ -18,7 +18,12 @@ export function isEventType(value: string): value is EventType {
  * them: never published through the API, never sent to the account callback (which keeps the
  * seed's events only).
  */
-export const OPERATIONAL_EVENT_TYPES = ['subscription.disabled', 'delivery.failed'] as const;
+export const OPERATIONAL_EVENT_TYPES = [
+  'subscription.disabled',
+  'delivery.failed',
+  'endpoint.circuit_opened',
+  'endpoint.circuit_closed',
+] as const;
 export type OperationalEventType = (typeof OPERATIONAL_EVENT_TYPES)[number];
 
 /** What a subscription may take: the seed's document events and the operational ones. */
@@ -49,6 +54,22 @@ export interface DeliveryFailedData {
   event_id: string;
   event_type: string;
   attempts: number;
+}
+
+/**
+ * `endpoint.circuit_opened` and `endpoint.circuit_closed`'s data: an endpoint (a subscription, or
+ * the account callback when subscription_id is null) whose circuit breaker opened or closed.
+ */
+export interface CircuitEventData {
+  subscription_id: string | null;
+  target_url: string;
+  state: 'closed' | 'open' | 'half_open';
+  /** The last fault: what the delivery log says of it (null once closed with no fault since). */
+  reason: string | null;
+  consecutive_failures: number;
+  opened_at: string | null;
+  /** Open: when the probe goes. */
+  next_probe_at: string | null;
 }
 
 /** A subscription's event types as stored: space-separated, in the order given, each once. */

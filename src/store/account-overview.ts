@@ -4,18 +4,10 @@
 // attempt_stats, which recordAttempts keeps), so a dashboard never scans an account's history.
 import { type Kysely, sql } from 'kysely';
 import { firstIdAt } from '../domain/ids.js';
-import type { Database, DeliveryStatus } from './schema.js';
+import { type Database, DELIVERY_STATUSES, type DeliveryStatus } from './schema.js';
 import type { AttemptMinute, Delivery, SubscriptionsNeedingAttention } from './store.js';
 
-export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
-  'pending',
-  'sending',
-  'delivered',
-  'failed',
-  'held',
-  'cancelled',
-  'waiting',
-];
+export { DELIVERY_STATUSES };
 
 /** What deliveryCountsSince counted: by status, and whether that was the whole window. */
 export interface DeliveryCounts {

@@ -14,7 +14,9 @@ import * as listen from './listen-sessions.js';
 import { migrateToLatest } from './migrator.js';
 import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
-import { CLAIMABLE, claimDueDeliveries, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
+import { type CircuitRow, circuitOf, circuitsOf, releaseProbes, resetCircuit } from './queue/circuits.js';
+import { claimListenSession, claimRound, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
+import { nextDueAt } from './queue/endpoints.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import * as purge from './queue/purge.js';
 import { recordAttempts } from './queue/record-attempts.js';
@@ -33,6 +35,8 @@ import type {
   Callback,
   CallbackSettings,
   ClaimedDelivery,
+  ClaimRequest,
+  ClaimRound,
   CreateDocumentInput,
   DeliverOutcome,
   Delivery,
@@ -40,6 +44,7 @@ import type {
   DocumentFilter,
   DocumentRecord,
   DocumentStep,
+  EndpointCircuit,
   ErasureOutcome,
   ErasureSettings,
   ErasureSubject,
@@ -104,6 +109,8 @@ export class KyselyStore implements Store {
    */
   private readonly tokens = new Map<string, { token: ApiToken; marker: number }>();
   private stopListening: (() => Promise<void>) | undefined;
+  /** Where the dispatcher's last claim round stopped walking the endpoints. */
+  private readonly claimCursor = { after: '' };
 
   constructor(private readonly d: StoreDialect) {}
 
@@ -292,11 +299,18 @@ export class KyselyStore implements Store {
 
   async putCallback(callback: CallbackSettings): Promise<void> {
     const { account_id, updated_at, ...settings } = callback;
-    await this.d.db
-      .insertInto('callbacks')
-      .values({ ...callback, signing_secret_sealed: null, retired_secrets: '[]', created_at: updated_at })
-      .onConflict((oc) => oc.column('account_id').doUpdateSet({ ...settings, updated_at }))
-      .execute();
+    const released = await this.d.writeTransaction(async (trx) => {
+      await trx
+        .insertInto('callbacks')
+        .values({ ...callback, signing_secret_sealed: null, retired_secrets: '[]', created_at: updated_at })
+        .onConflict((oc) => oc.column('account_id').doUpdateSet({ ...settings, updated_at }))
+        .execute();
+      // Registering again (a new URL, new credentials) starts the callback's circuit closed.
+      const n = await resetCircuit(trx, account_id, updated_at);
+      if (n > 0) await this.d.notifyDue(trx);
+      return n;
+    });
+    if (released > 0) this.emitDue();
   }
 
   async rotateCallbackSecret(
@@ -536,7 +550,9 @@ export class KyselyStore implements Store {
       if (current.status === 'sending') return 'in_flight' as const;
       if (current.status === 'cancelled') return 'cancelled' as const;
       if (current.status === 'waiting') return 'waiting' as const;
-      const manual = current.status === 'pending' ? MANUAL_NUDGE : MANUAL_ONE_OFF;
+      // Still in its retry schedule (pending, or postponed behind an open circuit): one attempt now,
+      // and the schedule goes on after it. Otherwise one attempt, with no retries.
+      const manual = current.status === 'pending' || current.status === 'postponed' ? MANUAL_NUDGE : MANUAL_ONE_OFF;
       const changes = { status: 'pending' as const, manual, next_attempt_at: now, updated_at: now };
       await trx.updateTable('deliveries').set(changes).where('id', '=', id).execute();
       await this.d.notifyDue(trx);
@@ -647,7 +663,7 @@ export class KyselyStore implements Store {
     now: number,
     leaseMs: number,
   ): Promise<ClaimedDelivery[]> {
-    return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs, sessionId);
+    return claimListenSession(this.d, this.events, owner, sessionId, limit, now, leaseMs);
   }
 
   openListenSession(input: OpenListenSession): Promise<Subscription> {
@@ -674,8 +690,13 @@ export class KyselyStore implements Store {
     return listen.endIdleListenSessions(this.d, before, now, reason);
   }
 
-  claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    return claimDueDeliveries(this.d, this.events, owner, limit, now, leaseMs);
+  claimRound(owner: string, limit: number, now: number, leaseMs: number, request: ClaimRequest): Promise<ClaimRound> {
+    return claimRound(this.d, this.events, owner, limit, now, leaseMs, request, this.claimCursor);
+  }
+
+  async claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    const round = await this.claimRound(owner, limit, now, leaseMs, { probeTimeoutMs: leaseMs });
+    return round.deliveries;
   }
 
   async recordAttempts(
@@ -701,14 +722,44 @@ export class KyselyStore implements Store {
     return queueStats(this.d, now);
   }
 
-  async nextDueAt(): Promise<number | undefined> {
-    const row = await this.d.db
-      .selectFrom('deliveries')
-      .select((eb) => eb.fn.min('next_attempt_at').as('due'))
-      .where(CLAIMABLE)
-      .executeTakeFirst();
-    const due = row?.due;
-    return due === null || due === undefined ? undefined : Number(due);
+  nextDueAt(): Promise<number | undefined> {
+    return nextDueAt(this.d);
+  }
+
+  async circuitsOf(accountId: string, endpoints: string[]): Promise<Map<string, EndpointCircuit>> {
+    const rows = await circuitsOf(this.d.db, endpoints);
+    const out = new Map<string, EndpointCircuit>();
+    for (const [key, row] of rows) if (row.account_id === accountId) out.set(key, endpointCircuit(row));
+    return out;
+  }
+
+  async probeNow(accountId: string, endpoint: string, now: number): Promise<EndpointCircuit | undefined> {
+    const moved = await this.d.writeTransaction(async (trx) => {
+      const row = await trx
+        .selectFrom('endpoint_circuits')
+        .selectAll()
+        .where('endpoint', '=', endpoint)
+        .where('account_id', '=', accountId)
+        .$if(this.d.name === 'postgres', (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (row?.state !== 'open') return undefined;
+      const changed: CircuitRow = { ...row, retry_at: now, updated_at: now };
+      await trx
+        .updateTable('endpoint_circuits')
+        .set({ retry_at: now, updated_at: now })
+        .where('endpoint', '=', endpoint)
+        .execute();
+      return changed;
+    });
+    if (!moved) return undefined;
+    // The window has ended: the next releaseProbes makes the oldest postponed delivery due.
+    await releaseProbes(this.d, now);
+    this.emitDue();
+    return endpointCircuit(moved);
+  }
+
+  releaseProbes(now: number): Promise<{ released: number; nextAt: number | undefined }> {
+    return releaseProbes(this.d, now);
   }
 
   // --- retention and erasure -----------------------------------------------------------------
@@ -749,6 +800,10 @@ function page<T>(rows: T[], limit: number, idOf: (row: T) => string): Page<T> {
   if (rows.length <= limit) return { items: rows, nextCursor: null };
   const items = rows.slice(0, limit);
   return { items, nextCursor: idOf(items[items.length - 1] as T) };
+}
+
+function endpointCircuit(row: CircuitRow): EndpointCircuit {
+  return { ...circuitOf(row), endpoint: row.endpoint, accountId: row.account_id, updatedAt: Number(row.updated_at) };
 }
 
 function toApiToken(row: ApiTokensTable & { account_name: string }): ApiToken {

@@ -13,6 +13,7 @@ import * as portal from './migrations/004_portal.js';
 import * as listen from './migrations/005_listen.js';
 import * as deliveryControls from './migrations/006_delivery_controls.js';
 import * as documents from './migrations/007_documents.js';
+import * as endpointIsolation from './migrations/008_endpoint_isolation.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '005_listen': listen,
   '006_delivery_controls': deliveryControls,
   '007_documents': documents,
+  '008_endpoint_isolation': endpointIsolation,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

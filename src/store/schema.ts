@@ -1,5 +1,7 @@
 // Row types of the one schema both dialects share. Times are epoch milliseconds (BIGINT), booleans
 // are 0/1 integers, ids are prefixed text, and JSON is stored as text exactly as it will be sent.
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../domain/delivery-status.js';
+
 export interface AccountsTable {
   id: string;
   name: string;
@@ -102,12 +104,13 @@ export interface EventsTable {
  * or disabled; cancelled when it is deleted. While `sending`, `next_attempt_at` is the lease expiry,
  * so one partial index finds both due and abandoned deliveries. `waiting`: an ordered
  * subscription's delivery behind an earlier unfinished one of the same document (order_key); it
- * becomes pending when that one is delivered, finally fails or is cancelled.
+ * becomes pending when that one is delivered, finally fails or is cancelled. `postponed`: its
+ * endpoint's circuit is open; pending again (keeping its due time) when the circuit closes.
  */
-export type DeliveryStatus = 'pending' | 'sending' | 'delivered' | 'failed' | 'held' | 'cancelled' | 'waiting';
+export { DELIVERY_STATUSES, type DeliveryStatus };
 
 /** Statuses of a delivery not yet made: never purged, cancelled by erasure and deletion. */
-export const UNFINISHED_STATUSES = ['pending', 'sending', 'held', 'waiting'] as const;
+export const UNFINISHED_STATUSES = ['pending', 'sending', 'held', 'waiting', 'postponed'] as const;
 
 export interface DeliveriesTable {
   id: string;
@@ -185,6 +188,28 @@ export interface ThrottleSlotsTable {
   next_us: number;
 }
 
+export type CircuitStateColumn = 'closed' | 'open' | 'half_open';
+
+/**
+ * An endpoint's circuit breaker (src/domain/circuit.ts), shared by every process. `endpoint` is
+ * the subscription id, or the account id for the account's callback: coalesce(subscription_id,
+ * account_id) of its deliveries. A row exists once the endpoint has failed.
+ */
+export interface EndpointCircuitsTable {
+  endpoint: string;
+  account_id: string;
+  state: CircuitStateColumn;
+  /** Faults in a row since the last success. */
+  failures: number;
+  /** Openings since the last success (the window doubles with each). */
+  openings: number;
+  reason: string | null;
+  opened_at: number | null;
+  /** Open: when the probe may go. Half-open: when an unanswered probe is given up. */
+  retry_at: number | null;
+  updated_at: number;
+}
+
 export type DocumentStatus = 'draft' | 'sent' | 'completed' | 'declined';
 
 /** A document of countersign's own signing lifecycle (issue 18). */
@@ -254,6 +279,7 @@ export interface Database {
   countersign_nodes: NodesTable;
   countersign_settings: SettingsTable;
   throttle_slots: ThrottleSlotsTable;
+  endpoint_circuits: EndpointCircuitsTable;
   documents: DocumentsTable;
   document_signers: DocumentSignersTable;
   audit_entries: AuditEntriesTable;

@@ -2,6 +2,7 @@
 // Kysely serves both dialects (kysely-store.ts); the queue operations each live in their own file
 // under queue/ with their SQL in plain sight.
 import type { AuditEntry } from '../domain/audit-chain.js';
+import type { Circuit, CircuitSettings, CircuitVerdict } from '../domain/circuit.js';
 import type { ErasureSubject } from '../domain/erasure.js';
 import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
@@ -150,6 +151,8 @@ export interface PublishClaim {
   owner: string;
   leaseMs: number;
   limit: number;
+  /** How many more deliveries of this endpoint (subscription id, or account id for the callback) it takes. */
+  room?: (endpoint: string) => number;
 }
 
 export interface PublishOutcome {
@@ -177,6 +180,8 @@ export interface ClaimedDelivery {
   takenOverFrom?: string;
   /** A throttled subscription's send slot (epoch ms): not to be sent before it. */
   notBefore?: number;
+  /** Sent as its endpoint's circuit probe: the circuit is half-open until its answer. */
+  probe?: boolean;
 }
 
 export type DeliveryTarget =
@@ -219,17 +224,47 @@ export interface AttemptResult {
   outcome: AttemptOutcome;
   /** For `retry`: when the next attempt is due. */
   nextAttemptAt?: number;
+  /** What the attempt says about its endpoint, for its circuit breaker (none: nothing, as `neutral`). */
+  verdict?: CircuitVerdict;
 }
 
 export interface QueueSettings {
   /** Disable a subscription whose attempts have all failed for this long. */
   disableAfterFailingMs: number;
+  /** The endpoints' circuit breakers; none: verdicts move no circuit. */
+  circuit?: CircuitSettings;
+}
+
+/** An endpoint's circuit breaker as stored: the endpoint is a subscription id, or an account id for its callback. */
+export interface EndpointCircuit extends Circuit {
+  endpoint: string;
+  accountId: string;
+  updatedAt: number;
+}
+
+/** How a dispatcher claims (claimRound). */
+export interface ClaimRequest {
+  /** How many more deliveries of this endpoint the dispatcher takes now (none: as many as fit). */
+  room?: (endpoint: string) => number;
+  /** How long a circuit's probe may go unanswered before another may be sent. */
+  probeTimeoutMs: number;
+}
+
+/** What one claim round took, and whether another might find more. */
+export interface ClaimRound {
+  deliveries: ClaimedDelivery[];
+  /** Endpoints that gave all they were asked for: the queue may hold more of theirs. */
+  full: string[];
+  /** The round could not serve every endpoint with due deliveries: another round may find more. */
+  limited: boolean;
 }
 
 /** What recording a batch of attempts changed beyond the deliveries themselves. */
 export interface RecordOutcome {
   /** Subscriptions this batch disabled, and why. */
   disabled: { id: string; accountId: string; targetUrl: string; reason: string }[];
+  /** Circuits this batch opened, opened again after a failed probe, or closed. */
+  circuits?: { endpoint: string; accountId: string; transition: 'opened' | 'reopened' | 'closed'; circuit: Circuit }[];
   /** Deliveries it made due: the next of an ordered document, and those of operational events. */
   queued: number;
 }
@@ -251,7 +286,9 @@ export interface QueueStats {
   /** When the longest-waiting of those fell due; undefined when none is due. */
   oldestDueAt: number | undefined;
   /** Deliveries by status, for the statuses that are work (not history): pending, sending, held, failed. */
-  byStatus: Record<'pending' | 'sending' | 'held' | 'failed' | 'waiting', number>;
+  byStatus: Record<'pending' | 'sending' | 'held' | 'failed' | 'waiting' | 'postponed', number>;
+  /** Endpoints whose circuit is open or half-open. */
+  circuits: Record<'open' | 'half_open', number>;
 }
 
 /** One minute of an account's attempts, summed over the processes that made them. */
@@ -493,8 +530,16 @@ export interface Store {
     reseal: (sealed: string) => string,
   ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }>;
 
+  /**
+   * One claim round of a dispatcher: up to `limit` due deliveries, divided fairly among accounts and
+   * then their endpoints, each endpoint's earliest first and no more than its room; deliveries of
+   * endpoints whose circuit is open are postponed instead (one may go as the probe). The store keeps
+   * where the round stopped, and the next goes on from there.
+   */
+  claimRound(owner: string, limit: number, now: number, leaseMs: number, request: ClaimRequest): Promise<ClaimRound>;
+  /** claimRound with no room limits (tests, tools): just the deliveries. */
   claimDueDeliveries(owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
-  /** claimDueDeliveries for one listen session's deliveries, which no dispatcher claims. */
+  /** The deliveries of one listen session, which no dispatcher claims, earliest first. */
   claimListenDeliveries(
     owner: string,
     sessionId: string,
@@ -523,6 +568,19 @@ export interface Store {
    */
   renewLeases(owner: string, deliveryIds: string[], now: number, leaseMs: number): Promise<number>;
   queueStats(now: number): Promise<QueueStats>;
+  /** The circuits of these endpoints of the account; endpoints that never failed have none (closed). */
+  circuitsOf(accountId: string, endpoints: string[]): Promise<Map<string, EndpointCircuit>>;
+  /**
+   * Brings an open circuit's probe forward to now (an operator believes the endpoint is back).
+   * Undefined when the endpoint's circuit is not open; the circuit otherwise.
+   */
+  probeNow(accountId: string, endpoint: string, now: number): Promise<EndpointCircuit | undefined>;
+  /**
+   * For each tripped circuit whose window has ended and whose endpoint has nothing in the queue,
+   * makes its oldest postponed delivery due now (the claim that takes it sends the probe). Returns
+   * how many, and when the next window ends. Dispatchers call it on their poll.
+   */
+  releaseProbes(now: number): Promise<{ released: number; nextAt: number | undefined }>;
   /** When the earliest pending delivery or lease falls due, if any. */
   nextDueAt(): Promise<number | undefined>;
   /** Registers a listener for "new deliveries are due", from this process or (PostgreSQL) others. */

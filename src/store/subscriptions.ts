@@ -9,6 +9,7 @@ import { MAX_SIGNING_SECRETS, planRotation } from '../domain/secret-rotation.js'
 import { describeSpan, toIsoSeconds } from '../domain/time.js';
 import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
+import { resetCircuit } from './queue/circuits.js';
 import { type Database, type SubscriptionsTable, UNFINISHED_STATUSES } from './schema.js';
 import type { Page, SubscriptionFilter, SubscriptionPatch } from './store.js';
 
@@ -163,12 +164,20 @@ export function updateSubscription(
       if (next.target_url !== current.target_url || next.event_types !== current.event_types) {
         await writeTypeRows(trx, next);
       }
+      // A new target is a new endpoint, and an operator reactivating a disabled subscription ends
+      // its failure run: either way its circuit starts closed.
+      if (next.target_url !== current.target_url || (current.status === 'disabled' && changes.status === 'active')) {
+        if ((await resetCircuit(trx, id, now)) > 0 && next.status === 'active') {
+          await d.notifyDue(trx);
+          queueMicrotask(released);
+        }
+      }
       if (changes.status === 'paused') {
         await trx
           .updateTable('deliveries')
           .set({ status: 'held', updated_at: now })
           .where('subscription_id', '=', id)
-          .where('status', '=', 'pending')
+          .where('status', 'in', ['pending', 'postponed'])
           .execute();
       } else if (changes.status === 'active') {
         const result = await trx
@@ -241,6 +250,7 @@ export function deleteSubscription(d: StoreDialect, accountId: string, id: strin
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return false;
     await trx.deleteFrom('subscription_event_types').where('subscription_id', '=', id).execute();
+    await trx.deleteFrom('endpoint_circuits').where('endpoint', '=', id).execute();
     await trx
       .updateTable('deliveries')
       .set({ status: 'cancelled', lease_owner: null, updated_at: now })

@@ -1,13 +1,17 @@
-// Claim: take up to `limit` due deliveries under a lease, in one statement. A delivery is due when
-// it is pending and its time has come, or when it is `sending` and its lease (kept in
-// next_attempt_at) has run out because the process holding it died. PostgreSQL skips rows another
-// node is claiming (FOR UPDATE SKIP LOCKED); SQLite has a single writer and needs no such care.
+// Claim: take due deliveries under a lease (the statements are in claim-rows.ts), fairly across
+// endpoints and accounts, and hand the sender everything it needs. Claimed rows that must not be
+// sent go back at once without their attempt: held (subscription paused), cancelled (deleted),
+// postponed (the endpoint's circuit is open; one of them may go as its probe).
 import { type Kysely, sql } from 'kysely';
+import { fairSharesByGroup } from '../../domain/fair-share.js';
 import { signingSecretsAt } from '../../domain/secret-rotation.js';
 import type { StoreDialect } from '../dialect.js';
 import type { CallbacksTable, Database, SubscriptionsTable } from '../schema.js';
-import type { ClaimedDelivery, DeliveryTarget, EventRecord } from '../store.js';
+import type { ClaimedDelivery, ClaimRequest, ClaimRound, DeliveryTarget, EventRecord } from '../store.js';
 import { unique } from './chunk.js';
+import { type CircuitRow, settleTripped, takeProbe, trippedCircuits } from './circuits.js';
+import { type ClaimedRow, claimEndpointRows, claimListenRows, type EndpointQuota } from './claim-rows.js';
+import { endpointKey, type QueuedEndpoint, queuedEndpoints } from './endpoints.js';
 import { orderKeysOf, promoteWaiting } from './ordering.js';
 import { eventRecordFromRow } from './publish.js';
 import { releaseClaims } from './release.js';
@@ -19,46 +23,145 @@ export const MANUAL_NONE = 0;
 export const MANUAL_ONE_OFF = 1;
 export const MANUAL_NUDGE = 2;
 
-/**
- * What a dispatcher may claim: the claimable statuses, outside listen sessions. Written as SQL
- * literals on purpose: with bound parameters SQLite cannot tell that the filter matches the
- * partial index `deliveries_due` and scans the whole table.
- */
-export const CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and listen = 0`;
-/** The same for one listen session's deliveries (partial index `deliveries_listen_due`). */
-const LISTEN_CLAIMABLE = sql<boolean>`status in ('pending', 'sending') and listen = 1`;
-
-/** The claimable rows of a dispatcher, or of one listen session. */
-const claimableFor = (listenSession: string | undefined) =>
-  listenSession === undefined ? CLAIMABLE : sql<boolean>`${LISTEN_CLAIMABLE} and subscription_id = ${listenSession}`;
-
 export interface EventCache {
   get(id: string): EventRecord | undefined;
   set(event: EventRecord): void;
 }
 
-export async function claimDueDeliveries(
+/** Endpoints looked at per round; the cursor makes the next round go on from there. */
+const ENDPOINTS_PER_ROUND = 1_000;
+
+/**
+ * One claim round of a dispatcher. Walks the endpoints with queued work (src/store/queue/endpoints.ts),
+ * divides `limit` fairly among those with due deliveries, first among their accounts and then
+ * among each account's endpoints, each asking for no more than its `room`, and takes each
+ * endpoint's share earliest first. So one endpoint's backlog never stands in front of another's due
+ * deliveries, one account's endpoints never crowd out another account, and an endpoint the
+ * dispatcher already holds enough of is left in the database, unread.
+ */
+export async function claimRound(
   dialect: StoreDialect,
   events: EventCache,
   owner: string,
   limit: number,
   now: number,
   leaseMs: number,
-  listenSession?: string,
-): Promise<ClaimedDelivery[]> {
-  const { db } = dialect;
-  const rows =
-    dialect.name === 'postgres'
-      ? await claimPostgres(db, owner, limit, now, leaseMs, listenSession)
-      : await claimSqlite(db, owner, limit, now, leaseMs, listenSession);
-  if (rows.length === 0) return [];
+  options: ClaimRequest,
+  /** Where the last round's walk over the endpoints stopped; moved to where this one stops. */
+  cursor: { after: string },
+): Promise<ClaimRound> {
+  const after = cursor.after;
+  let endpoints = await queuedEndpoints(dialect, after, ENDPOINTS_PER_ROUND);
+  let walkCut = endpoints.length === ENDPOINTS_PER_ROUND;
+  if (!walkCut && after !== '') {
+    // Round the ring: the endpoints before the cursor come after those past it.
+    const before = await queuedEndpoints(dialect, '', ENDPOINTS_PER_ROUND - endpoints.length);
+    const wrapped = before.filter((e) => e.key <= after);
+    walkCut = wrapped.length < before.length ? false : before.length === ENDPOINTS_PER_ROUND - endpoints.length;
+    endpoints = [...endpoints, ...wrapped];
+  }
+  const due = endpoints.filter((e) => e.due <= now);
+  const roomOf = (key: string) => Math.min(limit, options.room?.(key) ?? limit);
 
-  let loaded: [Map<string, EventRecord>, Map<string, SubscriptionsTable>, Map<string, CallbacksTable>];
+  // Shares are planned without knowing how many each endpoint has due: what one leaves unused
+  // goes, in a further pass, to those that gave all they were asked.
+  const rows: ClaimedRow[] = [];
+  const takenBy = new Map<string, number>();
+  // Only endpoints the claimer has room for: one it holds enough of stays in the database, unread.
+  let candidates = due.filter((e) => roomOf(e.key) > 0);
+  /** Endpoints that gave all they were asked in their last pass: the queue may hold more of theirs. */
+  const gaveAll = new Set<string>();
+  let firstPlan: EndpointQuota[] | undefined;
+  for (let pass = 0; pass < CLAIM_PASSES && rows.length < limit && candidates.length > 0; pass++) {
+    const plan = planQuotas(candidates, limit - rows.length, (key) => roomOf(key) - (takenBy.get(key) ?? 0));
+    if (plan.length === 0) {
+      candidates = [];
+      break;
+    }
+    firstPlan ??= plan;
+    const taken = await claimEndpointRows(dialect, owner, plan, now, leaseMs);
+    const inPass = new Map<string, number>();
+    for (const r of taken) {
+      const key = r.subscription_id ?? r.account_id;
+      inPass.set(key, (inPass.get(key) ?? 0) + 1);
+      takenBy.set(key, (takenBy.get(key) ?? 0) + 1);
+    }
+    rows.push(...taken);
+    for (const q of plan) {
+      if ((inPass.get(q.key) ?? 0) >= q.n) gaveAll.add(q.key);
+      else gaveAll.delete(q.key);
+    }
+    candidates = candidates.filter((e) => gaveAll.has(e.key) && roomOf(e.key) > (takenBy.get(e.key) ?? 0));
+  }
+  const full = [...gaveAll];
+  const limited = walkCut || candidates.length > 0;
+  // The next round starts after the last endpoint served when this one could not serve them all.
+  cursor.after = limited && firstPlan !== undefined ? (firstPlan[firstPlan.length - 1] as EndpointQuota).key : '';
+  if (walkCut && firstPlan === undefined) cursor.after = (endpoints[endpoints.length - 1] as QueuedEndpoint).key;
+  if (rows.length === 0) return { deliveries: [], full, limited };
+  const deliveries = await completeClaim(dialect, events, owner, rows, now, options.probeTimeoutMs);
+  return { deliveries, full, limited };
+}
+
+/** How many passes a claim round makes at most to hand out what some endpoints left unused. */
+const CLAIM_PASSES = 3;
+
+/**
+ * Each due endpoint's share of `limit`, in the walk's order: accounts first (in the order their
+ * first endpoint came), then each account's endpoints, each wanting at most its room.
+ */
+function planQuotas(
+  due: QueuedEndpoint[],
+  limit: number,
+  room: ((endpoint: string) => number) | undefined,
+): EndpointQuota[] {
+  const accounts = new Map<string, QueuedEndpoint[]>();
+  for (const e of due) {
+    let members = accounts.get(e.accountId);
+    if (!members) {
+      members = [];
+      accounts.set(e.accountId, members);
+    }
+    members.push(e);
+  }
+  const groups = [...accounts.values()];
+  const parts = fairSharesByGroup(
+    groups.map((members) => members.map((e) => Math.max(0, Math.min(limit, room?.(e.key) ?? limit)))),
+    limit,
+  );
+  const plan: EndpointQuota[] = [];
+  groups.forEach((members, g) => {
+    members.forEach((e, i) => {
+      const n = parts[g]?.[i] ?? 0;
+      if (n > 0) plan.push({ key: e.key, n });
+    });
+  });
+  return plan;
+}
+
+/** The sender's view of claimed rows: events and targets loaded, unsendable ones settled, circuits and throttles applied. */
+async function completeClaim(
+  dialect: StoreDialect,
+  events: EventCache,
+  owner: string,
+  rows: ClaimedRow[],
+  now: number,
+  probeTimeoutMs: number,
+): Promise<ClaimedDelivery[]> {
+  if (rows.length === 0) return [];
+  const { db } = dialect;
+  let loaded: [
+    Map<string, EventRecord>,
+    Map<string, SubscriptionsTable>,
+    Map<string, CallbacksTable>,
+    Map<string, CircuitRow>,
+  ];
   try {
     loaded = await Promise.all([
       loadEvents(db, events, unique(rows.map((r) => r.event_id))),
       loadSubscriptions(db, unique(rows.flatMap((r) => (r.subscription_id ? [r.subscription_id] : [])))),
       loadCallbacks(db, unique(rows.filter((r) => r.subscription_id === null).map((r) => r.account_id))),
+      trippedCircuits(db, unique(rows.map((r) => r.subscription_id ?? r.account_id))),
     ]);
   } catch (err) {
     // Nothing was sent: give the claims back (their attempt never started) rather than leave them
@@ -71,9 +174,9 @@ export async function claimDueDeliveries(
     ).catch(() => undefined);
     throw err;
   }
-  const [eventsById, subscriptions, callbacks] = loaded;
+  const [eventsById, subscriptions, callbacks, circuits] = loaded;
 
-  const claimed: ClaimedDelivery[] = [];
+  let claimed: ClaimedDelivery[] = [];
   const toHold: string[] = [];
   const toCancel: string[] = [];
   for (const row of rows) {
@@ -118,8 +221,10 @@ export async function claimDueDeliveries(
       target,
     });
   }
-  if (toHold.length > 0 || toCancel.length > 0) {
-    await settleUnsendable(dialect, owner, toHold, toCancel, now);
+  const tripped = circuits.size === 0 ? undefined : await probeOrPostpone(db, claimed, circuits, now, probeTimeoutMs);
+  if (tripped) claimed = tripped.send;
+  if (toHold.length > 0 || toCancel.length > 0 || (tripped && tripped.postponed.size > 0)) {
+    await settleUnsendable(dialect, owner, toHold, toCancel, tripped?.postponed ?? new Map(), now);
   }
   const rates = new Map<string, number>();
   for (const d of claimed) {
@@ -127,6 +232,47 @@ export async function claimDueDeliveries(
     if (rate != null) rates.set(d.subscriptionId as string, rate);
   }
   return applyThrottles(dialect, owner, claimed, rates, now);
+}
+
+/**
+ * Claimed deliveries of endpoints whose circuit is open or half-open. The earliest scheduled one
+ * goes as the probe when this claim wins the circuit's probe (its window has ended, or an earlier
+ * probe went unanswered); an operator's manual attempt goes whatever the circuit says (its answer
+ * closes the circuit, or counts against it); the rest are postponed.
+ */
+async function probeOrPostpone(
+  db: Kysely<Database>,
+  claimed: ClaimedDelivery[],
+  circuits: Map<string, CircuitRow>,
+  now: number,
+  probeTimeoutMs: number,
+): Promise<{ send: ClaimedDelivery[]; postponed: Map<string, { ids: string[] }> }> {
+  const send: ClaimedDelivery[] = [];
+  const postponed = new Map<string, { ids: string[] }>();
+  const probing = new Map<string, boolean>();
+  for (const d of [...claimed].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const key = endpointKey(d);
+    const row = circuits.get(key);
+    if (row === undefined || d.trigger === 'manual') {
+      send.push(d);
+      continue;
+    }
+    if (!probing.has(key)) {
+      const won = await takeProbe(db, row, now, probeTimeoutMs);
+      probing.set(key, won);
+      if (won) {
+        send.push({ ...d, probe: true });
+        continue;
+      }
+    }
+    let entry = postponed.get(key);
+    if (!entry) {
+      entry = { ids: [] };
+      postponed.set(key, entry);
+    }
+    entry.ids.push(d.id);
+  }
+  return { send, postponed };
 }
 
 /** Where and how a subscription's delivery goes: retired signing secrets sign too until each expires. */
@@ -152,105 +298,25 @@ export function callbackTarget(cb: CallbacksTable, now: number): DeliveryTarget 
   };
 }
 
-interface ClaimedRow {
-  id: string;
-  event_id: string;
-  account_id: string;
-  subscription_id: string | null;
-  attempt_count: number;
-  round_start: number;
-  manual: number;
-  /** The status and lease owner before this claim: a `sending` row was a lease that ran out. */
-  was_status: string;
-  was_owner: string | null;
-}
-
-/**
- * PostgreSQL: one statement. The subquery picks and locks the due rows (skipping those another
- * node is claiming) and carries their previous owner out through RETURNING.
- */
-async function claimPostgres(
-  db: Kysely<Database>,
-  owner: string,
-  limit: number,
-  now: number,
-  leaseMs: number,
-  listenSession: string | undefined,
-): Promise<ClaimedRow[]> {
-  const result = await sql<ClaimedRow>`
-    update deliveries as d
-    set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${now + leaseMs},
-        attempt_count = d.attempt_count + 1, updated_at = ${now}
-    from (
-      select id, status as was_status, lease_owner as was_owner from deliveries
-      where ${claimableFor(listenSession)} and next_attempt_at <= ${now}
-      order by next_attempt_at limit ${limit}
-      for update skip locked
-    ) as due
-    where d.id = due.id
-    returning d.id, d.event_id, d.account_id, d.subscription_id, d.attempt_count, d.round_start, d.manual,
-      due.was_status, due.was_owner`.execute(db);
-  return result.rows;
-}
-
-/**
- * SQLite: RETURNING cannot name a FROM clause's columns, so the due rows are read first and then
- * claimed by id. The UPDATE checks again that each is still due: another process (the CLI, a
- * worker on the same file) may have written in between, and a row it claimed is no longer due.
- */
-async function claimSqlite(
-  db: Kysely<Database>,
-  owner: string,
-  limit: number,
-  now: number,
-  leaseMs: number,
-  listenSession: string | undefined,
-): Promise<ClaimedRow[]> {
-  const due = await db
-    .selectFrom('deliveries')
-    .select(['id', 'status', 'lease_owner'])
-    .where(claimableFor(listenSession))
-    .where('next_attempt_at', '<=', now)
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .execute();
-  if (due.length === 0) return [];
-  const before = new Map(due.map((r) => [r.id, r]));
-  const rows = await db
-    .updateTable('deliveries')
-    .set({
-      status: 'sending',
-      lease_owner: owner,
-      next_attempt_at: now + leaseMs,
-      attempt_count: sql`attempt_count + 1`,
-      updated_at: now,
-    })
-    .where('id', 'in', [...before.keys()])
-    .where(sql<boolean>`status in ('pending', 'sending')`)
-    .where('next_attempt_at', '<=', now)
-    .returning(['id', 'event_id', 'account_id', 'subscription_id', 'attempt_count', 'round_start', 'manual'])
-    .execute();
-  return rows.map((row) => {
-    const was = before.get(row.id);
-    return { ...row, was_status: was?.status ?? 'pending', was_owner: was?.lease_owner ?? null };
-  });
-}
-
 /**
  * Gives back claims that must not be sent: the attempt they counted never happened. A cancelled
- * one lets the next delivery of its document go (ordered subscriptions).
+ * one lets the next delivery of its document go (ordered subscriptions); a postponed one leaves
+ * the rest of its endpoint's queue postponed with it.
  */
 async function settleUnsendable(
   dialect: StoreDialect,
   owner: string,
   toHold: string[],
   toCancel: string[],
+  toPostpone: Map<string, { ids: string[] }>,
   now: number,
 ): Promise<void> {
+  const postponed = [...toPostpone.values()].flatMap((p) => p.ids);
   await dialect.writeTransaction(async (trx) => {
     for (const [ids, status] of [
       [toHold, 'held'],
       [toCancel, 'cancelled'],
+      [postponed, 'postponed'],
     ] as const) {
       if (ids.length === 0) continue;
       await trx
@@ -268,7 +334,22 @@ async function settleUnsendable(
         .execute();
     }
     if (toCancel.length > 0) await promoteWaiting(trx, dialect.name, await orderKeysOf(trx, toCancel), now);
+    for (const key of toPostpone.keys()) await settleTripped(trx, key, now);
   });
+}
+
+/** claimRound for one listen session's deliveries, which no dispatcher claims: earliest first, no circuit. */
+export async function claimListenSession(
+  dialect: StoreDialect,
+  events: EventCache,
+  owner: string,
+  session: string,
+  limit: number,
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedDelivery[]> {
+  const rows = await claimListenRows(dialect, owner, session, limit, now, leaseMs);
+  return completeClaim(dialect, events, owner, rows, now, 0);
 }
 
 async function loadEvents(db: Kysely<Database>, cache: EventCache, ids: string[]): Promise<Map<string, EventRecord>> {

@@ -36,7 +36,7 @@ async function lockKeys(trx: Kysely<Database>, dialect: DialectName, keys: strin
   );
 }
 
-const OPEN: readonly DeliveryStatus[] = ['pending', 'sending', 'held', 'waiting'];
+const OPEN: readonly DeliveryStatus[] = ['pending', 'sending', 'held', 'waiting', 'postponed'];
 
 /**
  * Makes each new keyed delivery wait when an earlier unfinished delivery of its key exists, in

@@ -69,6 +69,8 @@ export const insertDeliveryRows = bulkInsert<DeliveriesTable>(
 interface FanOutTarget {
   subscriptionId: string | null;
   held: boolean;
+  /** Its endpoint's circuit is open or half-open: the delivery is postponed, never handed off. */
+  tripped: boolean;
   /** A listen session's: claimed only by the process holding its stream, never at publish. */
   listen: boolean;
   /** Ordered per document: the delivery carries the document id as its order key. */
@@ -142,6 +144,8 @@ export async function publishWithin(
   const deliveryRows: DeliveriesTable[] = [];
   let claimed: ClaimedDelivery[] = [];
   let queuedEvents: EventRecord[] = [];
+  /** Deliveries handed off per endpoint, against the dispatcher's room for it. */
+  const takenFor = new Map<string, number>();
   for (const [n, i] of toInsert.entries()) {
     const request = requests[i] as PublishRequest;
     const event: EventsTable = {
@@ -163,21 +167,25 @@ export async function publishWithin(
     const record = eventRecordFromRow(event);
     let leftQueued = false;
     for (const target of eventTargets) {
+      const endpoint = target.subscriptionId ?? event.account_id;
       const take =
         claim !== undefined &&
         !target.held &&
+        !target.tripped &&
         !target.listen &&
         !target.ordered &&
         !target.throttled &&
-        claimed.length < claim.limit;
-      if (!take && !target.held) leftQueued = true;
+        claimed.length < claim.limit &&
+        (claim.room === undefined || (takenFor.get(endpoint) ?? 0) < claim.room(endpoint));
+      if (take) takenFor.set(endpoint, (takenFor.get(endpoint) ?? 0) + 1);
+      if (!take && !target.held && !target.tripped) leftQueued = true;
       const id = newId('dlv');
       deliveryRows.push({
         id,
         event_id: event.id,
         account_id: event.account_id,
         subscription_id: target.subscriptionId,
-        status: take ? 'sending' : target.held ? 'held' : 'pending',
+        status: take ? 'sending' : target.held ? 'held' : target.tripped ? 'postponed' : 'pending',
         attempt_count: take ? 1 : 0,
         round_start: 0,
         manual: 0,
@@ -299,8 +307,8 @@ const FAN_OUT_CACHE_SIZE = 5_000;
  */
 export class FanOutCache {
   private version: number | undefined;
-  readonly subscriptions = new GenerationCache<string, SubscriptionsTable[]>(FAN_OUT_CACHE_SIZE);
-  readonly callbacks = new GenerationCache<string, CallbacksTable | null>(FAN_OUT_CACHE_SIZE);
+  readonly subscriptions = new GenerationCache<string, FanOutSubscription[]>(FAN_OUT_CACHE_SIZE);
+  readonly callbacks = new GenerationCache<string, FanOutCallback | null>(FAN_OUT_CACHE_SIZE);
 
   /** This cache, emptied if the tables changed since it was filled. */
   at(version: number): this {
@@ -315,6 +323,13 @@ export class FanOutCache {
 
 const fanOutKey = (accountId: string, type: string): string => `${accountId}\0${type}`;
 
+/** A subscription or callback as fan-out reads it: with its endpoint's circuit, when not closed. */
+type FanOutSubscription = SubscriptionsTable & { circuit_state: string | null };
+type FanOutCallback = CallbacksTable & { circuit_state: string | null };
+
+/** Whether a circuit state read with the fan-out rows holds the endpoint's deliveries back. */
+const isTripped = (state: string | null): boolean => state !== null && state !== 'closed';
+
 /** For each request, the subscriptions (and the callback) that get a delivery. */
 async function loadFanOut(
   trx: Kysely<Database>,
@@ -324,8 +339,8 @@ async function loadFanOut(
 ): Promise<FanOutTarget[][]> {
   if (requests.length === 0) return [];
   const fanOut = requests.filter((r) => r.onlySubscriptionId === undefined);
-  const subsByKey = new Map<string, SubscriptionsTable[]>();
-  const callbackOf = new Map<string, CallbacksTable | null>();
+  const subsByKey = new Map<string, FanOutSubscription[]>();
+  const callbackOf = new Map<string, FanOutCallback | null>();
   const subsMissing = { accounts: new Set<string>(), types: new Set<string>(), keys: new Set<string>() };
   const callbacksMissing = new Set<string>();
   for (const r of fanOut) {
@@ -350,8 +365,9 @@ async function loadFanOut(
     const rows = await trx
       .selectFrom('subscription_event_types as t')
       .innerJoin('subscriptions as s', 's.id', 't.subscription_id')
+      .leftJoin('endpoint_circuits as c', 'c.endpoint', 's.id')
       .selectAll('s')
-      .select('t.event_type as fan_out_type')
+      .select(['t.event_type as fan_out_type', 'c.state as circuit_state'])
       .where('t.account_id', 'in', [...subsMissing.accounts])
       .where('t.event_type', 'in', [...subsMissing.types])
       .where('s.deleted_at', 'is', null)
@@ -365,14 +381,16 @@ async function loadFanOut(
       // the cache already (whose lists are never changed); only the pairs asked for are filled.
       if (subsMissing.keys.has(key)) subsByKey.get(key)?.push(sub);
     }
-    for (const key of subsMissing.keys) cache?.subscriptions.set(key, subsByKey.get(key) as SubscriptionsTable[]);
+    for (const key of subsMissing.keys) cache?.subscriptions.set(key, subsByKey.get(key) as FanOutSubscription[]);
   }
   if (callbacksMissing.size > 0) {
     const rows = await trx
-      .selectFrom('callbacks')
-      .selectAll()
-      .where('account_id', 'in', [...callbacksMissing])
-      .where('url', '<>', '')
+      .selectFrom('callbacks as cb')
+      .leftJoin('endpoint_circuits as c', 'c.endpoint', 'cb.account_id')
+      .selectAll('cb')
+      .select('c.state as circuit_state')
+      .where('cb.account_id', 'in', [...callbacksMissing])
+      .where('cb.url', '<>', '')
       .execute();
     for (const accountId of callbacksMissing) callbackOf.set(accountId, null);
     for (const cb of rows) callbackOf.set(cb.account_id, cb);
@@ -393,7 +411,10 @@ async function loadFanOut(
   return requests.map((r) => {
     if (r.onlySubscriptionId !== undefined) {
       const sub = directSubs.get(r.onlySubscriptionId);
-      return sub?.account_id === r.accountId ? [{ ...fanOutOf(sub, now), held: false }] : [];
+      // A test event goes whatever the circuit says: it is how an integrator checks a fix.
+      return sub?.account_id === r.accountId
+        ? [{ ...fanOutOf({ ...sub, circuit_state: null }, now), held: false }]
+        : [];
     }
     const targets: FanOutTarget[] = [];
     for (const sub of subsByKey.get(fanOutKey(r.accountId, r.type)) ?? []) {
@@ -405,6 +426,7 @@ async function loadFanOut(
       targets.push({
         subscriptionId: null,
         held: false,
+        tripped: isTripped(callback.circuit_state),
         listen: false,
         ordered: false,
         throttled: false,
@@ -415,10 +437,11 @@ async function loadFanOut(
   });
 }
 
-function fanOutOf(sub: SubscriptionsTable, now: number): FanOutTarget {
+function fanOutOf(sub: FanOutSubscription, now: number): FanOutTarget {
   return {
     subscriptionId: sub.id,
     held: sub.status !== 'active',
+    tripped: isTripped(sub.circuit_state),
     listen: sub.kind === 'listen',
     ordered: sub.ordering === 'document',
     throttled: sub.rate_limit_per_second !== null,

@@ -5,17 +5,19 @@
 // transaction, one row per account and minute of the batch, in this process's own rows.
 import type { Kysely } from 'kysely';
 import {
+  type CircuitEventData,
   type DeliveryFailedData,
   isOperationalEventType,
   type OperationalEventType,
   type SubscriptionDisabledData,
 } from '../../domain/events.js';
-import { describeSpan } from '../../domain/time.js';
+import { describeSpan, toIsoMillis } from '../../domain/time.js';
 import type { StoreDialect } from '../dialect.js';
 import type { AttemptStatsTable, AttemptsTable, Database } from '../schema.js';
 import type { AttemptResult, PublishRequest, QueueSettings, RecordOutcome } from '../store.js';
 import { allColumns, bulkInsert } from './bulk-insert.js';
 import { chunk, unique } from './chunk.js';
+import { applyVerdicts, type CircuitChange } from './circuits.js';
 import { MANUAL_NONE } from './claim.js';
 import { type OrderKey, promoteWaiting } from './ordering.js';
 import { publishWithin } from './publish.js';
@@ -82,7 +84,7 @@ export async function recordAttempts(
   now: number,
   settings: QueueSettings,
 ): Promise<RecordOutcome> {
-  if (results.length === 0) return { disabled: [], queued: 0 };
+  if (results.length === 0) return { disabled: [], queued: 0, circuits: [] };
   return dialect.writeTransaction(async (trx) => {
     const attemptRows: AttemptsTable[] = results.map((r) => ({
       delivery_id: r.deliveryId,
@@ -134,6 +136,7 @@ export async function recordAttempts(
         .execute();
     }
     const disabled = await updateSubscriptionHealth(trx, results, now, settings);
+    const circuits = settings.circuit ? await applyVerdicts(trx, results, now, settings.circuit) : undefined;
     const keys: OrderKey[] = [];
     for (const r of finished) {
       if (r.order_key !== null && r.subscription_id !== null) {
@@ -143,9 +146,14 @@ export async function recordAttempts(
     const promoted = await promoteWaiting(trx, dialect.name, keys, now);
     if (promoted > 0) await dialect.notifyDue(trx);
     const failedFinally = results.filter((r) => r.trigger === 'scheduled' && finishedFailed.has(r.deliveryId));
-    const operational = await operationalEvents(trx, failedFinally, disabled, now);
+    const operational = [
+      ...(await operationalEvents(trx, failedFinally, disabled, now)),
+      ...(await circuitEvents(trx, circuits?.changes ?? [], now)),
+    ];
     const published = operational.length === 0 ? 0 : (await publishWithin(trx, dialect, operational, now)).queued;
-    return { disabled, queued: promoted + published };
+    const released = circuits?.released ?? 0;
+    if (released > 0 && promoted === 0) await dialect.notifyDue(trx);
+    return { disabled, queued: promoted + published + released, circuits: circuits?.changes ?? [] };
   });
 }
 
@@ -216,10 +224,60 @@ async function operationalEvents(
   return requests;
 }
 
+/**
+ * `endpoint.circuit_opened` when a closed circuit opens, `endpoint.circuit_closed` when a tripped
+ * one closes; a probe that fails again is not news. Each goes to the account's other
+ * subscriptions that take it, never to the endpoint it is about.
+ */
+async function circuitEvents(trx: Kysely<Database>, changes: CircuitChange[], now: number): Promise<PublishRequest[]> {
+  const told = changes.filter((c) => c.transition !== 'reopened');
+  if (told.length === 0) return [];
+  // An account's callback is the endpoint keyed by the account's own id.
+  const isCallback = (c: CircuitChange) => c.endpoint === c.accountId;
+  const subscriptionIds = told.flatMap((c) => (isCallback(c) ? [] : [c.endpoint]));
+  const urls = new Map<string, string>();
+  for (const part of chunk(subscriptionIds, 500)) {
+    const rows = await trx
+      .selectFrom('subscriptions')
+      .select(['id', 'target_url', 'kind'])
+      .where('id', 'in', part)
+      .execute();
+    for (const r of rows) if (r.kind === 'webhook') urls.set(r.id, r.target_url);
+  }
+  const callbackAccounts = told.flatMap((c) => (isCallback(c) ? [c.endpoint] : []));
+  for (const part of chunk(callbackAccounts, 500)) {
+    const rows = await trx
+      .selectFrom('callbacks')
+      .select(['account_id', 'url'])
+      .where('account_id', 'in', part)
+      .execute();
+    for (const r of rows) urls.set(r.account_id, r.url);
+  }
+  const requests: PublishRequest[] = [];
+  for (const change of told) {
+    const targetUrl = urls.get(change.endpoint);
+    if (targetUrl === undefined) continue;
+    const callback = isCallback(change);
+    const { circuit } = change;
+    const data: CircuitEventData = {
+      subscription_id: callback ? null : change.endpoint,
+      target_url: targetUrl,
+      state: circuit.state,
+      reason: circuit.reason,
+      consecutive_failures: circuit.failures,
+      opened_at: circuit.openedAt === null ? null : toIsoMillis(circuit.openedAt),
+      next_probe_at: circuit.state === 'open' && circuit.retryAt !== null ? toIsoMillis(circuit.retryAt) : null,
+    };
+    const type = change.transition === 'closed' ? 'endpoint.circuit_closed' : 'endpoint.circuit_opened';
+    requests.push(operational(change.accountId, type, data, now, callback ? null : change.endpoint));
+  }
+  return requests;
+}
+
 function operational(
   accountId: string,
   type: OperationalEventType,
-  data: DeliveryFailedData | SubscriptionDisabledData,
+  data: DeliveryFailedData | SubscriptionDisabledData | CircuitEventData,
   now: number,
   about: string | null,
 ): PublishRequest {
@@ -299,7 +357,7 @@ async function updateSubscriptionHealth(
     await trx
       .updateTable('deliveries')
       .set({ status: 'held', updated_at: now })
-      .where('status', '=', 'pending')
+      .where('status', 'in', ['pending', 'postponed'])
       .where('subscription_id', 'in', (qb) =>
         qb.selectFrom('subscriptions').select('id').where('id', 'in', failing).where('status', '<>', 'active'),
       )

@@ -9,6 +9,7 @@ export type SubscriptionPage = Answer<'/v1/webhooks/subscriptions', 'get'>;
 export type Subscription = Answer<'/v1/webhooks/subscriptions/{id}', 'get'>['subscriptions'][number];
 export type CreatedSubscription = Answer<'/v1/webhooks/subscriptions', 'post'>['subscriptions'][number];
 export type Callback = Answer<'/api/sign/v1/callback', 'get'>;
+export type CircuitView = Subscription['circuit'];
 export type EventPage = Answer<'/v1/events', 'get'>;
 export type EventRecord = Answer<'/v1/events/{id}', 'get'>;
 export type DeliveryPage = Answer<'/v1/deliveries', 'get'>;
@@ -51,7 +52,12 @@ export const EVENT_TYPES: DocumentEventType[] = [
   'document.completed',
 ];
 /** Events countersign makes about its own deliveries, for subscriptions that take them. */
-export const OPERATIONAL_EVENT_TYPES: EventType[] = ['subscription.disabled', 'delivery.failed'];
+export const OPERATIONAL_EVENT_TYPES: EventType[] = [
+  'subscription.disabled',
+  'delivery.failed',
+  'endpoint.circuit_opened',
+  'endpoint.circuit_closed',
+];
 export const isDocumentEvent = (t: string): boolean => (EVENT_TYPES as string[]).includes(t);
 export const DELIVERY_STATUSES: DeliveryStatus[] = [
   'pending',
@@ -61,6 +67,7 @@ export const DELIVERY_STATUSES: DeliveryStatus[] = [
   'held',
   'cancelled',
   'waiting',
+  'postponed',
 ];
 export const DOCUMENT_STATUSES: DocumentStatus[] = ['draft', 'sent', 'completed', 'declined'];
 
@@ -94,6 +101,8 @@ export const queries = {
         body: { event_type: eventType },
       }),
     ),
+  probeCircuit: async (id: string) =>
+    unwrap(await api.POST('/v1/webhooks/subscriptions/{id}/circuit/probe', { params: { path: { id } } })),
   replay: async (id: string, since: string, until: string) =>
     unwrap(
       await api.POST('/v1/webhooks/subscriptions/{id}/replay', {
@@ -111,6 +120,7 @@ export const queries = {
     bearerToken?: string;
   }) => unwrap(await api.PUT('/api/sign/v1/callback/register', { body })),
   rotateCallbackSecret: async () => unwrap(await api.POST('/api/sign/v1/callback/rotate-secret', { body: {} })),
+  probeCallbackCircuit: async () => unwrap(await api.POST('/api/sign/v1/callback/circuit/probe')),
 
   events: async (query: EventQuery) => unwrap(await api.GET('/v1/events', { params: { query } })),
   event: async (id: string) => unwrap(await api.GET('/v1/events/{id}', { params: { path: { id } } })),

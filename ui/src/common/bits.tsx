@@ -18,8 +18,8 @@ export function Time({ iso }: { iso: string | null | undefined }) {
 }
 
 /** A status as a word, coloured as a second cue only. */
-export function Status({ value }: { value: string }) {
-  return <span class={`status status-${value}`}>{value}</span>;
+export function Status({ value, label }: { value: string; label?: string }) {
+  return <span class={`status status-${value}`}>{label ?? value}</span>;
 }
 
 export function ErrorNotice({ error }: { error: Error | undefined }) {

@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { type AuthType, type Callback, queries } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, SecretOnce, Time } from '../../common/bits';
+import { CircuitFacts } from '../../common/Circuit';
 import { useResource } from '../../common/use-resource';
 
 export function CallbackScreen() {
@@ -70,6 +71,15 @@ export function CallbackScreen() {
                 <dd>
                   <Time iso={cb.updatedAt} />
                 </dd>
+                <CircuitFacts
+                  circuit={cb.circuit}
+                  onProbe={() =>
+                    act(async () => {
+                      await queries.probeCallbackCircuit();
+                      return 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.';
+                    })
+                  }
+                />
               </dl>
             ) : (
               <Empty title="No callback is set.">

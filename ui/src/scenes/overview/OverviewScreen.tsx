@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { type AttemptsPerMinute, DELIVERY_STATUSES, queries } from '../../api/queries';
 import { AttemptsChart } from '../../common/AttemptsChart';
 import { Empty, ErrorNotice, Loading, Status, TableFrame, Time } from '../../common/bits';
+import { CircuitBadge } from '../../common/Circuit';
 import { useInterval, useResource } from '../../common/use-resource';
 
 const CHART_MINUTES = 60;
@@ -105,11 +106,17 @@ export function OverviewScreen() {
                       </td>
                       <td>
                         <Status value={s.status === 'active' ? 'failing' : s.status} />
+                        {s.circuit.state === 'closed' ? null : (
+                          <>
+                            {' '}
+                            <CircuitBadge circuit={s.circuit} />
+                          </>
+                        )}
                       </td>
                       <td>
                         <Time iso={s.failing_since} />
                       </td>
-                      <td>{s.disabled_reason ?? <span class="muted">—</span>}</td>
+                      <td>{s.disabled_reason ?? s.circuit.reason ?? <span class="muted">—</span>}</td>
                     </tr>
                   ))}
                 </tbody>

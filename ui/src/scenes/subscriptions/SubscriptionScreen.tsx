@@ -1,12 +1,13 @@
-// One subscription: its settings and the actions on it (pause and resume, a new target URL, a new
-// signing secret shown once, a test event, replaying failed deliveries, delete), and its latest
-// deliveries.
+// One subscription: its settings and its endpoint's circuit breaker, the actions on it (pause and
+// resume, probe an open circuit now, a new target URL, a new signing secret shown once, a test
+// event, replaying failed deliveries, delete), and its latest deliveries.
 
 import { useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError } from '../../api/client';
 import { type DocumentEventType, isDocumentEvent, queries, type Subscription } from '../../api/queries';
 import { Empty, ErrorNotice, isoFromLocal, Loading, localFromDate, SecretOnce, Status, Time } from '../../common/bits';
+import { CircuitFacts } from '../../common/Circuit';
 import { useResource } from '../../common/use-resource';
 import { DeliveryTable } from '../deliveries/DeliveryTable';
 
@@ -74,6 +75,15 @@ function Details({ sub, onChanged }: { sub: Subscription; onChanged: () => void 
         <dd>{sub.rate_limit_per_second === null ? 'none' : `${sub.rate_limit_per_second} a second`}</dd>
         <dt>Ordering</dt>
         <dd>{sub.ordering === 'document' ? 'by document, in publish order' : 'none'}</dd>
+        <CircuitFacts
+          circuit={sub.circuit}
+          onProbe={() =>
+            act(async () => {
+              await queries.probeCircuit(sub.id);
+              return 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.';
+            })
+          }
+        />
         <dt>Created</dt>
         <dd>
           <Time iso={sub.created_at} />

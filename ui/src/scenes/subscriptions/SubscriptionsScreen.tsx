@@ -12,6 +12,7 @@ import {
   type SubscriptionPage,
 } from '../../api/queries';
 import { Empty, ErrorNotice, Loading, LoadMore, SecretOnce, Status, TableFrame, Time } from '../../common/bits';
+import { CircuitBadge } from '../../common/Circuit';
 import { usePages } from '../../common/use-resource';
 
 const ALL_TYPES = 'all';
@@ -94,6 +95,12 @@ export function SubscriptionsScreen() {
                   <td>{s.event_types.join(', ')}</td>
                   <td>
                     <Status value={s.status} />
+                    {s.circuit.state === 'closed' ? null : (
+                      <>
+                        {' '}
+                        <CircuitBadge circuit={s.circuit} />
+                      </>
+                    )}
                   </td>
                   <td>
                     <LatestDelivery delivery={s.last_delivery} />
