@@ -118,6 +118,38 @@ export function goals(byKey) {
           : ` (from ${fmt(latency.steadyFromS, 0)} s on: ${fmt(latency.p99SteadyMs)} ms)`),
       met: check(latency?.p99Ms, (v) => v <= 5),
     },
+    ...['same', 'other'].flatMap((where) => {
+      const noisy = byKey[`neighbours-${where}`];
+      const quiet = byKey[`neighbours-${where}-quiet`];
+      const account = where === 'same' ? 'in its own account' : 'in another account';
+      const rate = pairedRatio(noisy, quiet);
+      const p99 = pairedRatio(noisy, quiet, 'p99Ms');
+      return [
+        row(
+          `A healthy endpoint beside 60 bad ones ${account}: its deliveries/s ÷ the quiet run's`,
+          '≥ 90 %',
+          rate,
+          percent(rate),
+          (v) => v >= 0.9,
+        ),
+        row(
+          `The same: its p99 publish-to-receipt ÷ the quiet run's`,
+          '≤ 2×',
+          p99,
+          p99 === undefined
+            ? '—'
+            : `${fmt(p99)}× (${fmt(noisy?.median?.p99Ms)} against ${fmt(quiet?.median?.p99Ms)} ms)`,
+          (v) => v <= 2,
+        ),
+        row(
+          `The same: peak RSS`,
+          '< 150 MB',
+          noisy?.median?.peakRssMB,
+          `${fmt(noisy?.median?.peakRssMB, 0)} MB`,
+          (v) => v < 150,
+        ),
+      ];
+    }),
     {
       goal: `Peak RSS while draining ${full || !backlog?.median ? '1M' : `${fmt(backlog?.median?.deliveries, 0)} (not the 1M of the goal)`}`,
       target: '≤ 150 MB',

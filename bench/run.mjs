@@ -20,6 +20,7 @@ import { endToEnd, endToEndBatch, publishOnly } from './scenarios/countersign.mj
 import { fanOut } from './scenarios/fanout.mjs';
 import { httpFloor } from './scenarios/http-floor.mjs';
 import { latency } from './scenarios/latency.mjs';
+import { closeBadEndpoints, neighbours } from './scenarios/neighbours.mjs';
 import { relayFloor, relayFloorPublish } from './scenarios/relay-floor.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -70,6 +71,7 @@ const plan = {
   waitMs: quick ? 30_000 : 60_000,
   latency: { rate: 1_000, seconds: quick ? 3 : 10, settleSeconds: quick ? 2 : 5, runs: quick ? 1 : runs },
   fanOut: { subscriptions: 1_000, events: quick ? 20 : 100, runs: quick ? 1 : runs, waitMs: quick ? 30_000 : 40_000 },
+  neighbours: { events: quick ? 1_000 : 2_000, warmup: quick ? 200 : 300 },
   backlog: {
     deliveries: quick ? 100_000 : 1_000_000,
     runs: quick ? 1 : runs,
@@ -169,6 +171,25 @@ const SCENARIOS = [
     interleave: true,
     run: (ctx) => endToEnd(ctx, { store: 'postgres', workers: 1 }),
   },
+  ...[
+    ['same', 'in the healthy account'],
+    ['other', 'in another account, which publishes as much'],
+  ].flatMap(([where, what]) => [
+    {
+      id: '8',
+      key: `neighbours-${where}-quiet`,
+      title: `Neighbours, SQLite: the healthy endpoint, 60 bad subscriptions ${what}, paused (quiet)`,
+      interleave: true,
+      run: (ctx) => neighbours(ctx, { where, quiet: true }),
+    },
+    {
+      id: '8',
+      key: `neighbours-${where}`,
+      title: `Neighbours, SQLite: the healthy endpoint beside 50 endpoints that never answer and 10 that answer 503 after 2 s, ${what}`,
+      interleave: true,
+      run: (ctx) => neighbours(ctx, { where, quiet: false }),
+    },
+  ]),
   {
     id: '5',
     key: 'latency',
@@ -194,7 +215,7 @@ const only = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : 
 const selected = SCENARIOS.filter((s) =>
   s.onlyWhenNamed ? only?.has(s.key) : !only || only.has(s.id) || only.has(s.key),
 );
-if (selected.length === 0) throw new Error(`--only ${flags.only} matches no scenario (use 1-7 or a key)`);
+if (selected.length === 0) throw new Error(`--only ${flags.only} matches no scenario (use 1-8 or a key)`);
 
 const began = Date.now();
 function log(message) {
@@ -321,6 +342,7 @@ try {
   }
   for (const entry of entries) finish(entry);
 } finally {
+  closeBadEndpoints();
   await receiver.close();
 }
 

@@ -129,6 +129,23 @@ export async function startServe(database, { dispatcher = true, nodeArgs = [], e
   return { child, origin, token: TOKEN.exec(stdout)?.[0] };
 }
 
+/** A token of a new account `name`, made by `countersign token create` on the run's database. */
+export async function createToken(database, name) {
+  const child = spawnNode([CLI, 'token', 'create', '--account', name, '--create-account'], {
+    env: childEnv(database.url, {}),
+    cwd: database.dir,
+    name: 'countersign token create',
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk.toString();
+  });
+  const { code } = await child.exited;
+  const token = TOKEN.exec(stdout)?.[0];
+  if (code !== 0 || !token) throw new Error(`countersign token create failed (${code}) ${lastWords(child)}`);
+  return token;
+}
+
 /** Starts `countersign worker` (dispatcher only) and waits until its store is open. */
 export async function startWorker(database, { nodeArgs = [] } = {}) {
   // At info level the worker says "store ready" once, right before its dispatcher starts.

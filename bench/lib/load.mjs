@@ -129,6 +129,9 @@ export function apiClient(origin, token, connections) {
     async post(path, value, expected = 200) {
       return (await call('POST', path, JSON.stringify(value), expected)).json();
     },
+    async patch(path, value, expected = 200) {
+      return (await call('PATCH', path, JSON.stringify(value), expected)).json();
+    },
     close: () => pool.close(),
   };
 }

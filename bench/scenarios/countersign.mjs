@@ -28,7 +28,7 @@ export async function withCountersign(ctx, { store, workers = 0, dispatcher = tr
     children.push(api.child);
     for (let k = 0; k < workers; k++) children.push((await startWorker(database, { nodeArgs: ctx.nodeArgs })).child);
     client = apiClient(api.origin, api.token, connections ?? ctx.plan.publishConcurrency);
-    return await work({ client, children, origin: api.origin });
+    return await work({ client, children, origin: api.origin, database });
   } finally {
     await client?.close();
     await stopAll(children);
