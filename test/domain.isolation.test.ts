@@ -2,7 +2,7 @@
 // moves, how a number of claims or slots is divided fairly, and who may send next in one process.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EndpointLanes, SLOW_AFTER_MS, SUSPECT_SENDS } from '../src/delivery/endpoint-lanes.js';
+import { EndpointLanes, SUSPECT_SENDS } from '../src/delivery/endpoint-lanes.js';
 import {
   type Circuit,
   type CircuitSettings,
@@ -183,11 +183,14 @@ describe('endpoint lanes', () => {
     expect(lanes.inFlight).toBe(limits.maxConcurrency);
     const share = Math.floor(limits.maxConcurrency / 21);
     expect(fill(lanes, 'early', 1, 1_000)).toBe(0);
-    // Unanswered past SLOW_AFTER_MS, their sends leave the global limit: the newcomer gets its share,
+    // Unanswered past slowAfter() (8 times the typical answer), their sends leave the global limit: the newcomer gets its share,
     // and the dead endpoints no more than theirs.
-    expect(lanes.sweep(SLOW_AFTER_MS)).toBe(true);
-    expect(fill(lanes, 'healthy', share, SLOW_AFTER_MS)).toBe(share);
-    expect(fill(lanes, 'dead0', 5, SLOW_AFTER_MS)).toBe(0);
+    const later = lanes.slowAfter();
+    expect(later).toBe(800);
+    expect(lanes.sweep(later - 1)).toBe(false);
+    expect(lanes.sweep(later)).toBe(true);
+    expect(fill(lanes, 'healthy', share, later)).toBe(share);
+    expect(fill(lanes, 'dead0', 5, later)).toBe(0);
   });
 
   it('keeps a fair share for a newcomer while slow endpoints arrive with it', () => {
@@ -196,6 +199,39 @@ describe('endpoint lanes', () => {
     for (let round = 0; round < 40; round++) for (const e of dead) fill(lanes, e, 1, 0);
     const share = Math.floor(limits.maxConcurrency / 21);
     expect(fill(lanes, 'healthy', share, 0)).toBe(share);
+  });
+
+  it('gives a healthy endpoint the room and slots that endpoints gone slow or failing leave unused', () => {
+    const lanes = new EndpointLanes<Item>(limits);
+    // Twenty endpoints that never answer, each taking what its room allows, as a claim would.
+    const dead = Array.from({ length: 20 }, (_, e) => `dead${e}`);
+    let now = 0;
+    for (let round = 0; round < 10; round++) {
+      for (const e of dead) fill(lanes, e, lanes.room(e), now);
+      // Slots freed by sends gone slow go to waiting deliveries, in turn, as the dispatcher's pump does.
+      now += lanes.slowAfter();
+      lanes.sweep(now);
+      for (let next = lanes.next(); next !== undefined; next = lanes.next()) lanes.started(next.lane, now);
+    }
+    now += lanes.slowAfter();
+    lanes.sweep(now);
+    // They are troubled now: their slow sends and their waiting deliveries no longer count in the
+    // buffer the healthy endpoint shares, so it may hold and send as if alone.
+    expect(lanes.room('healthy')).toBe(limits.perOriginConcurrency + limits.claimBatchSize);
+    expect(fill(lanes, 'healthy', 40, now)).toBe(limits.perOriginConcurrency);
+  });
+
+  it('calls a send slow after 8 times the typical answer, from 250 ms to 5 s', () => {
+    const lanes = new EndpointLanes<Item>(limits);
+    const lane = lanes.laneOf(item('fast').delivery);
+    lanes.hold(lane);
+    for (let i = 0; i < 200; i++) lanes.ended(lanes.started(lane, 0), 'success', 10);
+    expect(lanes.slowAfter()).toBe(250);
+    for (let i = 0; i < 400; i++) lanes.ended(lanes.started(lane, 0), 'success', 3_000);
+    expect(lanes.slowAfter()).toBe(5_000);
+    // Faults say nothing of how long answers take.
+    for (let i = 0; i < 50; i++) lanes.ended(lanes.started(lane, 0), 'fault', 1);
+    expect(lanes.slowAfter()).toBe(5_000);
   });
 
   it('lets one endpoint alone use its origin’s full limit', () => {

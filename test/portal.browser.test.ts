@@ -43,7 +43,7 @@ describe('the portal in a real browser', () => {
   let problems: PageProblems;
   let token: string;
   let receiverStatus = 200;
-  const ids = { subscription: '', event: '', delivery: '', failedDelivery: '', document: '' };
+  const ids = { subscription: '', event: '', delivery: '', failedDelivery: '', document: '', tripped: '' };
 
   async function api(path: string, init: { method?: string; body?: unknown; token?: string } = {}) {
     const response = await fetch(`${server.url}${path}`, {
@@ -544,11 +544,72 @@ describe('the portal in a real browser', () => {
     }
   });
 
+  it('shows an endpoint’s open circuit, its last fault and next probe, and probes it now', async () => {
+    const down = await startReceiver(() => ({ status: 503, body: 'down for maintenance' }));
+    try {
+      const made = await api('/v1/webhooks/subscriptions', {
+        method: 'POST',
+        body: { target_url: `${down.url}/hooks`, event_type: 'document.declined' },
+      });
+      const id = (made.body.subscriptions as { id: string }[])[0]?.id as string;
+      ids.tripped = id;
+      const circuit = async () =>
+        ((await api(`/v1/webhooks/subscriptions/${id}`)).body.subscriptions as { circuit: { state: string } }[])[0]
+          ?.circuit as { state: string; consecutive_failures: number };
+      // Ten faults in a row (the default threshold): test events go to this subscription only.
+      for (let i = 0; i < 10; i++) {
+        const sent = await api(`/v1/webhooks/subscriptions/${id}/test`, { method: 'POST', body: {} });
+        expect(sent.status).toBe(202);
+        await expect.poll(() => down.requests.length, { timeout: 15_000 }).toBe(i + 1);
+      }
+      await expect.poll(async () => (await circuit()).state, { timeout: 15_000 }).toBe('open');
+
+      await page.goto(`${server.url}/ui/subscriptions/${id}`);
+      await heading('Subscription').waitFor();
+      const facts = page.getByTestId('circuit');
+      expect(await facts.locator('.status').textContent()).toBe('circuit open');
+      expect(await facts.textContent()).toContain('HTTP 503');
+      expect(await facts.locator('time').count()).toBe(1);
+      await nav().getByRole('link', { name: 'Subscriptions' }).click();
+      await heading('Subscriptions').waitFor();
+      expect(
+        await page
+          .getByRole('row')
+          .filter({ hasText: `${down.url}/hooks` })
+          .locator('.status-circuit-open')
+          .count(),
+      ).toBe(1);
+
+      // An event published while the circuit is open waits, postponed, and goes as the probe.
+      const declined = await api('/v1/events', {
+        method: 'POST',
+        body: { event: 'document.declined', data: { ...SIGNED, reason: 'wrong address' } },
+      });
+      expect(declined.status).toBe(202);
+      await expect
+        .poll(async () => (await api(`/v1/deliveries?subscription_id=${id}&status=postponed`)).body.deliveries, {
+          timeout: 15_000,
+        })
+        .toHaveLength(1);
+      await page.goto(`${server.url}/ui/subscriptions/${id}`);
+      await heading('Subscription').waitFor();
+      await page.getByRole('button', { name: 'Probe now' }).click();
+      await page.getByText('Probing now').waitFor();
+      // The probe went at once and met the same 503: the circuit counted it and stays open.
+      await expect.poll(() => down.requests.length, { timeout: 15_000 }).toBe(11);
+      await expect.poll(async () => (await circuit()).consecutive_failures, { timeout: 15_000 }).toBe(11);
+      expect((await circuit()).state).toBe('open');
+    } finally {
+      await down.close();
+    }
+  });
+
   it('passes axe, reaches every control by keyboard and fits at 1280 and 390 px on every screen', async () => {
     const screens: [string, string, string | RegExp][] = [
       ['overview', '/ui/', 'Overview'],
       ['subscriptions', '/ui/subscriptions', 'Subscriptions'],
       ['subscription', `/ui/subscriptions/${ids.subscription}`, 'Subscription'],
+      ['subscription-circuit-open', `/ui/subscriptions/${ids.tripped}`, 'Subscription'],
       ['callback', '/ui/callback', 'Callback'],
       ['events', '/ui/events', 'Events'],
       ['event', `/ui/events/${ids.event}`, /^Event/],

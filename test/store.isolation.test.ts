@@ -371,10 +371,30 @@ describe.each(DIALECTS)('endpoint isolation on $name', (dialect) => {
         await trip(dead, T0 + 1);
         expect(await store.probeNow(other.id, dead.id, T0 + 20)).toBeUndefined();
         const moved = await store.probeNow(acme.id, dead.id, T0 + 20);
-        expect(moved).toMatchObject({ state: 'open', retryAt: T0 + 20 });
+        expect(moved).toMatchObject({ circuit: { state: 'open', retryAt: T0 + 20 }, probing: true });
         const round = await claim(100, T0 + 20);
         expect(round.deliveries).toHaveLength(1);
         expect(round.deliveries[0]?.probe).toBe(true);
+      });
+
+      it('says when there is nothing to probe: the next delivery published goes as the probe', async () => {
+        const dead = await addSubscription(acme.id);
+        await publishTo(dead, 3, T0);
+        const round = await claim(3, T0 + 1);
+        // Three faults with no retries left: they fail for good, and nothing is postponed.
+        await store.recordAttempts(
+          'worker-a',
+          round.deliveries.map((d, i) => result(d, 'failed', T0 + 2 + i, { statusCode: 503, verdict: 'fault' })),
+          T0 + 10,
+          WITH_BREAKER,
+        );
+        expect(await store.probeNow(acme.id, dead.id, T0 + 20)).toMatchObject({ probing: false });
+        // Published while the circuit is open: postponed, then made due as the probe.
+        await publish({ accountId: acme.id }, T0 + 21);
+        expect((await deliveriesOf(dead)).filter((d) => d.status === 'postponed')).toHaveLength(1);
+        expect((await store.releaseProbes(T0 + 22)).released).toBe(1);
+        const probe = await claim(100, T0 + 22);
+        expect(probe.deliveries.map((d) => d.probe)).toEqual([true]);
       });
 
       it('holds postponed deliveries while the subscription is paused, and postpones them again on resume while the circuit is open', async () => {

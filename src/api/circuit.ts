@@ -64,7 +64,7 @@ export function circuitRoutes(ctx: AppContext): FastifyPluginAsync {
   const probe = async (accountId: string, endpoint: string) => {
     const now = Date.now();
     const moved = await ctx.store.probeNow(accountId, endpoint, now);
-    if (moved) return { circuit: presentCircuit(moved) };
+    if (moved) return { circuit: presentCircuit(moved.circuit), probing: moved.probing };
     const [current] = [...(await ctx.store.circuitsOf(accountId, [endpoint])).values()];
     const state = current?.state ?? 'closed';
     throw new CountersignError(
@@ -74,7 +74,13 @@ export function circuitRoutes(ctx: AppContext): FastifyPluginAsync {
         : 'the circuit is closed: deliveries are going as usual',
     );
   };
-  const Answer = Type.Object({ circuit: CircuitView });
+  const Answer = Type.Object({
+    circuit: CircuitView,
+    probing: Type.Boolean({
+      description:
+        'true: a postponed delivery goes now as the probe. false: none is waiting; the next delivery published goes as the probe.',
+    }),
+  });
   return async (app) => {
     app.post<{ Params: Static<typeof IdParams> }>(
       '/v1/webhooks/subscriptions/:id/circuit/probe',

@@ -25,7 +25,7 @@ import { GroupCommit } from '../store/group-commit.js';
 import { LATE_MS } from '../store/queue/throttle.js';
 import type { AttemptResult, ClaimedDelivery, PublishClaim, RecordOutcome, Store } from '../store/store.js';
 import { type AttemptFacts, attemptResult, prepareRequest } from './attempt-outcome.js';
-import { EndpointLanes, type Lane, SLOW_AFTER_MS } from './endpoint-lanes.js';
+import { EndpointLanes, type Lane, SLOW_SWEEP_MS } from './endpoint-lanes.js';
 import { type Resolver, SsrfRefusedError } from './guarded-lookup.js';
 import { type Held, LeaseKeeper } from './lease-keeper.js';
 import { Sender } from './sender.js';
@@ -142,7 +142,7 @@ export class Dispatcher {
     this.pollTimer.unref();
     this.slowTimer = setInterval(() => {
       if (this.lanes.sweep(Date.now())) this.pump();
-    }, SLOW_AFTER_MS / 4);
+    }, SLOW_SWEEP_MS);
     this.slowTimer.unref();
     this.leases.start();
     this.claiming = true;
@@ -286,7 +286,7 @@ export class Dispatcher {
     const limit = Math.min(this.capacity(), this.config.claimBatchSize);
     if (limit <= 0) return undefined;
     this.reserved += limit;
-    return { owner: this.owner, leaseMs: this.config.leaseMs, limit, room: this.roomFor };
+    return { owner: this.owner, leaseMs: this.config.leaseMs, limit, room: this.roomFor, roomless: this.markMore };
   }
 
   /**
@@ -311,6 +311,8 @@ export class Dispatcher {
 
   /** What claims and hand-offs may take of an endpoint: its room in this process. */
   private readonly roomFor = (endpoint: string): number => this.lanes.room(endpoint);
+  /** An endpoint the queue holds more of than this process had room for: claimed once it has. */
+  private readonly markMore = (endpoint: string): void => this.lanes.markMore(endpoint);
 
   private async claimLoop(): Promise<void> {
     do {

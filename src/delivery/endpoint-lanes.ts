@@ -8,9 +8,10 @@
 //   by the endpoints holding anything); beyond it only while more than a quarter of the slots are
 //   free. A slow endpoint so stops at its share once slots grow scarce, and that free quarter is
 //   there for every endpoint still below its share.
-// - A send unanswered after SLOW_AFTER_MS is slow: it leaves the global limit for a pool of its own
-//   (as large again), so endpoints that stopped answering cannot keep every slot, whatever order
-//   they came in. Its endpoint may then send no more than its fair share.
+// - A send unanswered far longer than sends here usually take (8 times the typical answer time,
+//   from 250 ms to 5 s: `slowAfter()`) is slow: it leaves the global limit for a pool of its own
+//   (twice as large), so endpoints that stopped answering cannot keep every slot, whatever order they
+//   came in. Its endpoint is then troubled (below).
 // - An endpoint whose last sends here failed (timeouts, refused connections, 5xx, 429) is suspect:
 //   at most SUSPECT_SENDS in flight until one succeeds. Its circuit breaker opens soon after.
 // - Held: an endpoint holds at most its fair share of the claimed buffer (the global limit plus a
@@ -25,8 +26,12 @@ import { SlotList } from './slot-list.js';
 
 /** In flight at once for an endpoint whose last sends failed. */
 export const SUSPECT_SENDS = 4;
-/** A send unanswered this long no longer counts against the global limit (see above). */
-export const SLOW_AFTER_MS = 2_000;
+/** Bounds of how long a send may go unanswered before it is slow (see above). */
+export const SLOW_AFTER_MS = { min: 250, max: 5_000, typicalTimes: 8 } as const;
+/** Slow sends may hold this many times the global limit, beside it. */
+export const SLOW_POOL_TIMES = 2;
+/** How often the dispatcher looks for slow sends. */
+export const SLOW_SWEEP_MS = 100;
 /** An endpoint may hold this many, however many others hold some (less when it is slow or failing). */
 const MIN_HOLD = 8;
 
@@ -53,7 +58,7 @@ export interface Lane<T> {
   more: boolean;
   /** In the round-robin ring of lanes with waiting deliveries. */
   ringed: boolean;
-  /** Its sends in flight that have gone unanswered past SLOW_AFTER_MS. */
+  /** Its sends in flight that have gone unanswered too long (`slowAfter()`). */
   slow: number;
 }
 
@@ -71,14 +76,24 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
   /** Lanes with waiting deliveries, served in turn. */
   private readonly ring: Lane<T>[] = [];
   private turn = 0;
-  /** Endpoints holding anything. */
-  private busyLanes = 0;
+  /** Endpoints holding anything, healthy (no slow send, no fault in a row) or troubled. */
+  private healthyLanes = 0;
+  private troubledLanes = 0;
+  /**
+   * Of what troubled endpoints hold: what waits for a slot, and what is in flight and not yet slow.
+   * The first is left out of the buffer's occupancy (their own small caps bound it); the second
+   * still occupies the buffer the healthy endpoints share.
+   */
+  private troubledWaiting = 0;
+  private troubledCounted = 0;
   private prunedAt = 0;
   private readonly sends = new SlotList<Send<T>>();
   /** Sends in flight, slow ones included. */
   inFlight = 0;
   /** Slow sends moved out of the global limit. */
   private slowInFlight = 0;
+  /** How long answered sends take here, a moving average (ms); the first guess is 100 ms. */
+  private typicalMs = 100;
   queued = 0;
   held = 0;
 
@@ -100,55 +115,88 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
     return lane;
   }
 
+  /** Adds (1) or removes (-1) a lane's part in the counts the shares are made of. */
+  private count(lane: Lane<T>, sign: 1 | -1): void {
+    if (lane.held === 0) return;
+    if (troubled(lane)) {
+      this.troubledLanes += sign;
+      this.troubledWaiting += sign * lane.waiting.length;
+      this.troubledCounted += sign * (lane.active - lane.slow);
+    } else this.healthyLanes += sign;
+  }
+
+  /** Applies a change to a lane's held, faults or slow, keeping the counts right. */
+  private change(lane: Lane<T>, apply: () => void): void {
+    this.count(lane, -1);
+    apply();
+    this.count(lane, 1);
+  }
+
   /** A delivery this process now holds (claimed, or handed off at publish). */
   hold(lane: Lane<T>): void {
-    if (lane.held === 0) this.busyLanes++;
-    lane.held++;
+    this.change(lane, () => lane.held++);
     this.held++;
   }
 
   /** A delivery this process no longer holds (its result is written, or it went back to the queue). */
   letGo(lane: Lane<T>): void {
-    lane.held--;
+    this.change(lane, () => lane.held--);
     this.held--;
-    if (lane.held === 0) this.busyLanes--;
   }
 
   /** How many more of this endpoint's deliveries the process takes now (claims, hand-off). */
   room(key: string): number {
+    return Math.max(0, this.holdCap(key) - (this.lanes.get(key)?.held ?? 0));
+  }
+
+  /**
+   * How many of this endpoint's deliveries the process holds at most. A healthy endpoint: its fair
+   * part of the claimed buffer (the limit plus a claim batch) less what troubled endpoints still
+   * occupy of it (their sends in flight and not yet slow), shared with the other healthy ones; and no more than it may send plus a claim batch, enough to
+   * keep its sends going between claim rounds. A troubled one: its fair part of the whole buffer,
+   * and no more than it may send and a few more, so what it cannot send stays queued in the
+   * database instead of in the buffer.
+   */
+  private holdCap(key: string): number {
     const lane = this.lanes.get(key);
-    const busy = this.busyLanes + (lane === undefined || lane.held === 0 ? 1 : 0);
-    const fairHold = Math.max(
-      MIN_HOLD,
-      Math.floor((this.limits.maxConcurrency + this.limits.claimBatchSize) / Math.max(1, busy)),
-    );
-    if (lane === undefined) return Math.min(fairHold, this.limits.perOriginConcurrency + this.limits.claimBatchSize);
-    const sendable = this.sendLimit(lane, busy);
-    // A healthy endpoint holds enough to keep its sends going between claim rounds; a slow or
-    // failing one no more than it may send and as many again, so what it cannot send stays queued
-    // in the database instead of in the buffer every endpoint shares.
-    const cap = lane.faults > 0 || lane.slow > 0 ? 2 * sendable : sendable + this.limits.claimBatchSize;
-    return Math.max(0, Math.min(fairHold, cap) - lane.held);
+    const joining = lane === undefined || lane.held === 0;
+    const buffer = this.limits.maxConcurrency + this.limits.claimBatchSize;
+    if (lane !== undefined && !joining && troubled(lane)) {
+      const fairHold = Math.floor(buffer / Math.max(1, this.healthyLanes + this.troubledLanes));
+      const sendable = this.sendLimit(lane);
+      return Math.max(1, Math.min(fairHold, sendable + Math.min(sendable, SUSPECT_SENDS)));
+    }
+    const healthy = this.healthyLanes + (joining ? 1 : 0);
+    const fairHold = Math.max(MIN_HOLD, Math.floor((buffer - this.troubledCounted) / Math.max(1, healthy)));
+    const sendable = lane === undefined ? this.limits.perOriginConcurrency : this.sendLimit(lane, healthy);
+    return Math.min(fairHold, sendable + this.limits.claimBatchSize);
   }
 
   /**
    * What the claimed buffer holds against the dispatcher's capacity: sends counted against the
-   * global limit (slow ones left it) and deliveries waiting for a slot.
+   * global limit (slow ones left it) and deliveries waiting for a slot, but for those of troubled
+   * endpoints, which their own small caps bound: they must not crowd the healthy ones out.
    */
   get occupied(): number {
-    return this.counted + this.queued;
+    return this.counted + this.queued - this.troubledWaiting;
   }
 
-  /** How many of this endpoint's sends may be in flight now. */
-  private sendLimit(lane: Lane<T>, busy = this.busyLanes): number {
-    const share = Math.min(
-      Math.max(1, Math.floor(this.limits.maxConcurrency / Math.max(1, busy))),
-      this.limits.perOriginConcurrency,
-    );
-    const reserveFree = this.limits.maxConcurrency - this.counted > this.limits.maxConcurrency / 4;
-    let limit = reserveFree && lane.slow === 0 ? this.limits.perOriginConcurrency : share;
-    if (lane.faults > 0) limit = Math.min(limit, SUSPECT_SENDS);
-    return limit;
+  /**
+   * How many of this endpoint's sends may be in flight now. A healthy endpoint: as many as its
+   * origin allows while a quarter of the slots is free, else its share of the slots among the
+   * healthy endpoints. A troubled one: its share among every endpoint holding anything, and no
+   * more than SUSPECT_SENDS after a fault.
+   */
+  private sendLimit(lane: Lane<T>, healthy = this.healthyLanes): number {
+    const { maxConcurrency, perOriginConcurrency } = this.limits;
+    const shareOf = (lanes: number) =>
+      Math.min(perOriginConcurrency, Math.max(1, Math.floor(maxConcurrency / Math.max(1, lanes))));
+    if (troubled(lane)) {
+      const share = shareOf(this.healthyLanes + this.troubledLanes);
+      return lane.faults > 0 ? Math.min(share, SUSPECT_SENDS) : share;
+    }
+    const reserveFree = maxConcurrency - this.counted > maxConcurrency / 4;
+    return reserveFree ? perOriginConcurrency : shareOf(healthy);
   }
 
   /** Sends that count against the global limit: those in flight, less the slow ones moved out of it. */
@@ -166,7 +214,7 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
   }
 
   started(lane: Lane<T>, now = Date.now()): Send<T> {
-    lane.active++;
+    this.change(lane, () => lane.active++);
     lane.origin.active++;
     this.inFlight++;
     const send: Send<T> = { slot: -1, lane, startedAt: now, slow: false };
@@ -174,31 +222,40 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
     return send;
   }
 
-  ended(send: Send<T>, verdict: CircuitVerdict): void {
+  ended(send: Send<T>, verdict: CircuitVerdict, now = Date.now()): void {
     const { lane } = send;
     this.sends.delete(send);
-    if (send.slow) {
-      this.slowInFlight--;
-      lane.slow--;
-    }
-    lane.active--;
+    this.change(lane, () => {
+      if (send.slow) {
+        this.slowInFlight--;
+        lane.slow--;
+      }
+      if (verdict === 'success') lane.faults = 0;
+      else if (verdict === 'fault') lane.faults++;
+      lane.active--;
+    });
+    if (verdict === 'success') this.typicalMs += (Math.max(0, now - send.startedAt) - this.typicalMs) / 32;
     lane.origin.active--;
     this.inFlight--;
-    if (verdict === 'success') lane.faults = 0;
-    else if (verdict === 'fault') lane.faults++;
+  }
+
+  /** How long a send may go unanswered before it is slow: 8 times the typical answer, 250 ms to 5 s. */
+  slowAfter(): number {
+    return Math.min(SLOW_AFTER_MS.max, Math.max(SLOW_AFTER_MS.min, SLOW_AFTER_MS.typicalTimes * this.typicalMs));
   }
 
   /**
-   * Moves sends unanswered for SLOW_AFTER_MS out of the global limit, while the slow pool (as
-   * large as the limit) has room. Returns whether any moved: slots were freed for waiting sends.
+   * Moves sends unanswered for `slowAfter()` out of the global limit, while the slow pool (twice
+   * the limit) has room. Returns whether any moved: slots were freed for waiting sends.
    */
   sweep(now: number): boolean {
     let moved = false;
+    const after = this.slowAfter();
     this.sends.forEach((send) => {
-      if (send.slow || now - send.startedAt < SLOW_AFTER_MS) return;
-      if (this.slowInFlight >= this.limits.maxConcurrency) return;
+      if (send.slow || now - send.startedAt < after) return;
+      if (this.slowInFlight >= SLOW_POOL_TIMES * this.limits.maxConcurrency) return;
       send.slow = true;
-      send.lane.slow++;
+      this.change(send.lane, () => send.lane.slow++);
       this.slowInFlight++;
       moved = true;
     });
@@ -207,7 +264,7 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
 
   /** Queues a delivery behind its endpoint's, its origin's or the global limit. */
   wait(lane: Lane<T>, item: T): void {
-    lane.waiting.push(item);
+    this.change(lane, () => lane.waiting.push(item));
     this.queued++;
     if (!lane.ringed) {
       lane.ringed = true;
@@ -240,9 +297,12 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
   }
 
   private take(lane: Lane<T>): { lane: Lane<T>; item: T } {
-    const item = lane.waiting.shift() as T;
+    let item: T | undefined;
+    this.change(lane, () => {
+      item = lane.waiting.shift();
+    });
     this.queued--;
-    return { lane, item };
+    return { lane, item: item as T };
   }
 
   /** Every waiting delivery, taken out of its lane (shutdown, stale claims). */
@@ -252,7 +312,7 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
       for (let i = lane.waiting.length - 1; i >= 0; i--) {
         const item = lane.waiting[i] as T;
         if (keep(item)) continue;
-        lane.waiting.splice(i, 1);
+        this.change(lane, () => lane.waiting.splice(i, 1));
         this.queued--;
         out.push(item);
       }
@@ -260,10 +320,13 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
     return out;
   }
 
-  /** Endpoints whose last claim was full and that have room for half their share again. */
+  /**
+   * Whether to claim again for this endpoint: the queue may hold more of it (its last claim gave all
+   * it was asked) and it has room for half of what it may hold again.
+   */
   wantMore(lane: Lane<T>): boolean {
     if (!lane.more) return false;
-    if (this.room(lane.key) < Math.max(1, this.sendLimit(lane) / 2)) return false;
+    if (this.room(lane.key) < Math.max(1, this.holdCap(lane.key) / 2)) return false;
     lane.more = false;
     return true;
   }
@@ -290,6 +353,11 @@ export class EndpointLanes<T extends { delivery: ClaimedDelivery }> {
     }
     for (const [origin, o] of this.origins) if (!usedOrigins.has(o)) this.origins.delete(origin);
   }
+}
+
+/** Slow sends in flight, or faults in a row: its share shrinks, and what it holds is left out of the healthy ones'. */
+function troubled(lane: { faults: number; slow: number }): boolean {
+  return lane.faults > 0 || lane.slow > 0;
 }
 
 function originOf(url: string): string {

@@ -16,7 +16,7 @@ import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
 import { type CircuitRow, circuitOf, circuitsOf, releaseProbes, resetCircuit } from './queue/circuits.js';
 import { claimListenSession, claimRound, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
-import { nextDueAt } from './queue/endpoints.js';
+import { CLAIMABLE, ENDPOINT_KEY, nextDueAt } from './queue/endpoints.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import * as purge from './queue/purge.js';
 import { recordAttempts } from './queue/record-attempts.js';
@@ -421,7 +421,7 @@ export class KyselyStore implements Store {
     claim: PublishClaim | undefined,
     options: { allOrNothing?: boolean } = {},
   ): Promise<PublishOutcome> {
-    const { results, claimed, queued, queuedEvents } = await publishEvents(
+    const { results, claimed, wake, queuedEvents } = await publishEvents(
       this.d,
       requests,
       now,
@@ -430,8 +430,10 @@ export class KyselyStore implements Store {
       options.allOrNothing === true,
     );
     for (const event of queuedEvents) this.events.set(event);
-    // Deliveries handed off at publish need no wake-up; only those left in the queue do.
-    if (queued > 0) this.emitDue();
+    // Deliveries handed off at publish need no wake-up; only those left in the queue do, unless
+    // they were left because the dispatcher had no room for their endpoint (it is told, and claims
+    // again once it has). Other processes are woken by the publish's NOTIFY either way.
+    if (wake) this.emitDue();
     return { results, claimed };
   }
 
@@ -733,7 +735,11 @@ export class KyselyStore implements Store {
     return out;
   }
 
-  async probeNow(accountId: string, endpoint: string, now: number): Promise<EndpointCircuit | undefined> {
+  async probeNow(
+    accountId: string,
+    endpoint: string,
+    now: number,
+  ): Promise<{ circuit: EndpointCircuit; probing: boolean } | undefined> {
     const moved = await this.d.writeTransaction(async (trx) => {
       const row = await trx
         .selectFrom('endpoint_circuits')
@@ -752,10 +758,18 @@ export class KyselyStore implements Store {
       return changed;
     });
     if (!moved) return undefined;
-    // The window has ended: the next releaseProbes makes the oldest postponed delivery due.
-    await releaseProbes(this.d, now);
+    // The window has ended: its oldest postponed delivery is due now (if one is queued already, a
+    // probe is on its way as it is).
+    const { released } = await releaseProbes(this.d, now);
+    const queued = await this.d.db
+      .selectFrom('deliveries')
+      .select('id')
+      .where(CLAIMABLE)
+      .where(ENDPOINT_KEY, '=', endpoint)
+      .limit(1)
+      .executeTakeFirst();
     this.emitDue();
-    return endpointCircuit(moved);
+    return { circuit: endpointCircuit(moved), probing: released > 0 || queued !== undefined };
   }
 
   releaseProbes(now: number): Promise<{ released: number; nextAt: number | undefined }> {

@@ -153,6 +153,8 @@ export interface PublishClaim {
   limit: number;
   /** How many more deliveries of this endpoint (subscription id, or account id for the callback) it takes. */
   room?: (endpoint: string) => number;
+  /** Told of each endpoint a delivery was left queued for because it had no room. */
+  roomless?: (endpoint: string) => void;
 }
 
 export interface PublishOutcome {
@@ -572,9 +574,14 @@ export interface Store {
   circuitsOf(accountId: string, endpoints: string[]): Promise<Map<string, EndpointCircuit>>;
   /**
    * Brings an open circuit's probe forward to now (an operator believes the endpoint is back).
-   * Undefined when the endpoint's circuit is not open; the circuit otherwise.
+   * Undefined when the endpoint's circuit is not open; otherwise the circuit, and whether a
+   * postponed delivery was made due to go as the probe (none waiting: the next one published goes).
    */
-  probeNow(accountId: string, endpoint: string, now: number): Promise<EndpointCircuit | undefined>;
+  probeNow(
+    accountId: string,
+    endpoint: string,
+    now: number,
+  ): Promise<{ circuit: EndpointCircuit; probing: boolean } | undefined>;
   /**
    * For each tripped circuit whose window has ended and whose endpoint has nothing in the queue,
    * makes its oldest postponed delivery due now (the claim that takes it sends the probe). Returns

@@ -160,17 +160,40 @@ function faultReason(r: AttemptResult): string {
   return r.statusCode === null ? (r.error ?? 'no answer') : `HTTP ${r.statusCode}`;
 }
 
-/** A tripped endpoint's pending deliveries, postponed (an operator's manual attempt excepted). */
-export async function settleTripped(trx: Kysely<Database>, key: string, now: number): Promise<void> {
-  await trx
-    .updateTable('deliveries')
-    .set({ status: 'postponed', updated_at: now })
+/**
+ * A tripped endpoint's pending deliveries postponed (an operator's manual attempt excepted), at
+ * most SETTLE_CHUNK of them, earliest due first: a backlog of thousands would hold the writer (and,
+ * on SQLite, the event loop) for one long statement. What is left is postponed when a claim takes
+ * it (the claim sees the open circuit), a chunk per round. Returns how many moved.
+ */
+export async function settleTripped(trx: Kysely<Database>, key: string, now: number): Promise<number> {
+  const due = await trx
+    .selectFrom('deliveries')
+    .select('id')
     .where(CLAIMABLE)
     .where(ENDPOINT_KEY, '=', key)
     .where('status', '=', 'pending')
     .where('manual', '=', 0)
+    .orderBy(ENDPOINT_KEY)
+    .orderBy('next_attempt_at')
+    .limit(SETTLE_CHUNK)
     .execute();
+  if (due.length === 0) return 0;
+  const result = await trx
+    .updateTable('deliveries')
+    .set({ status: 'postponed', updated_at: now })
+    .where(
+      'id',
+      'in',
+      due.map((d) => d.id),
+    )
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
+
+/** Pending deliveries of a tripped endpoint postponed per statement. */
+export const SETTLE_CHUNK = 500;
 
 /**
  * The probes whose time has come: for each open circuit whose window has ended (or half-open one

@@ -87,6 +87,11 @@ export interface PublishedBatch {
   claimed: ClaimedDelivery[];
   /** New deliveries left pending for any dispatcher to claim. */
   queued: number;
+  /**
+   * Whether a claim in this process could take any of them: false when every one was left only
+   * because the claimer had no room for its endpoint (a claim would skip those too).
+   */
+  wake: boolean;
   /** The new events with deliveries among those `queued`: a claim will need them soon. */
   queuedEvents: EventRecord[];
 }
@@ -146,6 +151,7 @@ export async function publishWithin(
   let queuedEvents: EventRecord[] = [];
   /** Deliveries handed off per endpoint, against the dispatcher's room for it. */
   const takenFor = new Map<string, number>();
+  let wake = false;
   for (const [n, i] of toInsert.entries()) {
     const request = requests[i] as PublishRequest;
     const event: EventsTable = {
@@ -168,17 +174,22 @@ export async function publishWithin(
     let leftQueued = false;
     for (const target of eventTargets) {
       const endpoint = target.subscriptionId ?? event.account_id;
-      const take =
+      const takeable =
         claim !== undefined &&
         !target.held &&
         !target.tripped &&
         !target.listen &&
         !target.ordered &&
         !target.throttled &&
-        claimed.length < claim.limit &&
-        (claim.room === undefined || (takenFor.get(endpoint) ?? 0) < claim.room(endpoint));
+        claimed.length < claim.limit;
+      const roomless = takeable && claim.room !== undefined && (takenFor.get(endpoint) ?? 0) >= claim.room(endpoint);
+      const take = takeable && !roomless;
       if (take) takenFor.set(endpoint, (takenFor.get(endpoint) ?? 0) + 1);
-      if (!take && !target.held && !target.tripped) leftQueued = true;
+      if (!take && !target.held && !target.tripped) {
+        leftQueued = true;
+        if (roomless) claim?.roomless?.(endpoint);
+        else wake = true;
+      }
       const id = newId('dlv');
       deliveryRows.push({
         id,
@@ -240,7 +251,7 @@ export async function publishWithin(
   let queued = 0;
   for (const d of liveDeliveries) if (d.status === 'pending') queued++;
   if (queued > 0) await dialect.notifyDue(trx);
-  return { results: results as PublishResult[], claimed, queued, queuedEvents };
+  return { results: results as PublishResult[], claimed, queued, queuedEvents, wake: wake && queued > 0 };
 }
 
 /**

@@ -75,8 +75,10 @@ export function CallbackScreen() {
                   circuit={cb.circuit}
                   onProbe={() =>
                     act(async () => {
-                      await queries.probeCallbackCircuit();
-                      return 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.';
+                      const { probing } = await queries.probeCallbackCircuit();
+                      return probing
+                        ? 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.'
+                        : 'No delivery is waiting: the next one published goes at once as the probe.';
                     })
                   }
                 />

@@ -79,8 +79,10 @@ function Details({ sub, onChanged }: { sub: Subscription; onChanged: () => void 
           circuit={sub.circuit}
           onProbe={() =>
             act(async () => {
-              await queries.probeCircuit(sub.id);
-              return 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.';
+              const { probing } = await queries.probeCircuit(sub.id);
+              return probing
+                ? 'Probing now: the oldest postponed delivery goes at once. If it is answered, the rest follow.'
+                : 'No delivery is waiting: the next one published goes at once as the probe.';
             })
           }
         />
