@@ -8,6 +8,7 @@
 import { copyFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { monotonicFactory } from 'ulidx';
+import { queueKeyOf } from '../../dist/store/queue-key.js';
 import { peakRssOf, sqliteDatabase, startServe } from '../lib/countersign.mjs';
 import { apiClient, EVENT_TYPE, eventData } from '../lib/load.mjs';
 import { cpuSeconds, stopChild } from '../lib/processes.mjs';
@@ -42,17 +43,19 @@ async function buildBacklog(ctx, deliveries) {
       );
       const insertDelivery = db.prepare(
         `insert into deliveries (id, event_id, account_id, subscription_id, status, attempt_count, round_start, manual,
-           next_attempt_at, lease_owner, created_at, updated_at, delivered_at)
-         values (?, ?, ?, ?, 'pending', 0, 0, 0, ?, null, ?, ?, null)`,
+           next_attempt_at, lease_owner, created_at, updated_at, delivered_at, queue_key)
+         values (?, ?, ?, ?, 'pending', 0, 0, 0, ?, null, ?, ?, null, ?)`,
       );
       const nextUlid = monotonicFactory();
+      // What countersign stores with each delivery for the queue index (src/store/queue-key.ts).
+      const queueKey = queueKeyOf(sub.id);
       const insertBatch = db.transaction((from, to, now) => {
         for (let i = from; i < to; i++) {
           const eventId = `evt_${nextUlid()}`;
           const data = eventData(i);
           delete data.sent_at_ns;
           insertEvent.run(eventId, sub.account_id, EVENT_TYPE, JSON.stringify(data), now, now);
-          insertDelivery.run(`dlv_${nextUlid()}`, eventId, sub.account_id, sub.id, now, now, now);
+          insertDelivery.run(`dlv_${nextUlid()}`, eventId, sub.account_id, sub.id, now, now, now, queueKey);
         }
       });
       const started = Date.now();

@@ -397,7 +397,9 @@ export class Dispatcher {
     const now = Date.now();
     if (now - this.nextDueAskedAt < NEXT_DUE_EVERY_MS) return;
     this.nextDueAskedAt = now;
-    const due = await this.store.nextDueAt();
+    // Endpoints due already are those the last round had no room for: their lanes claim again
+    // once they have room (EndpointLanes.wantMore).
+    const due = await this.store.nextDueAt(now);
     if (due !== undefined) this.wakeAt(due);
   }
 
@@ -519,8 +521,11 @@ export class Dispatcher {
         .releaseClaims(this.owner, release, Date.now())
         .catch((err) => this.log.warn({ err }, 'release failed'));
     }
-    if (this.mayHaveMore && this.capacity() >= this.config.claimBatchSize / 2) this.wake();
-    else if (lane && this.lanes.wantMore(lane) && this.capacity() > 0) this.wake();
+    // A claim round walks every endpoint with queued work: it is worth it once there is room for
+    // half a batch, not for each delivery an endpoint finishes (with a thousand endpoints, a round
+    // per finished send cost more in walking than the sends it claimed).
+    const worthIt = this.capacity() >= this.config.claimBatchSize / 2;
+    if (worthIt && (this.mayHaveMore || (lane !== undefined && this.lanes.wantMore(lane)))) this.wake();
     if (this.busy === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 

@@ -16,7 +16,7 @@ import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
 import { type CircuitRow, circuitOf, circuitsOf, releaseProbes, resetCircuit } from './queue/circuits.js';
 import { claimListenSession, claimRound, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
-import { CLAIMABLE, ENDPOINT_KEY, nextDueAt } from './queue/endpoints.js';
+import { CLAIMABLE, nextDueAt, ofEndpoint } from './queue/endpoints.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import * as purge from './queue/purge.js';
 import { recordAttempts } from './queue/record-attempts.js';
@@ -110,7 +110,7 @@ export class KyselyStore implements Store {
   private readonly tokens = new Map<string, { token: ApiToken; marker: number }>();
   private stopListening: (() => Promise<void>) | undefined;
   /** Where the dispatcher's last claim round stopped walking the endpoints. */
-  private readonly claimCursor = { after: '' };
+  private readonly claimCursor = { after: -1 };
 
   constructor(private readonly d: StoreDialect) {}
 
@@ -724,8 +724,8 @@ export class KyselyStore implements Store {
     return queueStats(this.d, now);
   }
 
-  nextDueAt(): Promise<number | undefined> {
-    return nextDueAt(this.d);
+  nextDueAt(after?: number): Promise<number | undefined> {
+    return nextDueAt(this.d, after);
   }
 
   async circuitsOf(accountId: string, endpoints: string[]): Promise<Map<string, EndpointCircuit>> {
@@ -765,7 +765,7 @@ export class KyselyStore implements Store {
       .selectFrom('deliveries')
       .select('id')
       .where(CLAIMABLE)
-      .where(ENDPOINT_KEY, '=', endpoint)
+      .where(ofEndpoint(endpoint))
       .limit(1)
       .executeTakeFirst();
     this.emitDue();

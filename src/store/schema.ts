@@ -134,6 +134,8 @@ export interface DeliveriesTable {
   listen: number;
   /** data.document_id when the subscription orders by document, else null. */
   order_key: string | null;
+  /** queueKeyOf(subscription_id, or account_id for the callback): what the queue index is ordered by. */
+  queue_key: number;
 }
 
 export type AttemptTrigger = 'scheduled' | 'manual';

@@ -588,8 +588,8 @@ export interface Store {
    * how many, and when the next window ends. Dispatchers call it on their poll.
    */
   releaseProbes(now: number): Promise<{ released: number; nextAt: number | undefined }>;
-  /** When the earliest pending delivery or lease falls due, if any. */
-  nextDueAt(): Promise<number | undefined>;
+  /** When the earliest pending delivery or lease falls due, if any; with `after`, the earliest of the endpoints with nothing due by then. */
+  nextDueAt(after?: number): Promise<number | undefined>;
   /** Registers a listener for "new deliveries are due", from this process or (PostgreSQL) others. */
   onDue(listener: () => void): () => void;
 

@@ -1,7 +1,9 @@
 // Isolation between endpoints. An endpoint is a subscription, or an account's callback; its key,
 // `coalesce(subscription_id, account_id)`, is written the same way in every query that must use
 // these indexes.
-// - deliveries_due is keyed by endpoint, then due time. A claim walks the endpoints that have work
+// - deliveries.queue_key: a hash of the delivery's endpoint key (store/queue-key.ts), filled in here
+//   for every delivery already stored, one UPDATE per endpoint.
+// - deliveries_due is keyed by queue key, then due time. A claim walks the endpoints that have work
 //   (one index seek each) and takes a fair share from each, so one endpoint's backlog never sits in
 //   front of another's due deliveries, as it did in a queue ordered by due time alone.
 // - endpoint_circuits: one row per endpoint that has failed at least once: its circuit breaker's
@@ -11,6 +13,7 @@
 // - SQLite: a circuit's state moves the fan-out version, so a publish that cached the targets sees
 //   an open circuit and postpones its new deliveries at once.
 import { type Kysely, SqliteAdapter, sql } from 'kysely';
+import { queueKeyOf } from '../queue-key.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on today's row types.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -34,11 +37,32 @@ export async function up(db: Kysely<any>): Promise<void> {
     .where(sql<boolean>`state <> 'closed'`)
     .execute();
 
+  await db.schema
+    .alterTable('deliveries')
+    .addColumn('queue_key', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
+  const subscriptions = await db.selectFrom('subscriptions').select('id').execute();
+  for (const { id } of subscriptions) {
+    await db
+      .updateTable('deliveries')
+      .set({ queue_key: queueKeyOf(id) })
+      .where('subscription_id', '=', id)
+      .execute();
+  }
+  const accounts = await db.selectFrom('accounts').select('id').execute();
+  for (const { id } of accounts) {
+    await db
+      .updateTable('deliveries')
+      .set({ queue_key: queueKeyOf(id) })
+      .where('subscription_id', 'is', null)
+      .where('account_id', '=', id)
+      .execute();
+  }
   await db.schema.dropIndex('deliveries_due').execute();
-  await sql`create index deliveries_due on deliveries (coalesce(subscription_id, account_id), next_attempt_at) where status in ('pending', 'sending') and listen = 0`.execute(
+  await sql`create index deliveries_due on deliveries (queue_key, next_attempt_at) where status in ('pending', 'sending') and listen = 0`.execute(
     db,
   );
-  await sql`create index deliveries_postponed on deliveries (coalesce(subscription_id, account_id), next_attempt_at) where status = 'postponed'`.execute(
+  await sql`create index deliveries_postponed on deliveries (queue_key, next_attempt_at) where status = 'postponed'`.execute(
     db,
   );
 

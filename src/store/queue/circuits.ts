@@ -22,7 +22,7 @@ import type { StoreDialect } from '../dialect.js';
 import type { Database, EndpointCircuitsTable } from '../schema.js';
 import type { AttemptResult } from '../store.js';
 import { chunk } from './chunk.js';
-import { CLAIMABLE, ENDPOINT_KEY, endpointKey } from './endpoints.js';
+import { CLAIMABLE, endpointKey, ofEndpoint } from './endpoints.js';
 
 export type CircuitRow = EndpointCircuitsTable;
 
@@ -171,10 +171,9 @@ export async function settleTripped(trx: Kysely<Database>, key: string, now: num
     .selectFrom('deliveries')
     .select('id')
     .where(CLAIMABLE)
-    .where(ENDPOINT_KEY, '=', key)
+    .where(ofEndpoint(key))
     .where('status', '=', 'pending')
     .where('manual', '=', 0)
-    .orderBy(ENDPOINT_KEY)
     .orderBy('next_attempt_at')
     .limit(SETTLE_CHUNK)
     .execute();
@@ -236,7 +235,7 @@ export async function releaseProbes(
         .selectFrom('deliveries')
         .select('id')
         .where(CLAIMABLE)
-        .where(ENDPOINT_KEY, '=', c.endpoint)
+        .where(ofEndpoint(c.endpoint))
         .limit(1)
         .executeTakeFirst();
       if (queued) return 0;
@@ -244,7 +243,7 @@ export async function releaseProbes(
         .selectFrom('deliveries')
         .select('id')
         .where(sql<boolean>`status = 'postponed'`)
-        .where(ENDPOINT_KEY, '=', c.endpoint)
+        .where(ofEndpoint(c.endpoint))
         .orderBy('next_attempt_at')
         .orderBy('id')
         .limit(1)
@@ -273,14 +272,14 @@ export async function releasePostponed(trx: Kysely<Database>, key: string, now: 
     .updateTable('deliveries')
     .set({ status: 'pending', updated_at: now })
     .where(sql<boolean>`status = 'postponed'`)
-    .where(ENDPOINT_KEY, '=', key)
+    .where(ofEndpoint(key))
     .executeTakeFirst();
   // The probe's stand-in waits for the window's end: the endpoint answered, so it goes now.
   await trx
     .updateTable('deliveries')
     .set({ next_attempt_at: now })
     .where(CLAIMABLE)
-    .where(ENDPOINT_KEY, '=', key)
+    .where(ofEndpoint(key))
     .where('status', '=', 'pending')
     .where('next_attempt_at', '>', now)
     .execute();

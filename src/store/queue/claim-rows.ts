@@ -14,6 +14,7 @@ import { CLAIMABLE } from './endpoints.js';
 
 export interface EndpointQuota {
   key: string;
+  queueKey: number;
   n: number;
 }
 
@@ -49,10 +50,10 @@ export async function claimEndpointRows(
     // another node is claiming them, then leased; RETURNING carries their previous owner out.
     const due = sql`
       select x.id, x.status as was_status, x.lease_owner as was_owner
-      from unnest(${quotas.map((q) => q.key)}::text[], ${quotas.map((q) => q.n)}::int[]) as q(key, n)
+      from unnest(${quotas.map((q) => q.queueKey)}::bigint[], ${quotas.map((q) => q.n)}::int[]) as q(queue_key, n)
       cross join lateral (
         select id, status, lease_owner from deliveries
-        where ${CLAIMABLE} and coalesce(subscription_id, account_id) = q.key and next_attempt_at <= ${now}
+        where ${CLAIMABLE} and queue_key = q.queue_key and next_attempt_at <= ${now}
         order by next_attempt_at limit q.n
         for update skip locked
       ) as x`;
@@ -66,7 +67,7 @@ export async function claimEndpointRows(
     const selects = part.map(
       (q) =>
         sql`select * from (select id, status, lease_owner from deliveries
-            where ${CLAIMABLE} and coalesce(subscription_id, account_id) = ${q.key} and next_attempt_at <= ${now}
+            where ${CLAIMABLE} and queue_key = ${q.queueKey} and next_attempt_at <= ${now}
             order by next_attempt_at limit ${q.n})`,
     );
     const rows = await sql<{ id: string; status: string; lease_owner: string | null }>`${sql.join(

@@ -28,8 +28,15 @@ export interface EventCache {
   set(event: EventRecord): void;
 }
 
-/** Endpoints looked at per round; the cursor makes the next round go on from there. */
-const ENDPOINTS_PER_ROUND = 1_000;
+/** A round gives each endpoint it serves at least this many, room permitting (see planQuotas). */
+const MIN_QUOTA = 8;
+
+/**
+ * Endpoints looked at per round: four times as many as a round serves (planQuotas), at least 64.
+ * Walking a thousand endpoints to serve sixty-three of them made a fan-out's claim rounds cost more
+ * than the sends they claimed. The cursor makes the next round go on from there.
+ */
+const endpointsPerRound = (limit: number) => Math.max(64, 4 * Math.ceil(limit / MIN_QUOTA));
 
 /**
  * One claim round of a dispatcher. Walks the endpoints with queued work (src/store/queue/endpoints.ts),
@@ -48,16 +55,17 @@ export async function claimRound(
   leaseMs: number,
   options: ClaimRequest,
   /** Where the last round's walk over the endpoints stopped; moved to where this one stops. */
-  cursor: { after: string },
+  cursor: { after: number },
 ): Promise<ClaimRound> {
   const after = cursor.after;
-  let endpoints = await queuedEndpoints(dialect, after, ENDPOINTS_PER_ROUND);
-  let walkCut = endpoints.length === ENDPOINTS_PER_ROUND;
-  if (!walkCut && after !== '') {
+  const walk = endpointsPerRound(limit);
+  let endpoints = await queuedEndpoints(dialect, after, walk);
+  let walkCut = endpoints.length === walk;
+  if (!walkCut && after !== -1) {
     // Round the ring: the endpoints before the cursor come after those past it.
-    const before = await queuedEndpoints(dialect, '', ENDPOINTS_PER_ROUND - endpoints.length);
-    const wrapped = before.filter((e) => e.key <= after);
-    walkCut = wrapped.length < before.length ? false : before.length === ENDPOINTS_PER_ROUND - endpoints.length;
+    const before = await queuedEndpoints(dialect, -1, walk - endpoints.length);
+    const wrapped = before.filter((e) => e.queueKey <= after);
+    walkCut = wrapped.length < before.length ? false : before.length === walk - endpoints.length;
     endpoints = [...endpoints, ...wrapped];
   }
   const due = endpoints.filter((e) => e.due <= now);
@@ -72,8 +80,15 @@ export async function claimRound(
   /** Endpoints that gave all they were asked in their last pass: the queue may hold more of theirs. */
   const gaveAll = new Set<string>();
   let firstPlan: EndpointQuota[] | undefined;
+  /** Endpoints with room that a pass left out (see planQuotas): the next round serves them first. */
+  let skipped = false;
   for (let pass = 0; pass < CLAIM_PASSES && rows.length < limit && candidates.length > 0; pass++) {
-    const plan = planQuotas(candidates, limit - rows.length, (key) => roomOf(key) - (takenBy.get(key) ?? 0));
+    const { plan, leftOut } = planQuotas(
+      candidates,
+      limit - rows.length,
+      (key) => roomOf(key) - (takenBy.get(key) ?? 0),
+    );
+    if (leftOut) skipped = true;
     if (plan.length === 0) {
       candidates = [];
       break;
@@ -94,10 +109,10 @@ export async function claimRound(
     candidates = candidates.filter((e) => gaveAll.has(e.key) && roomOf(e.key) > (takenBy.get(e.key) ?? 0));
   }
   const full = [...gaveAll];
-  const limited = walkCut || candidates.length > 0;
+  const limited = walkCut || skipped || candidates.length > 0;
   // The next round starts after the last endpoint served when this one could not serve them all.
-  cursor.after = limited && firstPlan !== undefined ? (firstPlan[firstPlan.length - 1] as EndpointQuota).key : '';
-  if (walkCut && firstPlan === undefined) cursor.after = (endpoints[endpoints.length - 1] as QueuedEndpoint).key;
+  cursor.after = limited && firstPlan !== undefined ? (firstPlan[firstPlan.length - 1] as EndpointQuota).queueKey : -1;
+  if (walkCut && firstPlan === undefined) cursor.after = (endpoints[endpoints.length - 1] as QueuedEndpoint).queueKey;
   if (rows.length === 0) return { deliveries: [], full, limited };
   const deliveries = await completeClaim(dialect, events, owner, rows, now, options.probeTimeoutMs);
   return { deliveries, full, limited };
@@ -107,16 +122,43 @@ export async function claimRound(
 const CLAIM_PASSES = 3;
 
 /**
- * Each due endpoint's share of `limit`, in the walk's order: accounts first (in the order their
- * first endpoint came), then each account's endpoints, each wanting at most its room.
+ * Each due endpoint's share of `limit`, in the walk's order: accounts first, then each account's
+ * endpoints, each wanting at most its room. A round serves at most limit ÷ MIN_QUOTA endpoints,
+ * chosen in turn across accounts, so that a share is worth its statement: with a thousand
+ * endpoints and a limit of 500, one delivery each would cost a thousand subselects a round. The
+ * ones left out come first in the next round (the walk goes on after the last one served).
  */
 function planQuotas(
   due: QueuedEndpoint[],
   limit: number,
   room: ((endpoint: string) => number) | undefined,
-): EndpointQuota[] {
+): { plan: EndpointQuota[]; leftOut: boolean } {
+  const wantOf = (e: QueuedEndpoint) => Math.max(0, Math.min(limit, room?.(e.key) ?? limit));
+  const wanting = due.filter((e) => wantOf(e) > 0);
+  const most = Math.max(1, Math.ceil(limit / MIN_QUOTA));
+  let chosen = wanting;
+  if (wanting.length > most) {
+    const byAccount = new Map<string, QueuedEndpoint[]>();
+    for (const e of wanting) {
+      let members = byAccount.get(e.accountId);
+      if (!members) {
+        members = [];
+        byAccount.set(e.accountId, members);
+      }
+      members.push(e);
+    }
+    const picked = new Set<QueuedEndpoint>();
+    const queues = [...byAccount.values()];
+    for (let i = 0; picked.size < most; i++) {
+      for (const members of queues) {
+        const e = members[i];
+        if (e !== undefined && picked.size < most) picked.add(e);
+      }
+    }
+    chosen = wanting.filter((e) => picked.has(e));
+  }
   const accounts = new Map<string, QueuedEndpoint[]>();
-  for (const e of due) {
+  for (const e of chosen) {
     let members = accounts.get(e.accountId);
     if (!members) {
       members = [];
@@ -126,17 +168,22 @@ function planQuotas(
   }
   const groups = [...accounts.values()];
   const parts = fairSharesByGroup(
-    groups.map((members) => members.map((e) => Math.max(0, Math.min(limit, room?.(e.key) ?? limit)))),
+    groups.map((members) => members.map(wantOf)),
     limit,
   );
-  const plan: EndpointQuota[] = [];
+  const planned = new Map<string, number>();
   groups.forEach((members, g) => {
     members.forEach((e, i) => {
       const n = parts[g]?.[i] ?? 0;
-      if (n > 0) plan.push({ key: e.key, n });
+      if (n > 0) planned.set(e.key, n);
     });
   });
-  return plan;
+  // In the walk's order, so the cursor can go on after the last one served.
+  const plan = chosen.flatMap((e) => {
+    const n = planned.get(e.key);
+    return n === undefined ? [] : [{ key: e.key, queueKey: e.queueKey, n }];
+  });
+  return { plan, leftOut: chosen.length < wanting.length };
 }
 
 /** The sender's view of claimed rows: events and targets loaded, unsendable ones settled, circuits and throttles applied. */

@@ -8,6 +8,7 @@ import { isEventType } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
 import type { DialectName, StoreDialect } from '../dialect.js';
 import { GenerationCache } from '../generation-cache.js';
+import { queueKeyOf } from '../queue-key.js';
 import type { CallbacksTable, Database, DeliveriesTable, EventsTable, SubscriptionsTable } from '../schema.js';
 import {
   BatchRefusedError,
@@ -63,6 +64,7 @@ export const insertDeliveryRows = bulkInsert<DeliveriesTable>(
     delivered_at: true,
     listen: true,
     order_key: true,
+    queue_key: true,
   }),
 );
 
@@ -208,6 +210,7 @@ export async function publishWithin(
         delivered_at: null,
         listen: target.listen ? 1 : 0,
         order_key: target.ordered && !request.test ? (request.documentId ?? null) : null,
+        queue_key: queueKeyOf(endpoint),
       });
       if (take) {
         claimed.push({

@@ -7,6 +7,7 @@ import { ERASED_DATA } from '../../domain/erasure.js';
 import { splitEventTypes } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
 import type { StoreDialect } from '../dialect.js';
+import { queueKeyOf } from '../queue-key.js';
 import type { DeliveriesTable, SubscriptionsTable } from '../schema.js';
 import type { DeliverOutcome, RecoverResult } from '../store.js';
 import { liveSubscription } from '../subscriptions.js';
@@ -38,6 +39,7 @@ function newDelivery(
     updated_at: now,
     delivered_at: null,
     listen: sub.kind === 'listen' ? 1 : 0,
+    queue_key: queueKeyOf(sub.id),
     order_key: sub.ordering === 'document' ? event.document_id : null,
   };
 }

@@ -16,6 +16,7 @@ import { type Kysely, sql } from 'kysely';
 import type { StoreDialect } from '../dialect.js';
 import type { Database } from '../schema.js';
 import type { ClaimedDelivery } from '../store.js';
+import { ofEndpoint } from './endpoints.js';
 
 /** Slots are this much wider than 1/rate: the margin absorbs lateness on the way to the receiver. */
 export const PACE_FACTOR = 1.1;
@@ -129,7 +130,7 @@ async function reserve(
         .where(sql<boolean>`status in ('pending', 'sending') and listen = 0`)
         .where('next_attempt_at', '<', dueAt)
         .where('status', '=', 'pending')
-        .where('subscription_id', '=', subscriptionId)
+        .where(ofEndpoint(subscriptionId))
         .execute();
     }
     return slots;
