@@ -41,6 +41,8 @@ import { loggedRequestHeaders, WebhookSigner } from './webhook-request.js';
 const RECORD_LINGER = { ms: 5, below: 64 };
 
 const NEXT_DUE_EVERY_MS = 100;
+/** scheduleNextDue waits at least this many times as long as its last question took. */
+const NEXT_DUE_COST_FACTOR = 10;
 
 /** Claim rounds in a row that may take nothing (each walking another part of the endpoints) before the loop waits to be woken. */
 const MAX_EMPTY_ROUNDS = 8;
@@ -67,6 +69,8 @@ export class Dispatcher {
   private probesCheckedAt = Number.NEGATIVE_INFINITY;
   private nextProbeAt: number | undefined;
   private nextDueAskedAt = Number.NEGATIVE_INFINITY;
+  /** How often scheduleNextDue may ask: NEXT_DUE_EVERY_MS, or longer when asking was slow. */
+  private nextDueEveryMs = NEXT_DUE_EVERY_MS;
   private readonly signer: WebhookSigner;
   private readonly leases: LeaseKeeper;
   private readonly metrics: Metrics | undefined;
@@ -391,15 +395,19 @@ export class Dispatcher {
    * per NEXT_DUE_EVERY_MS: under a steady stream of wake-ups (on PostgreSQL every publish wakes
    * every dispatcher) asking after each claim round was a query per round, a third of a worker's
    * queries. Retries this process records arm their own timer (see `results`), and the poll
-   * catches anything else, so a check at most 100 ms old loses nothing.
+   * catches anything else, so a check at most 100 ms old loses nothing. The question walks every
+   * endpoint with queued work (about 3 µs each on SQLite, 8 µs on PostgreSQL), so it is asked at
+   * most once per ten times its last answer took: with 5,000 endpoints holding future retries that
+   * is every 390 ms on PostgreSQL instead of 39 ms of every 100, and the poll still catches up.
    */
   private async scheduleNextDue(): Promise<void> {
     const now = Date.now();
-    if (now - this.nextDueAskedAt < NEXT_DUE_EVERY_MS) return;
+    if (now - this.nextDueAskedAt < this.nextDueEveryMs) return;
     this.nextDueAskedAt = now;
     // Endpoints due already are those the last round had no room for: their lanes claim again
     // once they have room (EndpointLanes.wantMore).
     const due = await this.store.nextDueAt(now);
+    this.nextDueEveryMs = Math.max(NEXT_DUE_EVERY_MS, NEXT_DUE_COST_FACTOR * (Date.now() - now));
     if (due !== undefined) this.wakeAt(due);
   }
 
