@@ -14,9 +14,9 @@ import * as listen from './listen-sessions.js';
 import { migrateToLatest } from './migrator.js';
 import * as nodes from './nodes.js';
 import { chunk } from './queue/chunk.js';
-import { type CircuitRow, circuitOf, circuitsOf, releaseProbes, resetCircuit } from './queue/circuits.js';
+import { type CircuitRow, circuitOf, circuitsOf, makeProbeDue, releaseProbes, resetCircuit } from './queue/circuits.js';
 import { claimListenSession, claimRound, type EventCache, MANUAL_NUDGE, MANUAL_ONE_OFF } from './queue/claim.js';
-import { CLAIMABLE, nextDueAt, ofEndpoint } from './queue/endpoints.js';
+import { nextDueAt } from './queue/endpoints.js';
 import { eventRecordFromRow, FanOutCache, publishEvents } from './queue/publish.js';
 import * as purge from './queue/purge.js';
 import { recordAttempts } from './queue/record-attempts.js';
@@ -740,6 +740,8 @@ export class KyselyStore implements Store {
     endpoint: string,
     now: number,
   ): Promise<{ circuit: EndpointCircuit; probing: boolean } | undefined> {
+    // One transaction: the window ends and a probe is made due while the circuit's row is held, so
+    // no dispatcher's releaseProbes can move the endpoint's deliveries between the two.
     const moved = await this.d.writeTransaction(async (trx) => {
       const row = await trx
         .selectFrom('endpoint_circuits')
@@ -755,21 +757,12 @@ export class KyselyStore implements Store {
         .set({ retry_at: now, updated_at: now })
         .where('endpoint', '=', endpoint)
         .execute();
-      return changed;
+      const probe = await makeProbeDue(this.d, trx, endpoint, now);
+      return { circuit: changed, probing: probe !== 'none' };
     });
     if (!moved) return undefined;
-    // The window has ended: its oldest postponed delivery is due now (if one is queued already, a
-    // probe is on its way as it is).
-    const { released } = await releaseProbes(this.d, now);
-    const queued = await this.d.db
-      .selectFrom('deliveries')
-      .select('id')
-      .where(CLAIMABLE)
-      .where(ofEndpoint(endpoint))
-      .limit(1)
-      .executeTakeFirst();
     this.emitDue();
-    return { circuit: endpointCircuit(moved), probing: released > 0 || queued !== undefined };
+    return { circuit: endpointCircuit(moved.circuit), probing: moved.probing };
   }
 
   releaseProbes(now: number): Promise<{ released: number; nextAt: number | undefined }> {

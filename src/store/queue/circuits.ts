@@ -231,32 +231,7 @@ export async function releaseProbes(
         .$if(dialect.name === 'postgres', (q) => q.forUpdate())
         .executeTakeFirst();
       if (!row || row.state === 'closed' || (row.retry_at !== null && Number(row.retry_at) > now)) return 0;
-      const queued = await trx
-        .selectFrom('deliveries')
-        .select('id')
-        .where(CLAIMABLE)
-        .where(ofEndpoint(c.endpoint))
-        .limit(1)
-        .executeTakeFirst();
-      if (queued) return 0;
-      const oldest = await trx
-        .selectFrom('deliveries')
-        .select('id')
-        .where(sql<boolean>`status = 'postponed'`)
-        .where(ofEndpoint(c.endpoint))
-        .orderBy('next_attempt_at')
-        .orderBy('id')
-        .limit(1)
-        .executeTakeFirst();
-      if (!oldest) return 0;
-      const moved = await trx
-        .updateTable('deliveries')
-        .set({ status: 'pending', next_attempt_at: now, updated_at: now })
-        .where('id', '=', oldest.id)
-        .where('status', '=', 'postponed')
-        .executeTakeFirst();
-      if (Number(moved.numUpdatedRows) > 0) await dialect.notifyDue(trx);
-      return Number(moved.numUpdatedRows);
+      return (await makeProbeDue(dialect, trx, c.endpoint, now)) === 'released' ? 1 : 0;
     });
   }
   if (circuits.length > PROBES_PER_CALL) nextAt = now;
@@ -313,4 +288,44 @@ export async function resetCircuit(trx: Kysely<Database>, key: string, now: numb
   const gone = await trx.deleteFrom('endpoint_circuits').where('endpoint', '=', key).executeTakeFirst();
   if (Number(gone.numDeletedRows) === 0) return 0;
   return releasePostponed(trx, key, now);
+}
+
+/**
+ * Inside a transaction that holds the endpoint's circuit row (read FOR UPDATE on PostgreSQL): makes
+ * the endpoint's oldest postponed delivery due now, unless one of its deliveries is queued or being
+ * sent already (that one is the probe). Says which, or 'none' when the endpoint has nothing to send.
+ */
+export async function makeProbeDue(
+  dialect: StoreDialect,
+  trx: Kysely<Database>,
+  endpoint: string,
+  now: number,
+): Promise<'queued' | 'released' | 'none'> {
+  const queued = await trx
+    .selectFrom('deliveries')
+    .select('id')
+    .where(CLAIMABLE)
+    .where(ofEndpoint(endpoint))
+    .limit(1)
+    .executeTakeFirst();
+  if (queued) return 'queued';
+  const oldest = await trx
+    .selectFrom('deliveries')
+    .select('id')
+    .where(sql<boolean>`status = 'postponed'`)
+    .where(ofEndpoint(endpoint))
+    .orderBy('next_attempt_at')
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  if (!oldest) return 'none';
+  const moved = await trx
+    .updateTable('deliveries')
+    .set({ status: 'pending', next_attempt_at: now, updated_at: now })
+    .where('id', '=', oldest.id)
+    .where('status', '=', 'postponed')
+    .executeTakeFirst();
+  if (Number(moved.numUpdatedRows) === 0) return 'none';
+  await dialect.notifyDue(trx);
+  return 'released';
 }
