@@ -57,7 +57,7 @@ interface EndpointRow {
  * most `max`. Each costs two seeks: the next queue key, and its earliest due delivery.
  */
 export async function queuedEndpoints(dialect: StoreDialect, after: number, max: number): Promise<QueuedEndpoint[]> {
-  const result = await sql<EndpointRow>`
+  const walk = sql`
     with recursive ep(q) as (
       select (select queue_key from deliveries
               where ${CLAIMABLE} and queue_key > ${after}
@@ -67,7 +67,23 @@ export async function queuedEndpoints(dialect: StoreDialect, after: number, max:
               where ${claimableAs('x')} and x.queue_key > ep.q
               order by x.queue_key limit 1)
       from ep where ep.q is not null
-    ),
+    )`;
+  // Each endpoint's head is one index seek. PostgreSQL is told so with a lateral join: joining the
+  // walk to `deliveries` by id lets its planner, which cannot estimate the walk, hash the whole
+  // table instead (a sequential scan on every claim). SQLite has no LATERAL, and its planner looks
+  // each head up by primary key.
+  const result =
+    dialect.name === 'postgres'
+      ? await sql<EndpointRow>`${walk}
+    select ep.q as queue_key, h.key, h.account_id, h.due
+    from ep cross join lateral (
+      select coalesce(x.subscription_id, x.account_id) as key, x.account_id, x.next_attempt_at as due
+      from deliveries as x
+      where ${claimableAs('x')} and x.queue_key = ep.q
+      order by x.queue_key, x.next_attempt_at limit 1) as h
+    where ep.q is not null
+    limit ${max}`.execute(dialect.db)
+      : await sql<EndpointRow>`${walk},
     heads(q, id) as (
       select ep.q, (select x.id from deliveries as x
         where ${claimableAs('x')} and x.queue_key = ep.q
