@@ -5,6 +5,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import BetterSqlite3 from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SMALL_BODY_LIMIT } from '../src/api/schemas.js';
 import { BODY_LIMIT } from '../src/app.js';
 import { DIALECTS, dialectLabel, sqliteDialect } from './helpers/databases.js';
 import { expectError } from './helpers/expect-error.js';
@@ -109,20 +110,33 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         expect(error.message).toContain('Content-Length');
       });
 
-      it('answers 413 payload_too_large for a body over 1 MiB', async () => {
-        const body = JSON.stringify({ target_url: `https://your-app.com/${'a'.repeat(BODY_LIMIT)}` });
-        expect(Buffer.byteLength(body)).toBeGreaterThan(1024 * 1024);
+      it('answers 413 payload_too_large for a body over what its route takes: 64 KiB here, 1 MiB to publish', async () => {
+        const body = JSON.stringify({ target_url: `https://your-app.com/${'a'.repeat(SMALL_BODY_LIMIT)}` });
+        expect(Buffer.byteLength(body)).toBeGreaterThan(64 * 1024);
         const error = expectError(await postRaw(body, 'application/json'), 413, 'payload_too_large');
-        expect(error.message).toContain('1 MiB');
+        expect(error.message).toBe('request body is larger than 64 KiB');
+        const big = await service.request({
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.signed', data: { document_id: 'doc_1', padding: 'a'.repeat(BODY_LIMIT) } },
+        });
+        expect(expectError(big, 413, 'payload_too_large').message).toBe('request body is larger than 1 MiB');
+        // The publish route reads what the subscription route refuses, up to its own limit.
+        const under = await service.request({
+          method: 'POST',
+          url: '/v1/events',
+          payload: { event: 'document.signed', data: { padding: 'a'.repeat(BODY_LIMIT - 200) } },
+        });
+        expect(expectError(under, 400, 'validation_failed').message).toContain('data');
       });
 
-      it('reads a body just under 1 MiB and answers its validation error instead', async () => {
+      it('reads a body just under its limit and answers its validation error instead', async () => {
         const body = JSON.stringify({
           target_url: 'https://your-app.com/x',
           event_type: 'document.sent',
-          padding: 'a'.repeat(BODY_LIMIT - 200),
+          padding: 'a'.repeat(SMALL_BODY_LIMIT - 200),
         });
-        expect(Buffer.byteLength(body)).toBeLessThanOrEqual(BODY_LIMIT);
+        expect(Buffer.byteLength(body)).toBeLessThanOrEqual(SMALL_BODY_LIMIT);
         const error = expectError(await postRaw(body, 'application/json'), 400, 'validation_failed');
         expect(error.message).toContain('padding');
       });

@@ -165,6 +165,32 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
       expect(after).toBe(before);
     });
 
+    it('refuses a body nested too deep from its text, before parsing it', async () => {
+      // Deep and broken at its end: were it parsed first, the answer would be that it is not JSON.
+      const before = (await service.request({ method: 'GET', url: '/v1/events?limit=100' })).json().events.length;
+      const broken = `{"event":"document.signed","data":${'['.repeat(100)}`;
+      const res = await service.request({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { 'content-type': 'application/json' },
+        payload: broken,
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toContain('nested deeper than 32 levels');
+      // Two million levels, 3.8 MiB, on the route that takes the largest bodies.
+      const deep = `{"events":${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}}`;
+      const batch = await service.request({
+        method: 'POST',
+        url: '/v1/events/batch',
+        headers: { 'content-type': 'application/json' },
+        payload: deep,
+      });
+      expect(batch.statusCode).toBe(400);
+      expect(batch.json().error.message).toContain('nested deeper than 32 levels');
+      const after = (await service.request({ method: 'GET', url: '/v1/events?limit=100' })).json().events.length;
+      expect(after).toBe(before);
+    });
+
     it('refuses U+0000 anywhere in a request with a 400 naming the field, on both dialects alike', async () => {
       const cases = [
         { method: 'GET', url: '/v1/deliveries?event_id=%00', field: 'event_id' },

@@ -4,7 +4,7 @@
 // 5xx; a 5xx here is a bug, logged with its stack and answered without internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountersignError, ERROR_CATALOGUE, type ErrorCode, type ErrorDetail } from '../errors.js';
-import { BODY_LIMIT } from './schemas.js';
+import { BODY_LIMIT, describeBodyLimit } from './schemas.js';
 
 interface AjvError {
   keyword: string;
@@ -176,7 +176,7 @@ function databaseUnavailable(err: { code?: unknown; message?: string }): boolean
 function fromFastify(err: FastifyError, bodyLimit: number): CountersignError | undefined {
   const status = err.statusCode ?? 500;
   const tooLarge = () =>
-    new CountersignError('payload_too_large', `request body is larger than ${bodyLimit / (1024 * 1024)} MiB`);
+    new CountersignError('payload_too_large', `request body is larger than ${describeBodyLimit(bodyLimit)}`);
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return tooLarge();

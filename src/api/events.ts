@@ -10,6 +10,7 @@ import { BatchRefusedError, type EventRecord, type PublishRequest, type PublishR
 import type { AppContext } from './context.js';
 import {
   BATCH_BODY_LIMIT,
+  BODY_LIMIT,
   EventTypeSchema,
   errors,
   IdParams,
@@ -174,6 +175,7 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
       '/v1/events',
       {
         config: { scope: 'publish' },
+        bodyLimit: BODY_LIMIT,
         schema: {
           tags: ['events'],
           summary: 'Publish an event to every matching subscription and the account callback',

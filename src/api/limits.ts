@@ -7,6 +7,13 @@ import { CountersignError } from '../errors.js';
 
 export const MAX_JSON_DEPTH = 32;
 
+/** The refusal of a body nested deeper than MAX_JSON_DEPTH (found in its text before parsing, or after). */
+export function tooDeep(): CountersignError {
+  return new CountersignError('validation_failed', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, [
+    { field: 'body', message: `nested deeper than ${MAX_JSON_DEPTH} levels` },
+  ]);
+}
+
 export interface RateLimitSettings {
   /** Requests allowed per token per window; 0 turns the limit off. */
   max: number;
@@ -19,11 +26,7 @@ export function registerLimits(api: FastifyInstance, settings: RateLimitSettings
     const body = request.body;
     const found = body !== null && typeof body === 'object' ? inspectBody(body) : nulField(body, '');
     if (found === DEEP) {
-      done(
-        new CountersignError('validation_failed', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, [
-          { field: 'body', message: `nested deeper than ${MAX_JSON_DEPTH} levels` },
-        ]),
-      );
+      done(tooDeep());
       return;
     }
     // PostgreSQL text cannot hold U+0000, and no field of ours has a use for it: refuse it everywhere

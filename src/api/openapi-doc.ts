@@ -15,7 +15,7 @@ const API_STATUSES = {
   400: 'The request is malformed: a field, a query parameter, a body on a route that takes none, or JSON keys such as __proto__.',
   401: 'The API token is missing, invalid, revoked or expired.',
   403: 'The token lacks the scope this route needs.',
-  413: 'The request body is larger than 1 MiB (10 MiB for POST /v1/events/batch).',
+  413: 'The request body is larger than the route takes: 1 MiB for POST /v1/events, 10 MiB for POST /v1/events/batch, 64 KiB elsewhere.',
   415: 'The body is not application/json, or has a Content-Encoding countersign does not decode.',
   429: 'The token’s rate limit is spent; Retry-After says when to come back.',
   500: 'A bug in countersign; it is logged.',

@@ -15,6 +15,9 @@ import {
   type preParsingHookHandler,
 } from 'fastify';
 import { CountersignError, invalidField } from '../errors.js';
+import { nestsDeeperThan } from './json-depth.js';
+import { MAX_JSON_DEPTH, tooDeep } from './limits.js';
+import { SMALL_BODY_LIMIT } from './schemas.js';
 
 /** Whether a route reads a request body: per its schema's `body`, TypeBox's Optional marking it optional. */
 type BodyStance = 'none' | 'optional' | 'required';
@@ -34,6 +37,8 @@ export function registerRequestGuards(app: FastifyInstance): void {
       route.preParsing = route.preParsing === undefined ? [refuseBody] : [...[route.preParsing].flat(), refuseBody];
     }
     if (stance === 'optional') route.validatorCompiler = acceptingAbsentBody(this, route.validatorCompiler);
+    // A route that takes a body reads no more than it needs unless it says otherwise.
+    if (stance !== 'none' && route.bodyLimit === undefined) route.bodyLimit = SMALL_BODY_LIMIT;
   });
 
   const parseJson = app.getDefaultJsonParser(
@@ -46,6 +51,12 @@ export function registerRequestGuards(app: FastifyInstance): void {
     // Only an empty body pays for reading the route's options (a getter that builds an object).
     if (text.length === 0 && bodyStance(request.routeOptions.schema) !== 'required') {
       done(null, undefined);
+      return;
+    }
+    // Before parsing: refusing a pathologically deep body after JSON.parse has built it would
+    // already have cost the parse.
+    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+      done(tooDeep());
       return;
     }
     parseJson(request, text, (err, value) => {

@@ -48,6 +48,16 @@ export function errors(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 422 | 4
 
 export const Timestamp = Type.String({ format: 'date-time' });
 
-/** The largest request body, in bytes: 1 MiB, and 10 MiB for POST /v1/events/batch alone. */
+/**
+ * The largest request body, in bytes, per route: 64 KiB for a route that says nothing (a
+ * subscription, a document, an erasure: none needs more), 1 MiB for a published event's data, and
+ * 10 MiB for POST /v1/events/batch.
+ */
+export const SMALL_BODY_LIMIT = 64 * 1024;
 export const BODY_LIMIT = 1024 * 1024;
 export const BATCH_BODY_LIMIT = 10 * 1024 * 1024;
+
+/** A body limit as the 413 and the docs say it: "64 KiB", "1 MiB". */
+export function describeBodyLimit(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;
+}
