@@ -53,6 +53,11 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Per-token API rate limit; defaults to DEFAULT_RATE_LIMIT. */
   rateLimit?: RateLimitSettings;
+  /**
+   * How long a client may take to send a whole request, and a connection may stay silent (Node's
+   * requestTimeout and the socket timeout). Default DEFAULT_INBOUND_TIMEOUT_MS.
+   */
+  inboundTimeoutMs?: number;
   /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
   dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
   /** COUNTERSIGN_PUBLIC_URL: the base of portal session links; else the address each request came to. */
@@ -64,10 +69,12 @@ export interface AppOptions {
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
+export const DEFAULT_INBOUND_TIMEOUT_MS = 60_000;
 
 export { BODY_LIMIT };
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const inboundTimeoutMs = options.inboundTimeoutMs ?? DEFAULT_INBOUND_TIMEOUT_MS;
   const app = Fastify({
     loggerInstance: options.logger || undefined,
     logger: options.logger ? undefined : false,
@@ -79,6 +86,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // and the few lines logged per request name their reqId themselves.
     childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
+    // A client that trickles its request (or holds a silent connection) is cut off, not kept
+    // forever. Listen streams write a ping every 10 s, so they are never silent that long.
+    requestTimeout: inboundTimeoutMs,
+    connectionTimeout: inboundTimeoutMs,
+    // Given to Node's server as it is made too: Node 20 reads a requestTimeout set on the server
+    // afterwards (which is how Fastify sets it) for nothing. Node looks for requests past their time
+    // every connectionsCheckingInterval (30 s by its default).
+    http: { requestTimeout: inboundTimeoutMs, connectionsCheckingInterval: Math.min(5_000, inboundTimeoutMs) },
     ajv: { customOptions: {} },
   }) as unknown as FastifyInstance;
 

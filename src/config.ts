@@ -32,6 +32,8 @@ export interface Config {
   portalFrameAncestors: string;
   /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
   heapGrowthPercent: number;
+  /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
+  inboundTimeoutMs: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
   rateLimit: { max: number; windowMs: number };
   dispatcher: DispatcherConfig;
@@ -190,6 +192,16 @@ export const SETTINGS = [
     default: '100000/10s',
     kind: 'text',
     about: `per-token API requests per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
+  },
+  {
+    flag: 'inbound-timeout',
+    variable: 'COUNTERSIGN_INBOUND_TIMEOUT',
+    value: '<duration>',
+    default: '60s',
+    kind: 'duration',
+    range: [SECOND, 10 * MINUTE],
+    about:
+      'how long a client may take to send a whole API request, and an API connection may stay silent (COUNTERSIGN_REQUEST_TIMEOUT is the outbound one)',
   },
   {
     flag: 'master-key-file',
@@ -436,6 +448,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     accessLog: switchedOn('access-log'),
     portalFrameAncestors: frameAncestors(read('portal-frame-ancestors') as Given),
     heapGrowthPercent: int('heap-growth'),
+    inboundTimeoutMs: ms('inbound-timeout'),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
       enabled: !switchedOn('no-dispatcher'),

@@ -142,6 +142,7 @@ async function startSteps(
       publicUrl: config.publicUrl,
       portal: { frameAncestors: config.portalFrameAncestors },
       rateLimit: config.rateLimit,
+      inboundTimeoutMs: config.inboundTimeoutMs,
       metrics,
       dispatcher,
       listen: {

@@ -54,6 +54,7 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'circuit-max-open': { value: '1h', read: (c) => c.dispatcher.circuit.maxOpenMs, expected: 3_600_000 },
   'no-dispatcher': { value: 'true', read: (c) => c.dispatcher.enabled, expected: false },
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
+  'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
   'log-level': { value: 'debug', read: (c) => c.logLevel, expected: 'debug' },
   'log-format': { value: 'pretty', read: (c) => c.logFormat, expected: 'pretty' },
   'access-log': { value: 'off', read: (c) => c.accessLog, expected: false },

@@ -2,6 +2,7 @@
 // from the catalogue. Validation errors name the offending field; a path asked with a method it
 // does not have is a 405 with Allow, a path no route has a 404. Nothing a client sends produces a
 // 5xx; a 5xx here is a bug, logged with its stack and answered without internals.
+import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountersignError, ERROR_CATALOGUE, type ErrorCode, type ErrorDetail } from '../errors.js';
 import { BODY_LIMIT, describeBodyLimit } from './schemas.js';
@@ -18,10 +19,19 @@ export function errorBody(code: ErrorCode, message: string, details?: ErrorDetai
 }
 
 export function sendError(reply: FastifyReply, err: CountersignError): FastifyReply {
+  // Refused before its body was read (a 401, a 413, a 415): the connection is closed after the
+  // answer rather than kept to drain a body that may trickle in for as long as the client likes.
+  if (bodyLeftUnread(reply.request.raw)) reply.header('connection', 'close');
   return reply
     .code(err.statusCode)
     .type('application/json')
     .send(errorBody(err.code, err.message, err.details));
+}
+
+function bodyLeftUnread(raw: IncomingMessage): boolean {
+  if (raw.complete) return false;
+  const length = raw.headers['content-length'];
+  return (length !== undefined && length !== '0') || raw.headers['transfer-encoding'] !== undefined;
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -46,6 +46,8 @@ export interface TestServiceOptions {
   /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
+  /** COUNTERSIGN_INBOUND_TIMEOUT (60 s by default). */
+  inboundTimeoutMs?: number;
   metrics?: Metrics;
   /** Where the service logs (silent by default); with it the access log is on, as in `serve`. */
   logger?: Logger;
@@ -105,6 +107,7 @@ export async function startTestService(
     logger,
     accessLog: options.logger !== undefined,
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+    ...(options.inboundTimeoutMs ? { inboundTimeoutMs: options.inboundTimeoutMs } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
