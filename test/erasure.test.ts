@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonHolds, likePattern, subjectMatcher } from '../src/domain/erasure.js';
 import { openStore } from '../src/store/kysely-store.js';
@@ -459,6 +460,50 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       expect(occurrences(stored, ERASE)).toBe(0);
       expect(occurrences(stored, KEEP)).toBeGreaterThan(0);
     }, 60_000);
+
+    it.skipIf(dialect.name !== 'sqlite')(
+      'rebuilds the SQLite file only when an erasure changed something (SQLite)',
+      async () => {
+        const svc = await startTestService(dialect);
+        service = svc;
+        const api = apiOf(svc);
+        await api.published('document.signed', {
+          document_id: 'doc_1',
+          signer_email: ERASE,
+          audit_url: 'https://x.example/a',
+        });
+        // Free pages, which a rebuild (VACUUM) leaves none of: a table made and dropped by another connection.
+        const side = new Database(svc.database.url);
+        const freePages = () => Number(side.pragma('freelist_count', { simple: true }));
+        try {
+          side.exec('create table scratch (x text)');
+          const fill = side.prepare('insert into scratch values (?)');
+          side.transaction(() => {
+            for (let i = 0; i < 500; i++) fill.run('x'.repeat(2000));
+          })();
+          side.exec('drop table scratch');
+          expect(freePages()).toBeGreaterThan(0);
+          const erase = (email: string) =>
+            svc.request({ method: 'POST', url: '/v1/erasure', payload: { signer_email: email } });
+          const nothing = await erase('nobody@example.com');
+          expect(nothing.json()).toMatchObject({ events_erased: 0, attempts_scrubbed: 0, complete: true });
+          expect(freePages()).toBeGreaterThan(0);
+          const matched = await erase(ERASE);
+          expect(matched.json()).toMatchObject({ events_erased: 1, complete: true });
+          expect(freePages()).toBe(0);
+          // What it owed is paid: the next erasure that matches nothing rebuilds nothing again.
+          side.exec('create table scratch (x text)');
+          side.transaction(() => {
+            for (let i = 0; i < 500; i++) side.prepare('insert into scratch values (?)').run('x'.repeat(2000));
+          })();
+          side.exec('drop table scratch');
+          expect((await erase(ERASE)).json()).toMatchObject({ events_erased: 0, complete: true });
+          expect(freePages()).toBeGreaterThan(0);
+        } finally {
+          side.close();
+        }
+      },
+    );
 
     it('leaves no copy in pages written before the erasure either: a larger history, with retries', async () => {
       const { svc, url } = await start();

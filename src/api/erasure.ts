@@ -52,7 +52,8 @@ const ABOUT =
   'once, and its answer is scrubbed when it is logged (the erasure waits up to 20 s for it). Every attempt of ' +
   'the account whose answer (excerpt, headers) or error holds the address or document id loses that text, ' +
   'whichever event it was for. On SQLite the database file is then rebuilt and its WAL truncated, so no old ' +
-  'copy stays on disk; the process holds its other requests meanwhile (about 1.7 s for a 250 MB file). ' +
+  'copy stays on disk; the process holds its other requests meanwhile (about 1.7 s for a 250 MB file). An ' +
+  'erasure that changed nothing (and follows no unfinished rebuild) rebuilds nothing. ' +
   'Erasing again is safe: what was erased is not counted twice.';
 
 /** The subject of a valid body; a 400 naming the field otherwise. */

@@ -20,6 +20,8 @@
 // Events and attempts are read in pages of `batchSize` rows by id and changed in one short write
 // transaction per page, so a large account never holds the writer for long. What is done stays
 // done; calling again is safe and completes whatever a first call could not (`complete: false`).
+
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Kysely, sql } from 'kysely';
 import { ERASED_DATA, type ErasureSubject, jsonHolds, likePattern, subjectMatcher } from '../domain/erasure.js';
@@ -94,13 +96,38 @@ export async function eraseSubject(
   }
 
   if (d.name === 'sqlite') {
-    const problem = await rewriteFile(d.db);
-    if (problem) {
-      outcome.complete = false;
-      outcome.warnings.push(problem);
+    // Only when an erasure changed something since the file was last rebuilt (this one, or an
+    // earlier one whose rebuild could not finish): an erasure that matched nothing costs no rebuild.
+    const owed = await rewriteOwed(d.db);
+    if (owed !== undefined) {
+      const problem = await rewriteFile(d.db);
+      if (problem) {
+        outcome.complete = false;
+        outcome.warnings.push(problem);
+      } else {
+        // Unless another erasure changed rows meanwhile (and so owes a rebuild of its own).
+        await d.writeTransaction((trx) =>
+          trx.deleteFrom('countersign_settings').where('key', '=', REWRITE_OWED).where('value', '=', owed).execute(),
+        );
+      }
     }
   }
   return { outcome, erasedEventIds, released };
+}
+
+/**
+ * SQLite: the settings row saying that erased rows may have left copies in the file, which a
+ * rebuild owes; its value changes with every erasure write that changed a row.
+ */
+const REWRITE_OWED = 'erasure_rewrite_owed';
+
+async function rewriteOwed(db: Kysely<Database>): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('countersign_settings')
+    .select('value')
+    .where('key', '=', REWRITE_OWED)
+    .executeTakeFirst();
+  return row?.value;
 }
 
 /**
@@ -112,11 +139,27 @@ function writeScrubbing<T>(d: StoreDialect, work: (trx: Kysely<Database>) => Pro
   return d.writeTransaction(async (trx) => {
     await sql`pragma secure_delete = on`.execute(trx);
     try {
-      return await work(trx);
+      const before = await totalChanges(trx);
+      const result = await work(trx);
+      // In the same transaction as the change: a crash before the rebuild still leaves it owed.
+      if ((await totalChanges(trx)) !== before) {
+        await trx
+          .insertInto('countersign_settings')
+          .values({ key: REWRITE_OWED, value: randomUUID() })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value: (eb) => eb.ref('excluded.value') }))
+          .execute();
+      }
+      return result;
     } finally {
       await sql`pragma secure_delete = off`.execute(trx);
     }
   });
+}
+
+/** Rows this SQLite connection has changed since it opened. */
+async function totalChanges(trx: Kysely<Database>): Promise<number> {
+  const result = await sql<{ n: number }>`select total_changes() as n`.execute(trx);
+  return Number(result.rows[0]?.n ?? 0);
 }
 
 /** Ids of the account's events about the subject, a page at a time. */
