@@ -1,5 +1,6 @@
 // buildApp(): the Fastify instance with every plugin and route, without listen(), so tests use
 // inject() or listen on an ephemeral port themselves. server.ts owns the process lifecycle.
+
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
@@ -32,6 +33,7 @@ import { subscriptionRoutes } from './api/subscriptions.js';
 import type { Dispatcher } from './delivery/dispatcher.js';
 import { type Resolver, systemResolver } from './delivery/guarded-lookup.js';
 import { DEFAULT_LISTEN_SETTINGS, ListenHub, type ListenSettings } from './delivery/listen-hub.js';
+import { FixedWindowLimiter } from './domain/rate-limit.js';
 import type { SecretBox } from './domain/secret-box.js';
 import type { TargetPolicy } from './domain/target-url.js';
 import { unredactedLogger } from './logger.js';
@@ -58,6 +60,8 @@ export interface AppOptions {
    * requestTimeout and the socket timeout). Default DEFAULT_INBOUND_TIMEOUT_MS.
    */
   inboundTimeoutMs?: number;
+  /** Erasures per account per window (DEFAULT_ERASURE_RATE_LIMIT); max 0 turns the limit off. */
+  erasureRateLimit?: RateLimitSettings;
   /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
   dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
   /** COUNTERSIGN_PUBLIC_URL: the base of portal session links; else the address each request came to. */
@@ -70,6 +74,7 @@ export interface AppOptions {
 
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100_000, windowMs: 10_000 };
 export const DEFAULT_INBOUND_TIMEOUT_MS = 60_000;
+export const DEFAULT_ERASURE_RATE_LIMIT: RateLimitSettings = { max: 10, windowMs: 60_000 };
 
 export { BODY_LIMIT };
 
@@ -125,7 +130,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       if (claim) dispatcher?.acceptPublished(claim, claimed, now);
     }
   };
+  const erasures = options.erasureRateLimit ?? DEFAULT_ERASURE_RATE_LIMIT;
   const ctx: AppContext = {
+    erasureLimiter: erasures.max > 0 ? new FixedWindowLimiter(erasures.max, erasures.windowMs) : undefined,
     store: options.store,
     secrets: options.secrets,
     targetPolicy: options.targetPolicy,

@@ -32,6 +32,8 @@ export interface Config {
   portalFrameAncestors: string;
   /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
   heapGrowthPercent: number;
+  /** COUNTERSIGN_ERASURE_RATE_LIMIT: erasures per account per window; max 0 turns it off. */
+  erasureRateLimit: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
   inboundTimeoutMs: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
@@ -192,6 +194,15 @@ export const SETTINGS = [
     default: '100000/10s',
     kind: 'text',
     about: `per-token API requests per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
+  },
+  {
+    flag: 'erasure-rate-limit',
+    variable: 'COUNTERSIGN_ERASURE_RATE_LIMIT',
+    value: '<n/window>',
+    default: '10/1m',
+    kind: 'text',
+    about:
+      'erasures (POST /v1/erasure) per account per window, e.g. 10/1m; each may rebuild the SQLite file, which holds every request meanwhile; off disables it',
   },
   {
     flag: 'inbound-timeout',
@@ -449,6 +460,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     portalFrameAncestors: frameAncestors(read('portal-frame-ancestors') as Given),
     heapGrowthPercent: int('heap-growth'),
     inboundTimeoutMs: ms('inbound-timeout'),
+    erasureRateLimit: rateLimit(read('erasure-rate-limit') as Given),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
       enabled: !switchedOn('no-dispatcher'),

@@ -143,6 +143,7 @@ async function startSteps(
       portal: { frameAncestors: config.portalFrameAncestors },
       rateLimit: config.rateLimit,
       inboundTimeoutMs: config.inboundTimeoutMs,
+      erasureRateLimit: config.erasureRateLimit,
       metrics,
       dispatcher,
       listen: {

@@ -461,6 +461,36 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       expect(occurrences(stored, KEEP)).toBeGreaterThan(0);
     }, 60_000);
 
+    it('limits erasures per account: past the limit a 429 with Retry-After, and nothing erased', async () => {
+      const svc = await startTestService(dialect, { erasureRateLimit: { max: 2, windowMs: 60 * 60_000 } });
+      service = svc;
+      const api = apiOf(svc);
+      await api.published('document.signed', {
+        document_id: 'doc_1',
+        signer_email: ERASE,
+        audit_url: 'https://x.example/a',
+      });
+      const erase = (email: string, token?: string) =>
+        svc.request({ method: 'POST', url: '/v1/erasure', payload: { signer_email: email }, token });
+      expect((await erase('nobody@example.com')).statusCode).toBe(200);
+      expect((await erase('nobody.else@example.com')).statusCode).toBe(200);
+      const refused = await erase(ERASE);
+      expect(expectError(refused, 429, 'rate_limited').message).toMatch(
+        /^this account may erase 2 times per 1 hour; retry in /,
+      );
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      const [event] = (await svc.request({ method: 'GET', url: '/v1/events?limit=10' })).json().events;
+      expect(event.data.signer_email).toBe(ERASE);
+      // Another account has a limit of its own; an invalid request is refused before it counts.
+      const other = await svc.tokenFor('globex');
+      expect(
+        (await svc.request({ method: 'POST', url: '/v1/erasure', payload: {}, token: other.token })).statusCode,
+      ).toBe(400);
+      expect((await erase('nobody@example.com', other.token)).statusCode).toBe(200);
+      expect((await erase('nobody@example.com', other.token)).statusCode).toBe(200);
+      expect((await erase('nobody@example.com', other.token)).statusCode).toBe(429);
+    });
+
     it.skipIf(dialect.name !== 'sqlite')(
       'rebuilds the SQLite file only when an erasure changed something (SQLite)',
       async () => {

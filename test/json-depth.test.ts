@@ -8,7 +8,7 @@ describe('nestsDeeperThan', () => {
   it('counts arrays and objects inside one another, the outermost as 1', () => {
     expect(nestsDeeperThan(nest(32), 32)).toBe(false);
     expect(nestsDeeperThan(nest(33), 32)).toBe(true);
-    const objects = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+    const objects = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
     expect(nestsDeeperThan(objects(32), 32)).toBe(false);
     expect(nestsDeeperThan(objects(33), 32)).toBe(true);
     // Siblings do not add up: depth is how far in, not how many.

@@ -1,11 +1,15 @@
 // What route plugins need from the running service, passed in explicitly (no globals).
+
 import type { Resolver } from '../delivery/guarded-lookup.js';
+import type { FixedWindowLimiter } from '../domain/rate-limit.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { TargetPolicy } from '../domain/target-url.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import type { PublishRequest, PublishResult, Store } from '../store/store.js';
 
 export interface AppContext {
+  /** Erasures per account (each may rebuild the SQLite file); undefined when unlimited. */
+  erasureLimiter: FixedWindowLimiter | undefined;
   store: Store;
   secrets: SecretBox;
   targetPolicy: TargetPolicy;

@@ -2,9 +2,10 @@
 // (store/erasure.ts says how). Admin scope: it changes history for good. The subject is never
 // logged; the one log line carries the counts.
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { type ErasureSubject, isEmailAddress, MAX_DOCUMENT_ID_LENGTH, MAX_EMAIL_LENGTH } from '../domain/erasure.js';
-import { invalidField } from '../errors.js';
+import { describeSpan } from '../domain/time.js';
+import { CountersignError, invalidField } from '../errors.js';
 import type { AppContext } from './context.js';
 import { errors } from './schemas.js';
 
@@ -56,6 +57,21 @@ const ABOUT =
   'erasure that changed nothing (and follows no unfinished rebuild) rebuilds nothing. ' +
   'Erasing again is safe: what was erased is not counted twice.';
 
+/**
+ * One account may erase COUNTERSIGN_ERASURE_RATE_LIMIT times per window: each erasure may rebuild
+ * the SQLite file, which holds every other request meanwhile. A 429 with Retry-After past it.
+ */
+function refuseIfTooFrequent(ctx: AppContext, accountId: string, reply: FastifyReply): void {
+  const decision = ctx.erasureLimiter?.take(accountId, Date.now());
+  if (decision === undefined || decision.allowed) return;
+  const resetSeconds = Math.max(1, Math.ceil(decision.resetInMs / 1000));
+  reply.header('retry-after', resetSeconds);
+  throw new CountersignError(
+    'rate_limited',
+    `this account may erase ${decision.limit} times per ${describeSpan(ctx.erasureLimiter?.windowMs ?? 0)}; retry in ${describeSpan(resetSeconds * 1000)}`,
+  );
+}
+
 /** The subject of a valid body; a 400 naming the field otherwise. */
 function subjectOf(body: ErasureBody): ErasureSubject {
   const { signer_email: email, document_id: documentId } = body;
@@ -81,11 +97,12 @@ export function erasureRoutes(ctx: AppContext): FastifyPluginAsync {
           summary: 'Erase a signer’s address or a document from stored events and attempts',
           description: ABOUT,
           body: ErasureBody,
-          response: { 200: Erased, ...errors(400, 401, 403) },
+          response: { 200: Erased, ...errors(400, 401, 403, 429) },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const subject = subjectOf(request.body);
+        refuseIfTooFrequent(ctx, request.principal.accountId, reply);
         const outcome = await ctx.store.eraseSubject(request.principal.accountId, subject, Date.now());
         const answer = {
           events_erased: outcome.eventsErased,

@@ -46,6 +46,8 @@ export interface TestServiceOptions {
   /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
+  /** COUNTERSIGN_ERASURE_RATE_LIMIT (10 a minute by default). */
+  erasureRateLimit?: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT (60 s by default). */
   inboundTimeoutMs?: number;
   metrics?: Metrics;
@@ -108,6 +110,7 @@ export async function startTestService(
     accessLog: options.logger !== undefined,
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
     ...(options.inboundTimeoutMs ? { inboundTimeoutMs: options.inboundTimeoutMs } : {}),
+    ...(options.erasureRateLimit ? { erasureRateLimit: options.erasureRateLimit } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
