@@ -193,7 +193,7 @@ export const SETTINGS = [
     value: '<n/window>',
     default: '100000/10s',
     kind: 'text',
-    about: `per-token API requests per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
+    about: `API requests per account (all its tokens together) per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
   },
   {
     flag: 'erasure-rate-limit',

@@ -1,4 +1,4 @@
-// Request limits beyond body size: per-token rate limits (429 with Retry-After) and a cap on JSON
+// Request limits beyond body size: per-account rate limits (429 with Retry-After) and a cap on JSON
 // nesting, so no client can monopolise the service or make validation walk a pathological body.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FixedWindowLimiter } from '../domain/rate-limit.js';
@@ -46,15 +46,16 @@ export function registerLimits(api: FastifyInstance, settings: RateLimitSettings
 }
 
 /**
- * Counts every request of a token, refused ones included, right after authentication (an onRequest
- * hook registered after it), so a client cannot spend the service's time on requests that fail
- * validation without them counting. Every answer carries the token's standing; a 429 says when to
- * come back. A callback hook: it never waits.
+ * Counts every request of an account, whichever of its tokens made it and refused ones included,
+ * right after authentication (an onRequest hook registered after it), so a client can neither
+ * spend the service's time on requests that fail validation nor get a fresh window by minting
+ * another token (a portal session makes one each). Every answer carries the account's standing; a
+ * 429 says when to come back. A callback hook: it never waits.
  */
 function registerRateLimit(api: FastifyInstance, limiter: FixedWindowLimiter): void {
   const window = describeSpan(limiter.windowMs);
   api.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    const decision = limiter.take(request.principal.tokenId, Date.now());
+    const decision = limiter.take(request.principal.accountId, Date.now());
     const resetSeconds = Math.max(1, Math.ceil(decision.resetInMs / 1000));
     reply.header('x-ratelimit-limit', decision.limit);
     reply.header('x-ratelimit-remaining', decision.remaining);

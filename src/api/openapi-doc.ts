@@ -17,7 +17,7 @@ const API_STATUSES = {
   403: 'The token lacks the scope this route needs.',
   413: 'The request body is larger than the route takes: 1 MiB for POST /v1/events, 10 MiB for POST /v1/events/batch, 64 KiB elsewhere.',
   415: 'The body is not application/json, or has a Content-Encoding countersign does not decode.',
-  429: 'The token’s rate limit is spent; Retry-After says when to come back.',
+  429: 'The account’s rate limit (all its tokens together) is spent; Retry-After says when to come back.',
   500: 'A bug in countersign; it is logged.',
   503: 'The database cannot answer right now; nothing was changed. Retry-After: 1.',
 } as const;
