@@ -11,7 +11,7 @@ import { registerAccessLog } from './api/access-log.js';
 import { authenticate } from './api/auth.js';
 import { callbackRoutes } from './api/callbacks.js';
 import { circuitRoutes } from './api/circuit.js';
-import type { AppContext } from './api/context.js';
+import { type AccountQuotas, type AppContext, DEFAULT_QUOTAS } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
 import { auditLinkKey, auditLinkRoutes, documentRoutes } from './api/documents.js';
 import { erasureRoutes } from './api/erasure.js';
@@ -60,6 +60,8 @@ export interface AppOptions {
    * requestTimeout and the socket timeout). Default DEFAULT_INBOUND_TIMEOUT_MS.
    */
   inboundTimeoutMs?: number;
+  /** What one account may hold (DEFAULT_QUOTAS). */
+  quotas?: Partial<AccountQuotas>;
   /** Erasures per account per window (DEFAULT_ERASURE_RATE_LIMIT); max 0 turns the limit off. */
   erasureRateLimit?: RateLimitSettings;
   /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
@@ -132,6 +134,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   const erasures = options.erasureRateLimit ?? DEFAULT_ERASURE_RATE_LIMIT;
   const ctx: AppContext = {
+    quotas: { ...DEFAULT_QUOTAS, ...options.quotas },
     erasureLimiter: erasures.max > 0 ? new FixedWindowLimiter(erasures.max, erasures.windowMs) : undefined,
     store: options.store,
     secrets: options.secrets,

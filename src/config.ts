@@ -32,6 +32,8 @@ export interface Config {
   portalFrameAncestors: string;
   /** COUNTERSIGN_HEAP_GROWTH: how far V8 lets the heap grow past what survived a full GC, in %; 0 = V8's own. */
   heapGrowthPercent: number;
+  /** COUNTERSIGN_MAX_SUBSCRIPTIONS: live subscriptions per account. */
+  maxSubscriptions: number;
   /** COUNTERSIGN_ERASURE_RATE_LIMIT: erasures per account per window; max 0 turns it off. */
   erasureRateLimit: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
@@ -194,6 +196,15 @@ export const SETTINGS = [
     default: '100000/10s',
     kind: 'text',
     about: `API requests per account (all its tokens together) per window, e.g. 600/1m (a window of ${formatDuration(RATE_LIMIT_WINDOW_RANGE[0])} to ${formatDuration(RATE_LIMIT_WINDOW_RANGE[1])}); off disables it`,
+  },
+  {
+    flag: 'max-subscriptions',
+    variable: 'COUNTERSIGN_MAX_SUBSCRIPTIONS',
+    value: '<n>',
+    default: '1000',
+    kind: 'integer',
+    range: [1, 1_000_000],
+    about: 'live subscriptions one account may have (its callback not counted); past it a create is a 409',
   },
   {
     flag: 'erasure-rate-limit',
@@ -461,6 +472,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     heapGrowthPercent: int('heap-growth'),
     inboundTimeoutMs: ms('inbound-timeout'),
     erasureRateLimit: rateLimit(read('erasure-rate-limit') as Given),
+    maxSubscriptions: int('max-subscriptions'),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
       enabled: !switchedOn('no-dispatcher'),

@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   conflict: 409,
   subscription_exists: 409,
   delivery_in_flight: 409,
+  quota_exceeded: 409,
   idempotency_key_reused: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -144,6 +144,7 @@ async function startSteps(
       rateLimit: config.rateLimit,
       inboundTimeoutMs: config.inboundTimeoutMs,
       erasureRateLimit: config.erasureRateLimit,
+      quotas: { subscriptions: config.maxSubscriptions },
       metrics,
       dispatcher,
       listen: {

@@ -3,7 +3,7 @@
 // list with cursor pagination and filters, get, patch, delete, and isolation between accounts.
 import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/domain/tokens.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { expectError, expectFieldError, expectUnauthorized } from './helpers/expect-error.js';
@@ -629,6 +629,43 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
         expect(res.json().subscriptions[0].status).toBe('active');
         expect((await list(reader.token)).json().subscriptions).toHaveLength(1);
       });
+    });
+  });
+});
+
+describe.each(DIALECTS)('the subscriptions quota on $name', (dialect) => {
+  describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
+    let service: TestService | undefined;
+    afterEach(async () => {
+      await service?.close();
+      service = undefined;
+    });
+
+    const body = (n: number) => ({ ...SEED_REQUEST, target_url: `https://your-app.com/hooks/${n}` });
+
+    it('refuses a create past COUNTERSIGN_MAX_SUBSCRIPTIONS with a 409 that says so, even when creates race', async () => {
+      const svc = await startTestService(dialect, { allowInsecureTargets: false, quotas: { subscriptions: 5 } });
+      service = svc;
+      const create = (n: number, token?: string) =>
+        svc.request({ method: 'POST', url: PATH, payload: body(n), ...(token ? { token } : {}) });
+      // Twelve at once: exactly five get a place, whatever the order.
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, n) => create(n)));
+      expect(answers.filter((a) => a.statusCode === 200)).toHaveLength(5);
+      const refused = answers.filter((a) => a.statusCode !== 200);
+      expect(refused).toHaveLength(7);
+      for (const res of refused) {
+        expect(expectError(res, 409, 'quota_exceeded').message).toBe(
+          'this account has 5 subscriptions, as many as it may (COUNTERSIGN_MAX_SUBSCRIPTIONS); delete one first',
+        );
+      }
+      const listed = (await svc.request({ method: 'GET', url: PATH })).json().subscriptions as { id: string }[];
+      expect(listed).toHaveLength(5);
+      // Deleting one frees its place; another account has places of its own.
+      expect((await svc.request({ method: 'DELETE', url: `${PATH}/${listed[0]?.id}` })).statusCode).toBe(204);
+      expect((await create(100)).statusCode).toBe(200);
+      expect((await create(101)).statusCode).toBe(409);
+      const other = await svc.tokenFor('globex');
+      expect((await create(102, other.token)).statusCode).toBe(200);
     });
   });
 });

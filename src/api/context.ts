@@ -7,7 +7,16 @@ import type { TargetPolicy } from '../domain/target-url.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import type { PublishRequest, PublishResult, Store } from '../store/store.js';
 
+export interface AccountQuotas {
+  /** Live subscriptions (the account callback not counted). */
+  subscriptions: number;
+}
+
+export const DEFAULT_QUOTAS: AccountQuotas = { subscriptions: 1_000 };
+
 export interface AppContext {
+  /** What one account may hold. */
+  quotas: AccountQuotas;
   /** Erasures per account (each may rebuild the SQLite file); undefined when unlimited. */
   erasureLimiter: FixedWindowLimiter | undefined;
   store: Store;

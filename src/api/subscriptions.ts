@@ -177,7 +177,7 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
           updated_at: now,
           deleted_at: null,
         };
-        await ctx.store.createSubscription(subscription);
+        await ctx.store.createSubscription(subscription, ctx.quotas.subscriptions);
         return { subscriptions: [{ ...presentSubscription(subscription), signing_secret: signingSecret }] };
       },
     );

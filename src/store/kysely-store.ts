@@ -359,8 +359,8 @@ export class KyselyStore implements Store {
 
   // --- subscriptions -------------------------------------------------------------------------
 
-  createSubscription(subscription: Subscription): Promise<void> {
-    return subscriptions.createSubscription(this.d, subscription);
+  createSubscription(subscription: Subscription, maxPerAccount?: number): Promise<void> {
+    return subscriptions.createSubscription(this.d, subscription, maxPerAccount);
   }
 
   getSubscription(accountId: string, id: string): Promise<Subscription | undefined> {

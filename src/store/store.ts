@@ -424,7 +424,8 @@ export interface Store {
    * Throws CountersignError('subscription_exists') when a live subscription of the account has the
    * same target_url and any of the same event types (the seed's 409).
    */
-  createSubscription(subscription: Subscription): Promise<void>;
+  /** With `maxPerAccount`, a CountersignError quota_exceeded once the account has that many live ones. */
+  createSubscription(subscription: Subscription, maxPerAccount?: number): Promise<void>;
   getSubscription(accountId: string, id: string): Promise<Subscription | undefined>;
   /** The account's subscriptions with these ids, deleted ones included (the delivery log names their targets). */
   subscriptionsById(accountId: string, ids: string[]): Promise<Subscription[]>;

@@ -89,9 +89,35 @@ async function mapDuplicate<T>(d: StoreDialect, work: () => Promise<T>): Promise
   }
 }
 
-export function createSubscription(d: StoreDialect, sub: Subscription): Promise<void> {
+/**
+ * Inserts a subscription; with `maxPerAccount`, a 409 quota_exceeded instead once the account has
+ * that many live ones. The account's row is held (PostgreSQL; SQLite has one writer), so two
+ * creates at once cannot both take the last place.
+ */
+export function createSubscription(d: StoreDialect, sub: Subscription, maxPerAccount?: number): Promise<void> {
   return mapDuplicate(d, () =>
     d.writeTransaction(async (trx) => {
+      if (maxPerAccount !== undefined) {
+        await trx
+          .selectFrom('accounts')
+          .select('id')
+          .where('id', '=', sub.account_id)
+          .$if(d.name === 'postgres', (q) => q.forUpdate())
+          .execute();
+        const live = await trx
+          .selectFrom('subscriptions')
+          .select((eb) => eb.fn.countAll<number | string>().as('n'))
+          .where('account_id', '=', sub.account_id)
+          .where('deleted_at', 'is', null)
+          .where('kind', '=', 'webhook')
+          .executeTakeFirst();
+        if (Number(live?.n ?? 0) >= maxPerAccount) {
+          throw new CountersignError(
+            'quota_exceeded',
+            `this account has ${maxPerAccount} subscriptions, as many as it may (COUNTERSIGN_MAX_SUBSCRIPTIONS); delete one first`,
+          );
+        }
+      }
       await trx.insertInto('subscriptions').values(sub).execute();
       await writeTypeRows(trx, sub);
     }),

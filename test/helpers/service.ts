@@ -46,6 +46,8 @@ export interface TestServiceOptions {
   /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
+  /** COUNTERSIGN_MAX_SUBSCRIPTIONS and the other quotas (DEFAULT_QUOTAS by default). */
+  quotas?: { subscriptions?: number };
   /** COUNTERSIGN_ERASURE_RATE_LIMIT (10 a minute by default). */
   erasureRateLimit?: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT (60 s by default). */
@@ -111,6 +113,7 @@ export async function startTestService(
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
     ...(options.inboundTimeoutMs ? { inboundTimeoutMs: options.inboundTimeoutMs } : {}),
     ...(options.erasureRateLimit ? { erasureRateLimit: options.erasureRateLimit } : {}),
+    ...(options.quotas ? { quotas: options.quotas } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
