@@ -118,13 +118,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   );
 
   /** One transaction of publishes, with up to the dispatcher's room handed to it directly. */
+  const quotas: AccountQuotas = { ...DEFAULT_QUOTAS, ...options.quotas };
   const publish = async (items: PublishRequest[], allOrNothing: boolean): Promise<PublishResult[]> => {
     const dispatcher = options.dispatcher;
     const claim = dispatcher?.reserveForPublish();
     const now = Date.now();
     let claimed: ClaimedDelivery[] = [];
     try {
-      const outcome = await options.store.publishAndClaim(items, now, claim, { allOrNothing });
+      const outcome = await options.store.publishAndClaim(
+        items,
+        now,
+        claim,
+        allOrNothing ? { allOrNothing, maxDeliveries: quotas.deliveriesPerBatch } : {},
+      );
       claimed = outcome.claimed;
       options.metrics?.eventsPublished(outcome.results.filter((r) => r.ok && !r.replayed).length);
       return outcome.results;
@@ -134,7 +140,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   const erasures = options.erasureRateLimit ?? DEFAULT_ERASURE_RATE_LIMIT;
   const ctx: AppContext = {
-    quotas: { ...DEFAULT_QUOTAS, ...options.quotas },
+    quotas,
     erasureLimiter: erasures.max > 0 ? new FixedWindowLimiter(erasures.max, erasures.windowMs) : undefined,
     store: options.store,
     secrets: options.secrets,

@@ -34,6 +34,8 @@ export interface Config {
   heapGrowthPercent: number;
   /** COUNTERSIGN_MAX_SUBSCRIPTIONS: live subscriptions per account. */
   maxSubscriptions: number;
+  /** COUNTERSIGN_MAX_BATCH_DELIVERIES: deliveries one batch may make. */
+  maxBatchDeliveries: number;
   /** COUNTERSIGN_ERASURE_RATE_LIMIT: erasures per account per window; max 0 turns it off. */
   erasureRateLimit: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
@@ -205,6 +207,16 @@ export const SETTINGS = [
     kind: 'integer',
     range: [1, 1_000_000],
     about: 'live subscriptions one account may have (its callback not counted); past it a create is a 409',
+  },
+  {
+    flag: 'max-batch-deliveries',
+    variable: 'COUNTERSIGN_MAX_BATCH_DELIVERIES',
+    value: '<n>',
+    default: '25000',
+    kind: 'integer',
+    range: [1, 10_000_000],
+    about:
+      'deliveries one POST /v1/events/batch may make, all its events together; past it the batch is a 409 and nothing is stored',
   },
   {
     flag: 'erasure-rate-limit',
@@ -473,6 +485,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     inboundTimeoutMs: ms('inbound-timeout'),
     erasureRateLimit: rateLimit(read('erasure-rate-limit') as Given),
     maxSubscriptions: int('max-subscriptions'),
+    maxBatchDeliveries: int('max-batch-deliveries'),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
       enabled: !switchedOn('no-dispatcher'),

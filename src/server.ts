@@ -144,7 +144,7 @@ async function startSteps(
       rateLimit: config.rateLimit,
       inboundTimeoutMs: config.inboundTimeoutMs,
       erasureRateLimit: config.erasureRateLimit,
-      quotas: { subscriptions: config.maxSubscriptions },
+      quotas: { subscriptions: config.maxSubscriptions, deliveriesPerBatch: config.maxBatchDeliveries },
       metrics,
       dispatcher,
       listen: {

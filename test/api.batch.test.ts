@@ -149,6 +149,20 @@ describe.each(DIALECTS)('batch publishing on $name', (dialect) => {
       expect(await storedEvents()).toEqual(before);
     });
 
+    it('refuses a batch that would make more deliveries than COUNTERSIGN_MAX_BATCH_DELIVERIES, storing nothing', async () => {
+      const { api, batch, accepted, storedEvents } = await start({ quotas: { deliveriesPerBatch: 10 } });
+      for (let n = 0; n < 3; n++) await api.subscribe(`https://your-app.com/hooks/${n}`, 'document.signed');
+      // Three subscriptions: four events make 12 deliveries, past 10 from the fourth event on.
+      const refused = await batch([item(1), item(2), item(3), item(4)]);
+      expect(expectError(refused, 409, 'quota_exceeded').message).toBe(
+        'this batch would make 12 deliveries, more than the 10 one batch may (COUNTERSIGN_MAX_BATCH_DELIVERIES; from events[3] on); nothing of it was stored: send fewer events per batch',
+      );
+      expect(await storedEvents()).toEqual([]);
+      // Three make 9: within the limit.
+      const answers = await accepted([item(1), item(2), item(3)]);
+      expect(answers.map((a) => a.deliveries)).toEqual([3, 3, 3]);
+    });
+
     it('needs the publish scope', async () => {
       const { service: s, batch, storedEvents } = await start();
       const reader = await s.tokenFor('acme', { scopes: ['read', 'write'] });

@@ -10,9 +10,14 @@ import type { PublishRequest, PublishResult, Store } from '../store/store.js';
 export interface AccountQuotas {
   /** Live subscriptions (the account callback not counted). */
   subscriptions: number;
+  /**
+   * Deliveries one batch may make, all its events together: one transaction holds the writer while
+   * it inserts them (a single publish is bounded by the subscriptions quota).
+   */
+  deliveriesPerBatch: number;
 }
 
-export const DEFAULT_QUOTAS: AccountQuotas = { subscriptions: 1_000 };
+export const DEFAULT_QUOTAS: AccountQuotas = { subscriptions: 1_000, deliveriesPerBatch: 25_000 };
 
 export interface AppContext {
   /** What one account may hold. */

@@ -218,7 +218,7 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
             'Idempotency-Key of a single publish: a repeat answers the first result with `replayed: true` ' +
             'and queues nothing; the same key with another request is a 422 naming the item. Bodies up to 10 MiB.',
           body: BatchBody,
-          response: { 202: BatchAccepted, ...errors(400, 401, 403, 413, 422) },
+          response: { 202: BatchAccepted, ...errors(400, 401, 403, 409, 413, 422) },
         },
       },
       async (request, reply) => {
@@ -230,6 +230,12 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
         try {
           results = await ctx.publishBatch(items);
         } catch (err) {
+          if (err instanceof BatchRefusedError && err.reason === 'too_many_deliveries') {
+            throw new CountersignError(
+              'quota_exceeded',
+              `this batch would make ${err.deliveries} deliveries, more than the ${ctx.quotas.deliveriesPerBatch} one batch may (COUNTERSIGN_MAX_BATCH_DELIVERIES; from events[${err.index}] on); nothing of it was stored: send fewer events per batch`,
+            );
+          }
           if (err instanceof BatchRefusedError) {
             throw new CountersignError(
               'idempotency_key_reused',

@@ -419,7 +419,7 @@ export class KyselyStore implements Store {
     requests: PublishRequest[],
     now: number,
     claim: PublishClaim | undefined,
-    options: { allOrNothing?: boolean } = {},
+    options: { allOrNothing?: boolean; maxDeliveries?: number } = {},
   ): Promise<PublishOutcome> {
     const { results, claimed, wake, queuedEvents } = await publishEvents(
       this.d,
@@ -428,6 +428,7 @@ export class KyselyStore implements Store {
       claim,
       this.fanOut,
       options.allOrNothing === true,
+      options.maxDeliveries,
     );
     for (const event of queuedEvents) this.events.set(event);
     // Deliveries handed off at publish need no wake-up; only those left in the queue do, unless

@@ -134,9 +134,11 @@ export type PublishResult =
 /** An all-or-nothing publish refused for one of its requests: nothing of it was stored. */
 export class BatchRefusedError extends Error {
   constructor(
-    /** The first refused request's index in the batch. */
+    /** The first refused request's index in the batch (for too_many_deliveries, the first past the limit). */
     readonly index: number,
-    readonly reason: 'idempotency_key_reused',
+    readonly reason: 'idempotency_key_reused' | 'too_many_deliveries',
+    /** For too_many_deliveries: how many deliveries the whole batch would have made. */
+    readonly deliveries = 0,
   ) {
     super(`request ${index} of the batch was refused: ${reason}`);
   }
@@ -464,7 +466,11 @@ export interface Store {
     requests: PublishRequest[],
     now: number,
     claim: PublishClaim | undefined,
-    options?: { allOrNothing?: boolean },
+    /**
+     * allOrNothing: a refused request refuses the batch (BatchRefusedError); maxDeliveries: so does
+     * a batch whose events would make more deliveries than that, all together.
+     */
+    options?: { allOrNothing?: boolean; maxDeliveries?: number },
   ): Promise<PublishOutcome>;
   getEvent(accountId: string, id: string): Promise<EventRecord | undefined>;
   listEvents(accountId: string, filter: EventFilter): Promise<Page<EventRecord>>;

@@ -120,10 +120,23 @@ export async function publishEvents(
   fanOutCache?: FanOutCache,
   /** Refuse the whole batch (rolled back, BatchRefusedError) when any request is refused. */
   allOrNothing = false,
+  /** Refuse the whole batch (BatchRefusedError) when it would make more deliveries than this. */
+  maxDeliveries?: number,
 ): Promise<PublishedBatch> {
   return dialect.writeTransaction((trx) =>
-    publishWithin(trx, dialect, requests, now, claim, fanOutCache, allOrNothing),
+    publishWithin(trx, dialect, requests, now, claim, fanOutCache, allOrNothing, maxDeliveries),
   );
+}
+
+/** Before anything is written: a BatchRefusedError when the events' targets add up past `max`. */
+function refuseTooMany(targets: FanOutTarget[][], toInsert: number[], max: number): void {
+  let total = 0;
+  let firstPast = -1;
+  for (const [n, list] of targets.entries()) {
+    total += list.length;
+    if (total > max && firstPast === -1) firstPast = toInsert[n] ?? n;
+  }
+  if (firstPast !== -1) throw new BatchRefusedError(firstPast, 'too_many_deliveries', total);
 }
 
 /** publishEvents' body, in a transaction the caller holds (recordAttempts publishes operational events in its own). */
@@ -135,6 +148,7 @@ export async function publishWithin(
   claim?: PublishClaim,
   fanOutCache?: FanOutCache,
   allOrNothing = false,
+  maxDeliveries?: number,
 ): Promise<PublishedBatch> {
   const results: (PublishResult | undefined)[] = new Array(requests.length);
   const sameKeyAs = new Map<number, number>();
@@ -147,6 +161,7 @@ export async function publishWithin(
     now,
     fanOutVersion === undefined ? undefined : fanOutCache?.at(fanOutVersion),
   );
+  if (maxDeliveries !== undefined) refuseTooMany(targets, toInsert, maxDeliveries);
   const eventRows: EventsTable[] = [];
   const deliveryRows: DeliveriesTable[] = [];
   let claimed: ClaimedDelivery[] = [];
