@@ -36,6 +36,8 @@ export interface Config {
   maxSubscriptions: number;
   /** COUNTERSIGN_MAX_BATCH_DELIVERIES: deliveries one batch may make. */
   maxBatchDeliveries: number;
+  /** COUNTERSIGN_MAX_PORTAL_SESSIONS: portal sessions open at once per account. */
+  maxPortalSessions: number;
   /** COUNTERSIGN_ERASURE_RATE_LIMIT: erasures per account per window; max 0 turns it off. */
   erasureRateLimit: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
@@ -217,6 +219,15 @@ export const SETTINGS = [
     range: [1, 10_000_000],
     about:
       'deliveries one POST /v1/events/batch may make, all its events together; past it the batch is a 409 and nothing is stored',
+  },
+  {
+    flag: 'max-portal-sessions',
+    variable: 'COUNTERSIGN_MAX_PORTAL_SESSIONS',
+    value: '<n>',
+    default: '1000',
+    kind: 'integer',
+    range: [1, 1_000_000],
+    about: 'portal sessions one account may have open at once (neither ended nor expired); past it a new one is a 409',
   },
   {
     flag: 'erasure-rate-limit',
@@ -486,6 +497,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     erasureRateLimit: rateLimit(read('erasure-rate-limit') as Given),
     maxSubscriptions: int('max-subscriptions'),
     maxBatchDeliveries: int('max-batch-deliveries'),
+    maxPortalSessions: int('max-portal-sessions'),
     rateLimit: rateLimit(read('rate-limit') as Given),
     dispatcher: {
       enabled: !switchedOn('no-dispatcher'),

@@ -144,7 +144,11 @@ async function startSteps(
       rateLimit: config.rateLimit,
       inboundTimeoutMs: config.inboundTimeoutMs,
       erasureRateLimit: config.erasureRateLimit,
-      quotas: { subscriptions: config.maxSubscriptions, deliveriesPerBatch: config.maxBatchDeliveries },
+      quotas: {
+        subscriptions: config.maxSubscriptions,
+        deliveriesPerBatch: config.maxBatchDeliveries,
+        portalSessions: config.maxPortalSessions,
+      },
       metrics,
       dispatcher,
       listen: {

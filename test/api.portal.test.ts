@@ -57,6 +57,24 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
       await Promise.all(receivers.splice(0).map((r) => r.close()));
     });
 
+    it('keeps at most COUNTERSIGN_MAX_PORTAL_SESSIONS open per account, even when they are asked for at once', async () => {
+      const { service: s } = await start({ quotas: { portalSessions: 3 } });
+      const ask = (token?: string) => s.request({ method: 'POST', url: SESSIONS, token });
+      const answers = await Promise.all(Array.from({ length: 8 }, () => ask()));
+      const made = answers.filter((a) => a.statusCode === 201).map((a) => a.json() as Session);
+      expect(made).toHaveLength(3);
+      for (const refused of answers.filter((a) => a.statusCode !== 201)) {
+        expect(expectError(refused, 409, 'quota_exceeded').message).toBe(
+          'this account has 3 portal sessions open, as many as it may (COUNTERSIGN_MAX_PORTAL_SESSIONS); end one (DELETE /v1/portal/sessions/:id) or let one expire',
+        );
+      }
+      // Ending one frees its place; another account has places of its own.
+      expect((await s.request({ method: 'DELETE', url: `${SESSIONS}/${made[0]?.id}` })).statusCode).toBe(204);
+      expect((await ask()).statusCode).toBe(201);
+      expect((await ask()).statusCode).toBe(409);
+      expect((await ask((await s.tokenFor('globex')).token)).statusCode).toBe(201);
+    });
+
     describe('GET /v1/me', () => {
       it('names the account and the token: its id, scopes, kind and expiry', async () => {
         const { service } = await start();

@@ -56,6 +56,7 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
   'max-batch-deliveries': { value: '500', read: (c) => c.maxBatchDeliveries, expected: 500 },
+  'max-portal-sessions': { value: '20', read: (c) => c.maxPortalSessions, expected: 20 },
   'max-subscriptions': { value: '50', read: (c) => c.maxSubscriptions, expected: 50 },
   'erasure-rate-limit': { value: '5/30s', read: (c) => c.erasureRateLimit, expected: { max: 5, windowMs: 30_000 } },
   'log-level': { value: 'debug', read: (c) => c.logLevel, expected: 'debug' },

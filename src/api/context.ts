@@ -15,9 +15,15 @@ export interface AccountQuotas {
    * it inserts them (a single publish is bounded by the subscriptions quota).
    */
   deliveriesPerBatch: number;
+  /** Portal sessions open at once (neither ended nor expired): each is a token that may be used. */
+  portalSessions: number;
 }
 
-export const DEFAULT_QUOTAS: AccountQuotas = { subscriptions: 1_000, deliveriesPerBatch: 25_000 };
+export const DEFAULT_QUOTAS: AccountQuotas = {
+  subscriptions: 1_000,
+  deliveriesPerBatch: 25_000,
+  portalSessions: 1_000,
+};
 
 export interface AppContext {
   /** What one account may hold. */

@@ -64,7 +64,7 @@ export function portalSessionRoutes(ctx: AppContext, publicUrl: string | undefin
           summary: 'Make a link that opens the portal signed in as this account',
           description: ABOUT_SCOPES,
           body: Type.Optional(SessionBody),
-          response: { 201: Session, ...errors(400, 401, 403) },
+          response: { 201: Session, ...errors(400, 401, 403, 409) },
         },
       },
       async (request, reply) => {
@@ -80,6 +80,7 @@ export function portalSessionRoutes(ctx: AppContext, publicUrl: string | undefin
           expiresAt,
           now,
           kind: 'portal',
+          maxLive: ctx.quotas.portalSessions,
         });
         return reply.code(201).send({
           id,

@@ -5,6 +5,7 @@ import type { AuditEntry } from '../domain/audit-chain.js';
 import { ERASED_DATA } from '../domain/erasure.js';
 import { newId } from '../domain/ids.js';
 import { planRotation } from '../domain/secret-rotation.js';
+import { CountersignError } from '../errors.js';
 import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
 import * as documents from './documents.js';
@@ -209,23 +210,52 @@ export class KyselyStore implements Store {
     expiresAt: number | null;
     now: number;
     kind?: TokenKind;
+    maxLive?: number;
   }): Promise<{ id: string }> {
     const id = newId('tok');
-    await this.d.db
-      .insertInto('api_tokens')
-      .values({
-        id,
-        account_id: input.accountId,
-        lookup: input.lookup,
-        hash: input.hash,
-        scopes: input.scopes.join(' '),
-        created_at: input.now,
-        expires_at: input.expiresAt,
-        revoked_at: null,
-        last_used_at: null,
-        kind: input.kind ?? 'api',
-      })
-      .execute();
+    const kind = input.kind ?? 'api';
+    const { maxLive } = input;
+    // With a quota: counted and inserted in one transaction, the account's row held on PostgreSQL
+    // (SQLite has one writer), so two at once cannot both take the last place.
+    await this.d.writeTransaction(async (trx) => {
+      if (maxLive !== undefined) {
+        await trx
+          .selectFrom('accounts')
+          .select('id')
+          .where('id', '=', input.accountId)
+          .$if(this.d.name === 'postgres', (q) => q.forUpdate())
+          .execute();
+        const live = await trx
+          .selectFrom('api_tokens')
+          .select((eb) => eb.fn.countAll<number | string>().as('n'))
+          .where('account_id', '=', input.accountId)
+          .where('kind', '=', kind)
+          .where('revoked_at', 'is', null)
+          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', input.now)]))
+          .executeTakeFirst();
+        if (Number(live?.n ?? 0) >= maxLive) {
+          throw new CountersignError(
+            'quota_exceeded',
+            `this account has ${maxLive} portal sessions open, as many as it may (COUNTERSIGN_MAX_PORTAL_SESSIONS); end one (DELETE /v1/portal/sessions/:id) or let one expire`,
+          );
+        }
+      }
+      await trx
+        .insertInto('api_tokens')
+        .values({
+          id,
+          account_id: input.accountId,
+          lookup: input.lookup,
+          hash: input.hash,
+          scopes: input.scopes.join(' '),
+          created_at: input.now,
+          expires_at: input.expiresAt,
+          revoked_at: null,
+          last_used_at: null,
+          kind,
+        })
+        .execute();
+    });
     return { id };
   }
 

@@ -391,6 +391,11 @@ export interface Store {
     now: number;
     /** `api` unless given. */
     kind?: TokenKind;
+    /**
+     * With it, a CountersignError quota_exceeded instead once the account has that many tokens of
+     * this kind that are neither revoked nor expired (portal sessions).
+     */
+    maxLive?: number;
   }): Promise<{ id: string }>;
   findToken(lookup: string): Promise<ApiToken | undefined>;
   /**

@@ -47,7 +47,7 @@ export interface TestServiceOptions {
   trustedCa?: string[];
   rateLimit?: { max: number; windowMs: number };
   /** COUNTERSIGN_MAX_SUBSCRIPTIONS and the other quotas (DEFAULT_QUOTAS by default). */
-  quotas?: { subscriptions?: number; deliveriesPerBatch?: number };
+  quotas?: { subscriptions?: number; deliveriesPerBatch?: number; portalSessions?: number };
   /** COUNTERSIGN_ERASURE_RATE_LIMIT (10 a minute by default). */
   erasureRateLimit?: { max: number; windowMs: number };
   /** COUNTERSIGN_INBOUND_TIMEOUT (60 s by default). */
