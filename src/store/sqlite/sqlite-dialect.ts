@@ -1,6 +1,6 @@
 // SQLite through better-sqlite3: WAL, one writer, BEGIN IMMEDIATE write transactions. One
 // connection serves the whole process; other processes (the CLI) share the file through WAL.
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -36,8 +36,24 @@ function withStatementCache(database: BetterSqlite3.Database) {
   };
 }
 
+/**
+ * A new database file is made readable by its owner only (0600) before SQLite opens it: it holds
+ * every event and, sealed, every secret. SQLite gives the -wal and -shm files it makes the mode of
+ * the database file, so they are 0600 too. An existing file keeps the mode its operator gave it.
+ */
+function createPrivately(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
 export function openSqlite(path: string, warn?: (err: Error, message: string) => void): StoreDialect {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    createPrivately(path);
+  }
   const database = new BetterSqlite3(path);
   database.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power loss can
