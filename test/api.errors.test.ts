@@ -6,7 +6,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SMALL_BODY_LIMIT } from '../src/api/schemas.js';
-import { BODY_LIMIT } from '../src/app.js';
+import { BODY_LIMIT, DOCS_CSP } from '../src/app.js';
 import { DIALECTS, dialectLabel, sqliteDialect } from './helpers/databases.js';
 import { expectError } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -246,6 +246,14 @@ describe.each(DIALECTS)('errors, health and API description on $name', (dialect)
         const slash = await service.request({ method: 'GET', url: '/docs/', token: null });
         expect(slash.statusCode).toBe(200);
         expect(slash.headers['content-type']).toMatch(/^text\/html/);
+        // Its own files only: no inline script, no plugin, framed by this origin alone.
+        expect(slash.headers['content-security-policy']).toBe(DOCS_CSP);
+        for (const directive of ["script-src 'self'", "object-src 'none'", "frame-ancestors 'self'"]) {
+          expect(slash.headers['content-security-policy']).toContain(directive);
+        }
+        expect(String(slash.headers['content-security-policy']).match(/script-src[^;]*/)?.[0]).toBe(
+          "script-src 'self'",
+        );
       });
     });
   });

@@ -95,6 +95,26 @@ describe('the portal in a real browser', () => {
     workspace?.remove();
   });
 
+  it('renders the interactive docs at /docs under their CSP, with nothing refused', async () => {
+    const docs = await context.newPage();
+    const seen = watchPage(docs);
+    try {
+      const response = await docs.goto(`${server.url}/docs/`);
+      expect(response?.status()).toBe(200);
+      expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+      // Swagger UI drew the document: its title and an operation of ours.
+      await docs
+        .getByRole('heading', { name: /countersign/ })
+        .first()
+        .waitFor();
+      await docs.getByText('/v1/webhooks/subscriptions').first().waitFor();
+      expect(seen.errors).toEqual([]);
+      expect(seen.failedRequests).toEqual([]);
+    } finally {
+      await docs.close();
+    }
+  });
+
   it('serves /ui with a strict CSP and signs in with the token printed at first start', async () => {
     // The first start says where the portal is.
     expect(server.stdout()).toContain(`Sign in with it at ${server.url}/ui/,`);
