@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openStore } from '../dist/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../dist/store/open.js';
+import { subscriptionRow } from './lib/subscription-row.mjs';
 
 const adminUrl = process.argv[2];
 const HOUR = 3_600_000;
@@ -39,25 +40,7 @@ async function freshDatabase() {
 }
 
 function subscription(accountId, i, now) {
-  return {
-    id: `sub_walk${String(i).padStart(8, '0')}`,
-    account_id: accountId,
-    target_url: `https://endpoint-${i}.example.com/hooks`,
-    event_types: 'document.signed',
-    status: 'active',
-    secret_token_sealed: null,
-    signing_secret_sealed: 'sealed',
-    retired_secrets: '[]',
-    disabled_reason: null,
-    failing_since: null,
-    created_at: now,
-    updated_at: now,
-    deleted_at: null,
-    kind: 'webhook',
-    listen_seen_at: null,
-    rate_limit_per_second: null,
-    ordering: 'none',
-  };
+  return subscriptionRow(accountId, `sub_walk${String(i).padStart(8, '0')}`, i, now);
 }
 
 const rows = [];

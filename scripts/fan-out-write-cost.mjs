@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { subscriptionRow } from './lib/subscription-row.mjs';
 
 const SUBSCRIPTIONS = 1_000;
 const EVENTS = 100;
@@ -41,25 +42,7 @@ try {
   const now = Date.now();
   const account = await store.ensureAccount('fan-out', now);
   for (let i = 0; i < SUBSCRIPTIONS; i++) {
-    await store.createSubscription({
-      id: `sub_fanout${String(i).padStart(4, '0')}`,
-      account_id: account.id,
-      target_url: `https://endpoint-${i}.example.com/hooks`,
-      event_types: 'document.signed',
-      status: 'active',
-      secret_token_sealed: null,
-      signing_secret_sealed: 'sealed',
-      retired_secrets: '[]',
-      disabled_reason: null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-      deleted_at: null,
-      kind: 'webhook',
-      listen_seen_at: null,
-      rate_limit_per_second: null,
-      ordering: 'none',
-    });
+    await store.createSubscription(subscriptionRow(account.id, `sub_fanout${String(i).padStart(4, '0')}`, i, now));
   }
   const event = {
     accountId: account.id,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { openStore } from '../dist/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../dist/store/open.js';
+import { subscriptionRow } from './lib/subscription-row.mjs';
 
 const BATCHES = 60;
 const PER_BATCH = 64;
@@ -28,25 +29,9 @@ async function run(index, status) {
     const now = Date.now();
     const account = await store.ensureAccount('fan-out', now);
     for (let i = 0; i < FAN_OUT; i++) {
-      await store.createSubscription({
-        id: `sub_fanout${String(i).padStart(4, '0')}`,
-        account_id: account.id,
-        target_url: `https://endpoint-${i}.example.com/hooks`,
-        event_types: 'document.signed',
-        status,
-        secret_token_sealed: null,
-        signing_secret_sealed: 'sealed',
-        retired_secrets: '[]',
-        disabled_reason: null,
-        failing_since: null,
-        created_at: now,
-        updated_at: now,
-        deleted_at: null,
-        kind: 'webhook',
-        listen_seen_at: null,
-        rate_limit_per_second: null,
-        ordering: 'none',
-      });
+      await store.createSubscription(
+        subscriptionRow(account.id, `sub_fanout${String(i).padStart(4, '0')}`, i, now, status),
+      );
     }
     const request = () => ({
       accountId: account.id,
