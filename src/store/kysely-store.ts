@@ -5,7 +5,7 @@ import type { AuditEntry } from '../domain/audit-chain.js';
 import { ERASED_DATA } from '../domain/erasure.js';
 import { newId } from '../domain/ids.js';
 import { planRotation } from '../domain/secret-rotation.js';
-import { CountersignError } from '../errors.js';
+
 import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
 import * as documents from './documents.js';
@@ -25,6 +25,7 @@ import { deliverEvent, recoverMissed } from './queue/recover.js';
 import { releaseClaims } from './queue/release.js';
 import { renewLeases } from './queue/renew.js';
 import { queueStats } from './queue/stats.js';
+import { refuseAtQuota } from './quota.js';
 import { anySealedSecret, resealAll } from './reseal.js';
 import type { ApiTokensTable, TokenKind } from './schema.js';
 import type {
@@ -215,30 +216,28 @@ export class KyselyStore implements Store {
     const id = newId('tok');
     const kind = input.kind ?? 'api';
     const { maxLive } = input;
-    // With a quota: counted and inserted in one transaction, the account's row held on PostgreSQL
-    // (SQLite has one writer), so two at once cannot both take the last place.
+    // With a quota: counted and inserted in one transaction.
     await this.d.writeTransaction(async (trx) => {
       if (maxLive !== undefined) {
-        await trx
-          .selectFrom('accounts')
-          .select('id')
-          .where('id', '=', input.accountId)
-          .$if(this.d.name === 'postgres', (q) => q.forUpdate())
-          .execute();
-        const live = await trx
-          .selectFrom('api_tokens')
-          .select((eb) => eb.fn.countAll<number | string>().as('n'))
-          .where('account_id', '=', input.accountId)
-          .where('kind', '=', kind)
-          .where('revoked_at', 'is', null)
-          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', input.now)]))
-          .executeTakeFirst();
-        if (Number(live?.n ?? 0) >= maxLive) {
-          throw new CountersignError(
-            'quota_exceeded',
-            `this account has ${maxLive} portal sessions open, as many as it may (COUNTERSIGN_MAX_PORTAL_SESSIONS); end one (DELETE /v1/portal/sessions/:id) or let one expire`,
-          );
-        }
+        const live = async () => {
+          const row = await trx
+            .selectFrom('api_tokens')
+            .select((eb) => eb.fn.countAll<number | string>().as('n'))
+            .where('account_id', '=', input.accountId)
+            .where('kind', '=', kind)
+            .where('revoked_at', 'is', null)
+            .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', input.now)]))
+            .executeTakeFirst();
+          return Number(row?.n ?? 0);
+        };
+        await refuseAtQuota(
+          trx,
+          this.d,
+          input.accountId,
+          maxLive,
+          live,
+          `this account has ${maxLive} portal sessions open, as many as it may (COUNTERSIGN_MAX_PORTAL_SESSIONS); end one (DELETE /v1/portal/sessions/:id) or let one expire`,
+        );
       }
       await trx
         .insertInto('api_tokens')

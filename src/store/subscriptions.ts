@@ -10,6 +10,7 @@ import { describeSpan, toIsoSeconds } from '../domain/time.js';
 import { CountersignError } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
 import { resetCircuit } from './queue/circuits.js';
+import { refuseAtQuota } from './quota.js';
 import { type Database, type SubscriptionsTable, UNFINISHED_STATUSES } from './schema.js';
 import type { Page, SubscriptionFilter, SubscriptionPatch } from './store.js';
 
@@ -89,34 +90,29 @@ async function mapDuplicate<T>(d: StoreDialect, work: () => Promise<T>): Promise
   }
 }
 
-/**
- * Inserts a subscription; with `maxPerAccount`, a 409 quota_exceeded instead once the account has
- * that many live ones. The account's row is held (PostgreSQL; SQLite has one writer), so two
- * creates at once cannot both take the last place.
- */
+/** Inserts a subscription; with `maxPerAccount`, a 409 quota_exceeded instead once the account has that many live ones. */
 export function createSubscription(d: StoreDialect, sub: Subscription, maxPerAccount?: number): Promise<void> {
   return mapDuplicate(d, () =>
     d.writeTransaction(async (trx) => {
       if (maxPerAccount !== undefined) {
-        await trx
-          .selectFrom('accounts')
-          .select('id')
-          .where('id', '=', sub.account_id)
-          .$if(d.name === 'postgres', (q) => q.forUpdate())
-          .execute();
-        const live = await trx
-          .selectFrom('subscriptions')
-          .select((eb) => eb.fn.countAll<number | string>().as('n'))
-          .where('account_id', '=', sub.account_id)
-          .where('deleted_at', 'is', null)
-          .where('kind', '=', 'webhook')
-          .executeTakeFirst();
-        if (Number(live?.n ?? 0) >= maxPerAccount) {
-          throw new CountersignError(
-            'quota_exceeded',
-            `this account has ${maxPerAccount} subscriptions, as many as it may (COUNTERSIGN_MAX_SUBSCRIPTIONS); delete one first`,
-          );
-        }
+        const live = async () => {
+          const row = await trx
+            .selectFrom('subscriptions')
+            .select((eb) => eb.fn.countAll<number | string>().as('n'))
+            .where('account_id', '=', sub.account_id)
+            .where('deleted_at', 'is', null)
+            .where('kind', '=', 'webhook')
+            .executeTakeFirst();
+          return Number(row?.n ?? 0);
+        };
+        await refuseAtQuota(
+          trx,
+          d,
+          sub.account_id,
+          maxPerAccount,
+          live,
+          `this account has ${maxPerAccount} subscriptions, as many as it may (COUNTERSIGN_MAX_SUBSCRIPTIONS); delete one first`,
+        );
       }
       await trx.insertInto('subscriptions').values(sub).execute();
       await writeTypeRows(trx, sub);
