@@ -138,17 +138,8 @@ function planQuotas(
   const most = Math.max(1, Math.ceil(limit / MIN_QUOTA));
   let chosen = wanting;
   if (wanting.length > most) {
-    const byAccount = new Map<string, QueuedEndpoint[]>();
-    for (const e of wanting) {
-      let members = byAccount.get(e.accountId);
-      if (!members) {
-        members = [];
-        byAccount.set(e.accountId, members);
-      }
-      members.push(e);
-    }
     const picked = new Set<QueuedEndpoint>();
-    const queues = [...byAccount.values()];
+    const queues = byAccount(wanting);
     for (let i = 0; picked.size < most; i++) {
       for (const members of queues) {
         const e = members[i];
@@ -157,16 +148,7 @@ function planQuotas(
     }
     chosen = wanting.filter((e) => picked.has(e));
   }
-  const accounts = new Map<string, QueuedEndpoint[]>();
-  for (const e of chosen) {
-    let members = accounts.get(e.accountId);
-    if (!members) {
-      members = [];
-      accounts.set(e.accountId, members);
-    }
-    members.push(e);
-  }
-  const groups = [...accounts.values()];
+  const groups = byAccount(chosen);
   const parts = fairSharesByGroup(
     groups.map((members) => members.map(wantOf)),
     limit,
@@ -184,6 +166,17 @@ function planQuotas(
     return n === undefined ? [] : [{ key: e.key, queueKey: e.queueKey, n }];
   });
   return { plan, leftOut: chosen.length < wanting.length };
+}
+
+/** Endpoints grouped by account, accounts in the order their first endpoint comes, each group in order. */
+function byAccount(endpoints: QueuedEndpoint[]): QueuedEndpoint[][] {
+  const accounts = new Map<string, QueuedEndpoint[]>();
+  for (const e of endpoints) {
+    const members = accounts.get(e.accountId);
+    if (members) members.push(e);
+    else accounts.set(e.accountId, [e]);
+  }
+  return [...accounts.values()];
 }
 
 /** The sender's view of claimed rows: events and targets loaded, unsendable ones settled, circuits and throttles applied. */
