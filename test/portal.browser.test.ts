@@ -592,13 +592,16 @@ describe('the portal in a real browser', () => {
       expect(await facts.locator('time').count()).toBe(1);
       await nav().getByRole('link', { name: 'Subscriptions' }).click();
       await heading('Subscriptions').waitFor();
-      expect(
-        await page
-          .getByRole('row')
-          .filter({ hasText: `${down.url}/hooks` })
-          .locator('.status-circuit-open')
-          .count(),
-      ).toBe(1);
+      // The heading is drawn before the list has loaded: wait for the row, not a count of what is there yet.
+      await expect
+        .poll(() =>
+          page
+            .getByRole('row')
+            .filter({ hasText: `${down.url}/hooks` })
+            .locator('.status-circuit-open')
+            .count(),
+        )
+        .toBe(1);
 
       // An event published while the circuit is open waits, postponed, and goes as the probe.
       const declined = await api('/v1/events', {
