@@ -832,6 +832,43 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           expect((await store.listDeliveries(acme.id, { limit: 10 })).items).toHaveLength(1);
         });
 
+        it('writes every row of a fan-out and a keyed batch of any size, none twice', async () => {
+          // Multi-row inserts go in chunks on SQLite (256, 32, 8 and 4 rows for 300): no row may be
+          // lost or doubled at a chunk's edge, and a keyed batch's ids come back for the rows written.
+          const subscriptions: Subscription[] = [];
+          for (let i = 0; i < 300; i++) {
+            subscriptions.push(await addSubscription(acme.id, { target_url: `https://your-app.com/fan/${i}` }));
+          }
+          const { event } = await publish({ accountId: acme.id }, T0);
+          expect(event.deliveryCount).toBe(300);
+
+          const base = { accountId: acme.id, type: 'document.sent', dataJson: '{}', occurredAt: T0 };
+          await publish({ ...base, idempotencyKey: 'batch-7', requestHash: 'h' }, T0);
+          const requests = Array.from({ length: 301 }, (_, i) => ({
+            ...base,
+            idempotencyKey: `batch-${i}`,
+            requestHash: 'h',
+          }));
+          const results = await store.publishEvents(requests, T0 + 1);
+          expect(results.filter((r) => r.ok && r.replayed)).toHaveLength(1);
+          expect(results.filter((r) => r.ok && !r.replayed)).toHaveLength(300);
+
+          const inspector = openDialect(parseDatabaseUrl(database.url));
+          try {
+            const counts = await sql<{ events: number | string; deliveries: number | string; pairs: number | string }>`
+              select (select count(*) from events where account_id = ${acme.id}) as events,
+                     (select count(*) from deliveries where event_id = ${event.id}) as deliveries,
+                     (select count(distinct subscription_id) from deliveries where event_id = ${event.id}) as pairs`.execute(
+              inspector.db,
+            );
+            expect(counts.rows.map((r) => [Number(r.events), Number(r.deliveries), Number(r.pairs)])).toEqual([
+              [302, 300, 300],
+            ]);
+          } finally {
+            await inspector.close();
+          }
+        });
+
         it('scopes idempotency keys to the account', async () => {
           const mine = await publish({ accountId: acme.id, idempotencyKey: 'k', requestHash: 'h' }, T0);
           const theirs = await publish({ accountId: other.id, idempotencyKey: 'k', requestHash: 'h' }, T0);
