@@ -40,6 +40,8 @@ export interface Config {
   maxPortalSessions: number;
   /** COUNTERSIGN_ERASURE_RATE_LIMIT: erasures per account per window; max 0 turns it off. */
   erasureRateLimit: { max: number; windowMs: number };
+  /** COUNTERSIGN_ERASURE_REBUILD_INTERVAL: SQLite, the shortest time between two file rebuilds owed by erasures. */
+  erasureRebuildEveryMs: number;
   /** COUNTERSIGN_INBOUND_TIMEOUT: a client's whole request must arrive within it, and no API connection stays silent longer. */
   inboundTimeoutMs: number;
   /** Per-token API rate limit: `max` requests per `windowMs`; max 0 turns it off. */
@@ -235,8 +237,17 @@ export const SETTINGS = [
     value: '<n/window>',
     default: '10/1m',
     kind: 'text',
+    about: 'erasures (POST /v1/erasure) per account per window, e.g. 10/1m; off disables it',
+  },
+  {
+    flag: 'erasure-rebuild-interval',
+    variable: 'COUNTERSIGN_ERASURE_REBUILD_INTERVAL',
+    value: '<duration>',
+    default: '1m',
+    kind: 'duration',
+    range: [MS, DAY],
     about:
-      'erasures (POST /v1/erasure) per account per window, e.g. 10/1m; each may rebuild the SQLite file, which holds every request meanwhile; off disables it',
+      'SQLite: the shortest time between two rebuilds of the file that erasures owe (each holds every query meanwhile, off the event loop); an erasure sooner says when its rebuild runs',
   },
   {
     flag: 'inbound-timeout',
@@ -494,6 +505,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     portalFrameAncestors: frameAncestors(read('portal-frame-ancestors') as Given),
     heapGrowthPercent: int('heap-growth'),
     inboundTimeoutMs: ms('inbound-timeout'),
+    erasureRebuildEveryMs: ms('erasure-rebuild-interval'),
     erasureRateLimit: rateLimit(read('erasure-rate-limit') as Given),
     maxSubscriptions: int('max-subscriptions'),
     maxBatchDeliveries: int('max-batch-deliveries'),

@@ -82,7 +82,10 @@ async function startSteps(
   let store: Store;
   try {
     const warn = (err: Error, message: string) => log.warn({ err }, message);
-    store = await openStore(openDialect(config.database, { warn }));
+    store = await openStore(openDialect(config.database, { warn }), {
+      fileRebuildEveryMs: config.erasureRebuildEveryMs,
+      warn: (message) => log.warn(message),
+    });
   } catch (err) {
     throw new StartupError('store', `cannot open the database ${location}: ${reasonOf(err)}`, { cause: err });
   }

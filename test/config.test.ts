@@ -55,6 +55,7 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'no-dispatcher': { value: 'true', read: (c) => c.dispatcher.enabled, expected: false },
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
+  'erasure-rebuild-interval': { value: '10m', read: (c) => c.erasureRebuildEveryMs, expected: 600_000 },
   'max-batch-deliveries': { value: '500', read: (c) => c.maxBatchDeliveries, expected: 500 },
   'max-portal-sessions': { value: '20', read: (c) => c.maxPortalSessions, expected: 20 },
   'max-subscriptions': { value: '50', read: (c) => c.maxSubscriptions, expected: 50 },

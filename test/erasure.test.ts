@@ -12,7 +12,13 @@ import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import type { ClaimedDelivery, PublishRequest, Store } from '../src/store/store.js';
 import { apiOf, type DeliveryView, eventually } from './helpers/api-client.js';
-import { DIALECTS, type DialectUnderTest, dialectLabel, type TestDatabase } from './helpers/databases.js';
+import {
+  DIALECTS,
+  type DialectUnderTest,
+  dialectLabel,
+  sqliteDialect,
+  type TestDatabase,
+} from './helpers/databases.js';
 import { expectError } from './helpers/expect-error.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -85,7 +91,8 @@ describe.each(DIALECTS)('erasure in the store on $name', (dialect) => {
 
     it('erases the matching events, cancels what they have not delivered, frees their document, and scrubs any echo in the account', async () => {
       database = await dialect.create();
-      const s = await openStore(openDialect(parseDatabaseUrl(database.url)));
+      // Every erasure rebuilds the file at once (the interval is a test of its own, below).
+      const s = await openStore(openDialect(parseDatabaseUrl(database.url)), { fileRebuildEveryMs: 1 });
       store = s;
       const acme = (await s.ensureAccount('acme', T0)).id;
       const globex = (await s.ensureAccount('globex', T0)).id;
@@ -203,7 +210,8 @@ describe.each(DIALECTS)('erasure in the store on $name', (dialect) => {
 
     it('never sends an erased event again: recover skips it and a delivery of it is refused', async () => {
       database = await dialect.create();
-      const s = await openStore(openDialect(parseDatabaseUrl(database.url)));
+      // Every erasure rebuilds the file at once (the interval is a test of its own, below).
+      const s = await openStore(openDialect(parseDatabaseUrl(database.url)), { fileRebuildEveryMs: 1 });
       store = s;
       const acme = (await s.ensureAccount('acme', T0)).id;
       const late = subscriptionRow(acme, { target_url: 'https://a.example.com/late', created_at: T0 - SECOND });
@@ -665,5 +673,118 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       expect(occurrences(stored, 'erin erased')).toBe(0);
       expect(occurrences(stored, KEEP)).toBeGreaterThan(0);
     }, 60_000);
+  });
+});
+
+describe('SQLite file rebuilds owed by erasure', () => {
+  let service: TestService | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** Free pages made by another connection (a table filled and dropped); a rebuild leaves none. */
+  function freePagesOf(file: string) {
+    const side = new Database(file);
+    cleanups.push(async () => {
+      side.close();
+    });
+    return {
+      make() {
+        side.exec('create table scratch (x text)');
+        const fill = side.prepare('insert into scratch values (?)');
+        side.transaction(() => {
+          for (let i = 0; i < 500; i++) fill.run('x'.repeat(2000));
+        })();
+        side.exec('drop table scratch');
+      },
+      count: () => Number(side.pragma('freelist_count', { simple: true })),
+      owed: () => side.prepare(`select value from countersign_settings where key = 'erasure_rewrite_owed'`).get(),
+    };
+  }
+
+  async function publishFor(svc: TestService, email: string) {
+    await apiOf(svc).published('document.signed', {
+      document_id: `doc_${email}`,
+      signer_email: email,
+      audit_url: 'https://x.example/a',
+    });
+  }
+
+  it('rebuilds at most once per interval: an erasure sooner says when, and its rebuild runs then', async () => {
+    const svc = await startTestService(sqliteDialect, { fileRebuildEveryMs: 2_000 });
+    service = svc;
+    const pages = freePagesOf(svc.database.url);
+    const erase = (email: string) =>
+      svc.request({ method: 'POST', url: '/v1/erasure', payload: { signer_email: email } });
+    await publishFor(svc, 'first@example.com');
+    await publishFor(svc, ERASE);
+
+    pages.make();
+    expect((await erase('first@example.com')).json()).toMatchObject({ events_erased: 1, complete: true, warnings: [] });
+    expect(pages.count()).toBe(0);
+
+    pages.make();
+    const sooner = (await erase(ERASE)).json();
+    expect(sooner).toMatchObject({ events_erased: 1, complete: false });
+    const [warning] = sooner.warnings as string[];
+    const at = Date.parse(/rebuilt at (\S+) /.exec(warning ?? '')?.[1] ?? '');
+    expect(Number.isNaN(at), warning).toBe(false);
+    // Not rebuilt yet, and owed; then rebuilt in the background, and no longer owed.
+    expect(pages.count()).toBeGreaterThan(0);
+    expect(pages.owed()).toBeDefined();
+    await eventually('the scheduled rebuild', async () => (pages.count() === 0 && !pages.owed() ? true : undefined));
+    expect(occurrences(await storage(sqliteDialect, svc), ERASE)).toBe(0);
+  });
+
+  it('lets the event loop go on while the file is rebuilt', async () => {
+    const database = await sqliteDialect.create();
+    cleanups.push(() => database.drop());
+    const dialect = openDialect(parseDatabaseUrl(database.url));
+    const opened = await openStore(dialect);
+    cleanups.push(() => opened.close());
+    // A file of some megabytes, so that its rebuild takes a while.
+    const side = new Database(database.url);
+    side.exec('create table filler (x text)');
+    const fill = side.prepare('insert into filler values (?)');
+    side.transaction(() => {
+      for (let i = 0; i < 20_000; i++) fill.run(`${i}`.padEnd(500, 'y'));
+    })();
+    side.close();
+
+    let turns = 0;
+    let rebuilding = true;
+    const spin = () => {
+      if (!rebuilding) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const problem = await dialect.rebuildFile?.();
+    rebuilding = false;
+    expect(problem).toBeUndefined();
+    // A rebuild on the event loop's own thread lets no turn run while it copies the file.
+    expect(turns).toBeGreaterThan(20);
+  });
+
+  it('schedules at start a rebuild that an earlier process owed', async () => {
+    const database = await sqliteDialect.create();
+    cleanups.push(() => database.drop());
+    const first = await openStore(openDialect(parseDatabaseUrl(database.url)));
+    await first.close();
+    const pages = freePagesOf(database.url);
+    pages.make();
+    const side = new Database(database.url);
+    side
+      .prepare(`insert into countersign_settings (key, value) values ('erasure_rewrite_owed', 'left-by-a-crash')`)
+      .run();
+    side.close();
+    expect(pages.count()).toBeGreaterThan(0);
+
+    const reopened = await openStore(openDialect(parseDatabaseUrl(database.url)), { fileRebuildEveryMs: 60_000 });
+    cleanups.push(() => reopened.close());
+    await eventually('the owed rebuild', async () => (pages.count() === 0 && !pages.owed() ? true : undefined));
   });
 });

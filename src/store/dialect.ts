@@ -27,6 +27,12 @@ export interface StoreDialect {
   fanOutVersion(): number | undefined;
   /** Calls `onDue` when another process announced due deliveries. Returns a stop function. */
   listenDue(onDue: () => void): Promise<() => Promise<void>>;
+  /**
+   * SQLite: rebuilds the file (VACUUM) and truncates its WAL, so neither keeps a copy of what was
+   * erased, off the event loop where it can (sqlite/checkpointer.ts). Resolves with what could not
+   * be done, if anything. PostgreSQL has none: its old row versions are out of every query's reach.
+   */
+  rebuildFile?(): Promise<string | undefined>;
   /** Whether an error is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
   close(): Promise<void>;

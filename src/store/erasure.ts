@@ -11,7 +11,8 @@
 // 2. Every attempt of the account whose answer (excerpt, headers) or error holds the subject has
 //    that column set to null, whichever event it was for.
 // 3. Answers of the deliveries that were being sent are waited for (a bounded time) and scrubbed.
-// 4. SQLite: the file is rebuilt (VACUUM) and the WAL truncated. Updating a row in place is not
+// 4. SQLite: the file is rebuilt (VACUUM) and the WAL truncated, off the event loop and at most
+//    once per interval (file-rebuilds.ts). Updating a row in place is not
 //    enough even with `secure_delete`: SQLite leaves copies of rows in the unused part of pages
 //    it split or rebalanced earlier, and old page images sit in the WAL until it is truncated.
 //    PostgreSQL: old row versions stay in the table files until VACUUM reuses their space; no
@@ -27,11 +28,11 @@ import { type Kysely, sql } from 'kysely';
 import { ERASED_DATA, type ErasureSubject, jsonHolds, likePattern, subjectMatcher } from '../domain/erasure.js';
 import type { StoreDialect } from './dialect.js';
 import { eraseFromDocuments } from './documents.js';
+import { type FileRebuilds, REWRITE_OWED } from './file-rebuilds.js';
 import { chunk } from './queue/chunk.js';
 import { orderKeysOf, promoteWaiting } from './queue/ordering.js';
 import { retryConflicts } from './retry-conflicts.js';
 import { type Database, UNFINISHED_STATUSES } from './schema.js';
-import { rewriteFile } from './sqlite/rewrite.js';
 import type { ErasureOutcome, ErasureSettings } from './store.js';
 
 export const DEFAULT_ERASURE_SETTINGS: ErasureSettings = { inFlightWaitMs: 20_000, batchSize: 500 };
@@ -48,6 +49,7 @@ export async function eraseSubject(
   subject: ErasureSubject,
   now: number,
   settings: ErasureSettings,
+  rebuilds: FileRebuilds,
 ): Promise<{ outcome: ErasureOutcome; erasedEventIds: string[]; released: number }> {
   const outcome: ErasureOutcome = {
     eventsErased: 0,
@@ -95,39 +97,19 @@ export async function eraseSubject(
     }
   }
 
-  if (d.name === 'sqlite') {
-    // Only when an erasure changed something since the file was last rebuilt (this one, or an
-    // earlier one whose rebuild could not finish): an erasure that matched nothing costs no rebuild.
-    const owed = await rewriteOwed(d.db);
-    if (owed !== undefined) {
-      const problem = await rewriteFile(d.db);
-      if (problem) {
-        outcome.complete = false;
-        outcome.warnings.push(problem);
-      } else {
-        // Unless another erasure changed rows meanwhile (and so owes a rebuild of its own).
-        await d.writeTransaction((trx) =>
-          trx.deleteFrom('countersign_settings').where('key', '=', REWRITE_OWED).where('value', '=', owed).execute(),
-        );
-      }
-    }
+  // SQLite: only when an erasure changed something since the file was last rebuilt (this one, or
+  // an earlier one whose rebuild could not finish): an erasure that matched nothing costs none.
+  const rebuild = await rebuilds.afterErasure();
+  if (rebuild.done && rebuild.problem) {
+    outcome.complete = false;
+    outcome.warnings.push(rebuild.problem);
+  } else if (!rebuild.done) {
+    outcome.complete = false;
+    outcome.warnings.push(
+      `old copies of what was erased remain in the SQLite file until it is rebuilt at ${new Date(rebuild.at).toISOString()} (the file is rebuilt at most once per COUNTERSIGN_ERASURE_REBUILD_INTERVAL)`,
+    );
   }
   return { outcome, erasedEventIds, released };
-}
-
-/**
- * SQLite: the settings row saying that erased rows may have left copies in the file, which a
- * rebuild owes; its value changes with every erasure write that changed a row.
- */
-const REWRITE_OWED = 'erasure_rewrite_owed';
-
-async function rewriteOwed(db: Kysely<Database>): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('countersign_settings')
-    .select('value')
-    .where('key', '=', REWRITE_OWED)
-    .executeTakeFirst();
-  return row?.value;
 }
 
 /**

@@ -10,6 +10,7 @@ import * as overview from './account-overview.js';
 import type { StoreDialect } from './dialect.js';
 import * as documents from './documents.js';
 import { DEFAULT_ERASURE_SETTINGS, eraseSubject } from './erasure.js';
+import { DEFAULT_FILE_REBUILD_EVERY_MS, FileRebuilds } from './file-rebuilds.js';
 import { GenerationCache } from './generation-cache.js';
 import * as listen from './listen-sessions.js';
 import { migrateToLatest } from './migrator.js';
@@ -93,9 +94,20 @@ class RecentEvents implements EventCache {
   }
 }
 
-export async function openStore(dialect: StoreDialect, options: { migrate?: boolean } = {}): Promise<KyselyStore> {
+export interface OpenStoreOptions {
+  migrate?: boolean;
+  /** SQLite: the shortest time between two file rebuilds owed by erasures (file-rebuilds.ts). */
+  fileRebuildEveryMs?: number;
+  /** Told of problems found in the background (a file rebuild that failed). */
+  warn?: (message: string) => void;
+}
+
+export async function openStore(dialect: StoreDialect, options: OpenStoreOptions = {}): Promise<KyselyStore> {
   if (options.migrate !== false) await migrateToLatest(dialect);
-  const store = new KyselyStore(dialect);
+  const store = new KyselyStore(
+    dialect,
+    new FileRebuilds(dialect, options.fileRebuildEveryMs ?? DEFAULT_FILE_REBUILD_EVERY_MS, options.warn),
+  );
   await store.startListening();
   return store;
 }
@@ -114,7 +126,10 @@ export class KyselyStore implements Store {
   /** Where the dispatcher's last claim round stopped walking the endpoints. */
   private readonly claimCursor = { after: -1 };
 
-  constructor(private readonly d: StoreDialect) {}
+  constructor(
+    private readonly d: StoreDialect,
+    private readonly rebuilds: FileRebuilds = new FileRebuilds(d, DEFAULT_FILE_REBUILD_EVERY_MS),
+  ) {}
 
   get dialect() {
     return this.d.name;
@@ -122,6 +137,7 @@ export class KyselyStore implements Store {
 
   async startListening(): Promise<void> {
     this.stopListening = await this.d.listenDue(() => this.emitDue());
+    await this.rebuilds.resume();
   }
 
   async ping(): Promise<void> {
@@ -129,6 +145,7 @@ export class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.rebuilds.close();
     await this.stopListening?.();
     await this.d.close();
   }
@@ -819,10 +836,17 @@ export class KyselyStore implements Store {
     now: number,
     settings: Partial<ErasureSettings> = {},
   ): Promise<ErasureOutcome> {
-    const { outcome, erasedEventIds, released } = await eraseSubject(this.d, accountId, subject, now, {
-      ...DEFAULT_ERASURE_SETTINGS,
-      ...settings,
-    });
+    const { outcome, erasedEventIds, released } = await eraseSubject(
+      this.d,
+      accountId,
+      subject,
+      now,
+      {
+        ...DEFAULT_ERASURE_SETTINGS,
+        ...settings,
+      },
+      this.rebuilds,
+    );
     // The recent-event cache would otherwise hand a later claim (a redelivery) the data as it was.
     for (const id of erasedEventIds) {
       const cached = this.events.get(id);

@@ -61,6 +61,11 @@ export interface TestServiceOptions {
   publicUrl?: string;
   /** The listen hub's timings (answer timeout, pings, silence), shortened by the listen tests. */
   listen?: Partial<ListenSettings>;
+  /**
+   * COUNTERSIGN_ERASURE_REBUILD_INTERVAL (1 minute by default). Here 1 ms unless given, so that
+   * erasures one after another each rebuild the file, as the tests that read it expect.
+   */
+  fileRebuildEveryMs?: number;
 }
 
 /** Answers `localhost` with 127.0.0.1 and every other name with ENOTFOUND, without touching the network. */
@@ -74,7 +79,9 @@ export async function startTestService(
   options: TestServiceOptions = {},
 ): Promise<TestService> {
   const database = await dialect.create();
-  const store = await openStore(openDialect(parseDatabaseUrl(database.url)));
+  const store = await openStore(openDialect(parseDatabaseUrl(database.url)), {
+    fileRebuildEveryMs: options.fileRebuildEveryMs ?? 1,
+  });
   const secrets = options.secrets ?? new SecretBox(randomBytes(32));
   const logger = options.logger ?? pino({ level: 'silent' });
   const targetPolicy = {

@@ -50,7 +50,30 @@ const tick = () => {
   timer = setTimeout(tick, workerData.everyMs);
 };
 tick();
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+// VACUUM, then a TRUNCATE checkpoint: see rewrite.ts. The main thread holds its connection idle meanwhile.
+const rebuild = () => {
+  try {
+    db.pragma('temp_store = file');
+    db.exec('vacuum');
+  } catch (err) {
+    return 'the SQLite file could not be rebuilt: ' + err.message + '; erase again to retry';
+  }
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    if (db.pragma('wal_checkpoint(truncate)')[0].busy === 0) return null;
+    pause(50 * attempt);
+  }
+  return 'the SQLite WAL could not be truncated (another connection kept reading); old copies may remain in the -wal file until it is: erase again later';
+};
 parentPort.on('message', (message) => {
+  if (message === 'rebuild') {
+    clearTimeout(timer);
+    const problem = rebuild();
+    Atomics.store(state, walFramesSlot, 0);
+    parentPort.postMessage({ rebuilt: true, problem });
+    timer = setTimeout(tick, workerData.everyMs);
+    return;
+  }
   if (message === 'catch-up') {
     clearTimeout(timer);
     round();
@@ -77,6 +100,15 @@ export interface Checkpointer {
    * follows starts the WAL over. Every caller in the meantime gets the same promise.
    */
   beforeWrite(idle: () => Promise<void>): Promise<void> | undefined;
+  /**
+   * Rebuilds the file (VACUUM) and truncates the WAL on the thread, off the event loop. `hold` runs
+   * its callback while no query of ours can use the main connection (Kysely's connection mutex): a
+   * write of ours meanwhile would wait for the thread's lock inside SQLite, blocking the event loop;
+   * our queries wait for the mutex instead. Resolves with what could not be done, if anything.
+   */
+  rebuild(hold: (run: () => Promise<string | undefined>) => Promise<string | undefined>): Promise<string | undefined>;
+  /** Whether the thread still works. */
+  working(): boolean;
   /** Runs a last checkpoint, then ends the thread. */
   stop(): Promise<void>;
 }
@@ -108,17 +140,25 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
   let caughtUp: (() => void) | undefined;
   /** The thread's round count when the last catch-up ended: its WAL size is stale until the next. */
   let roundsAtCatchUp = -1;
-  worker.on('message', (message) => {
+  let rebuilt: ((problem: string | undefined) => void) | undefined;
+  worker.on('message', (message: unknown) => {
     if (message === 'caught-up') caughtUp?.();
+    else if (typeof message === 'object' && message !== null && 'rebuilt' in message) {
+      const { problem } = message as unknown as { problem: string | null };
+      rebuilt?.(problem ?? undefined);
+    }
   });
+  const threadGone = 'the SQLite file could not be rebuilt: its thread stopped; erase again to retry';
   worker.on('error', (err: unknown) => {
     failed = true;
     caughtUp?.();
+    rebuilt?.(threadGone);
     if (!stopping) onFailure(asError(err));
   });
   worker.on('exit', (code) => {
     failed = true;
     caughtUp?.();
+    rebuilt?.(threadGone);
     if (!stopping) onFailure(new Error(`the WAL checkpoint thread exited with code ${code}`));
   });
   const catchUp = async (idle: () => Promise<void>): Promise<void> => {
@@ -145,6 +185,22 @@ export function startCheckpointer(path: string, onFailure: (err: Error) => void)
         gate = undefined;
       });
       return gate;
+    },
+    working() {
+      return !failed && !stopping;
+    },
+    async rebuild(hold) {
+      // A catch-up under way waits for the connection itself: let it finish first.
+      await gate;
+      return hold(async () => {
+        if (failed || stopping) return threadGone;
+        const problem = await new Promise<string | undefined>((resolve) => {
+          rebuilt = resolve;
+          worker.postMessage('rebuild');
+        });
+        rebuilt = undefined;
+        return problem;
+      });
     },
     async stop() {
       if (stopping) return;

@@ -8,6 +8,7 @@ import type { StoreDialect } from '../dialect.js';
 import { GenerationCache } from '../generation-cache.js';
 import type { Database } from '../schema.js';
 import { RESTART_AT_FRAMES, startCheckpointer } from './checkpointer.js';
+import { rewriteFile } from './rewrite.js';
 
 const STATEMENT_CACHE_SIZE = 256;
 
@@ -106,6 +107,11 @@ export function openSqlite(path: string, warn?: (err: Error, message: string) =>
           throw err;
         }
       });
+    },
+    async rebuildFile() {
+      // On the checkpoint thread, so the event loop goes on meanwhile; without it (a file in
+      // memory, a thread that failed), on this connection as before.
+      return checkpointer?.working() ? checkpointer.rebuild((run) => db.connection().execute(run)) : rewriteFile(db);
     },
     async notifyDue() {},
     async notifyTokensChanged() {},
