@@ -80,6 +80,8 @@ describe('the audit chain', () => {
     expect(verifyChain(erased, head(entries))).toEqual({ valid: true, entries: 4, firstBroken: null });
     const refilled = erased.map((e, i) => (i === 1 ? { ...e, actor: 'tok_1' } : e));
     expect(verifyChain(refilled, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
+    const redetailed = erased.map((e, i) => (i === 1 ? { ...e, detail: { reason: 'all fine' } } : e));
+    expect(verifyChain(redetailed, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
 
     expect(verifyChain([entries[0], entries[2], entries[3]] as AuditEntry[], head(entries)).firstBroken).toEqual({
       seq: 3,

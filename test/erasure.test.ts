@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonHolds, likePattern, subjectMatcher } from '../src/domain/erasure.js';
 import { openStore } from '../src/store/kysely-store.js';
@@ -672,6 +673,52 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       expect(occurrences(stored, ERASE)).toBe(0);
       expect(occurrences(stored, 'erin erased')).toBe(0);
       expect(occurrences(stored, KEEP)).toBeGreaterThan(0);
+    }, 60_000);
+
+    it('erases a signer’s decline reason, a document’s external_id, and an erased entry written back does not verify', async () => {
+      const { svc } = await start();
+      const post = (path: string, payload?: Record<string, unknown>) =>
+        svc.request({ method: 'POST', url: path, ...(payload === undefined ? {} : { payload }) });
+      const verify = async (id: string) =>
+        (await svc.request({ method: 'GET', url: `/v1/documents/${id}/audit/verify` })).json();
+      const doc = (
+        await post('/v1/documents', { title: 'Declined NDA', signers: [{ email: ERASE }, { email: KEEP }] })
+      ).json();
+      const [erin] = doc.signers as { id: string }[];
+      expect((await post(`/v1/documents/${doc.id}/send`)).statusCode).toBe(200);
+      const declined = await post(`/v1/documents/${doc.id}/signers/${erin?.id}/decline`, {
+        reason: 'moved to Lisbon, call 555 0199',
+      });
+      expect(declined.statusCode, declined.body).toBe(200);
+      const ref = (
+        await post('/v1/documents', { title: 'Referenced', external_id: 'crm-4711-kim', signers: [{ email: KEEP }] })
+      ).json();
+      expect(occurrences(await storage(dialect, svc), 'call 555 0199')).toBeGreaterThan(0);
+
+      expect((await post('/v1/erasure', { signer_email: ERASE })).json()).toMatchObject({ complete: true });
+      const after = (await svc.request({ method: 'GET', url: `/v1/documents/${doc.id}` })).json();
+      expect(after.signers[0]).toMatchObject({ email: null, status: 'declined', decline_reason: null });
+      expect(await verify(doc.id)).toMatchObject({ valid: true });
+
+      expect((await post('/v1/erasure', { document_id: ref.id })).json()).toMatchObject({ complete: true });
+      expect((await svc.request({ method: 'GET', url: `/v1/documents/${ref.id}` })).json()).toMatchObject({
+        title: '(erased)',
+        external_id: null,
+      });
+      const stored = await storage(dialect, svc);
+      expect(occurrences(stored, 'call 555 0199')).toBe(0);
+      expect(occurrences(stored, 'crm-4711-kim')).toBe(0);
+
+      // Someone with write access gives the erased decline a detail again: it no longer verifies.
+      const raw = openDialect(parseDatabaseUrl(svc.database.url));
+      try {
+        await sql`update audit_entries set detail = ${'{"reason":"signed after all"}'} where document_id = ${doc.id} and action = 'declined'`.execute(
+          raw.db,
+        );
+      } finally {
+        await raw.close();
+      }
+      expect(await verify(doc.id)).toMatchObject({ valid: false, first_broken: { seq: 3, reason: 'hash' } });
     }, 60_000);
   });
 });

@@ -135,7 +135,12 @@ export function verifyChain(entries: AuditEntry[], head: { seq: number; hash: st
     if (entry.salt !== null && personalCommitment(entry.salt, entry as AuditFacts) !== entry.personal) {
       return broken('hash');
     }
-    if (entry.salt === null && (entry.actor !== null || entry.ip !== null || entry.user_agent !== null)) {
+    // Erased means every personal field is gone: a detail written back (a decline reason turned
+    // into anything else) has no commitment to answer to, so it does not hold either.
+    if (
+      entry.salt === null &&
+      (entry.actor !== null || entry.ip !== null || entry.user_agent !== null || entry.detail !== null)
+    ) {
       return broken('hash');
     }
     prev = entry.hash;

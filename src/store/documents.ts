@@ -345,10 +345,11 @@ export async function eraseFromDocuments(
       .where('account_id', '=', accountId)
       .executeTakeFirst();
     if (!doc) return 0;
-    await trx.updateTable('documents').set({ title: '(erased)' }).where('id', '=', doc.id).execute();
+    // The platform's own reference goes too: it names the document as surely as its id does.
+    await trx.updateTable('documents').set({ title: '(erased)', external_id: null }).where('id', '=', doc.id).execute();
     await trx
       .updateTable('document_signers')
-      .set({ email: null, name: null })
+      .set({ email: null, name: null, decline_reason: null })
       .where('document_id', '=', doc.id)
       .execute();
     await trx.updateTable('audit_entries').set(erasedFields).where('document_id', '=', doc.id).execute();
@@ -364,9 +365,10 @@ export async function eraseFromDocuments(
     .execute();
   if (signers.length === 0) return 0;
   const documentIds = [...new Set(signers.map((s) => s.document_id))];
+  // A decline reason is free text the signer wrote: often personal, so it goes with them.
   await trx
     .updateTable('document_signers')
-    .set({ email: null, name: null })
+    .set({ email: null, name: null, decline_reason: null })
     .where(
       'id',
       'in',
