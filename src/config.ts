@@ -5,6 +5,7 @@
 import { parseCidrList } from './domain/address-policy.js';
 import { type CircuitSettings, DEFAULT_CIRCUIT_SETTINGS } from './domain/circuit.js';
 import { DEFAULT_RETRY_SCHEDULE } from './domain/retry-policy.js';
+import { DEFAULT_TARGET_PORTS_TEXT, type PortRange, parsePortRanges } from './domain/target-url.js';
 import { parseDuration } from './domain/time.js';
 import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { type DatabaseLocation, parseDatabaseUrl } from './store/open.js';
@@ -21,6 +22,8 @@ export interface Config {
   allowInsecureTargets: boolean;
   /** COUNTERSIGN_ALLOWED_TARGET_CIDRS: canonical CIDRs the SSRF guard lets through (internal receivers). */
   allowedTargetCidrs: string[];
+  /** COUNTERSIGN_ALLOWED_TARGET_PORTS: the ports targets may use. */
+  allowedTargetPorts: PortRange[];
   masterKey: string | undefined;
   masterKeyFile: string;
   logLevel: string;
@@ -194,6 +197,15 @@ export const SETTINGS = [
     unset: 'none',
     kind: 'text',
     about: 'comma-separated CIDRs the SSRF guard lets through (internal receivers), e.g. 10.20.0.0/16,fd00:1::/64',
+  },
+  {
+    flag: 'allowed-target-ports',
+    variable: 'COUNTERSIGN_ALLOWED_TARGET_PORTS',
+    value: '<ports>',
+    default: DEFAULT_TARGET_PORTS_TEXT,
+    kind: 'text',
+    about:
+      'comma-separated ports and ranges targets may use, e.g. 443,8443; a URL with another is refused with a 400, and a stored one fails its attempts',
   },
   {
     flag: 'rate-limit',
@@ -496,6 +508,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     databaseUrl,
     allowInsecureTargets: switchedOn('allow-insecure-targets'),
     allowedTargetCidrs: cidrs(read('allowed-target-cidrs')),
+    allowedTargetPorts: ports(read('allowed-target-ports') as Given),
     // Environment only: a key on the command line would show in `ps` and in shell history.
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     masterKeyFile: text('master-key-file'),
@@ -688,6 +701,16 @@ function publicUrl(given: Given | undefined): string | undefined {
 }
 
 /** A comma-separated list of CIDRs such as `10.20.0.0/16,fd00:1::/64`, canonicalised. */
+function ports(given: Given): PortRange[] {
+  try {
+    return parsePortRanges(given.text);
+  } catch (err) {
+    throw new ConfigError(
+      `${given.name} must be a comma-separated list of ports and ranges: ${(err as Error).message}`,
+    );
+  }
+}
+
 function cidrs(given: Given | undefined): string[] {
   if (given === undefined) return [];
   try {

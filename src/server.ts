@@ -126,7 +126,11 @@ async function startSteps(
   }
 
   // One SSRF policy for registration and for every send.
-  const targetPolicy = { allowInsecure: config.allowInsecureTargets, allowedCidrs: config.allowedTargetCidrs };
+  const targetPolicy = {
+    allowInsecure: config.allowInsecureTargets,
+    allowedCidrs: config.allowedTargetCidrs,
+    allowedPorts: config.allowedTargetPorts,
+  };
   const metrics = new Metrics();
   metrics.queue(store);
   const dispatcher = config.dispatcher.enabled

@@ -56,6 +56,14 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
   'erasure-rebuild-interval': { value: '10m', read: (c) => c.erasureRebuildEveryMs, expected: 600_000 },
+  'allowed-target-ports': {
+    value: '443, 8443-8444',
+    read: (c) => c.allowedTargetPorts,
+    expected: [
+      [443, 443],
+      [8443, 8444],
+    ],
+  },
   'max-batch-deliveries': { value: '500', read: (c) => c.maxBatchDeliveries, expected: 500 },
   'max-portal-sessions': { value: '20', read: (c) => c.maxPortalSessions, expected: 20 },
   'max-subscriptions': { value: '50', read: (c) => c.maxSubscriptions, expected: 50 },
@@ -194,6 +202,25 @@ describe('loadConfig', () => {
     for (const bad of ['lots', '600/1m/1h', '-1/1s', '1e3/1s']) {
       expect(() => loadConfig({}, { COUNTERSIGN_RATE_LIMIT: bad }), bad).toThrow(
         /^COUNTERSIGN_RATE_LIMIT must look like/,
+      );
+    }
+  });
+
+  it('reads the target ports as ports and ranges, and refuses anything else, naming the part', () => {
+    expect(loadConfig({}, {}).allowedTargetPorts).toEqual([
+      [80, 80],
+      [443, 443],
+      [1024, 65_535],
+    ]);
+    for (const [given, part] of [
+      ['0', '0'],
+      ['443,70000', '70000'],
+      ['9000-8000', '9000-8000'],
+      ['443,,80', ''],
+      ['https', 'https'],
+    ]) {
+      expect(errorOf(() => loadConfig({}, { COUNTERSIGN_ALLOWED_TARGET_PORTS: given as string }))).toBe(
+        `COUNTERSIGN_ALLOWED_TARGET_PORTS must be a comma-separated list of ports and ranges: "${part}" is not a port (1 to 65535) or a range of them such as 1024-65535`,
       );
     }
   });

@@ -375,6 +375,29 @@ describe.each(DIALECTS)('the SSRF guard on $name', (dialect) => {
         expect(dns.asked.length).toBe(asked);
       });
 
+      it('refuses a port outside 80, 443 and 1024-65535, in any mode, and takes the ports an operator allows', async () => {
+        for (const url of ['https://public.test:25/hook', 'https://public.test:1023/hook', 'https://8.8.8.8:22/hook']) {
+          const res = await subscribe(service, url);
+          expect(res.statusCode, url).toBe(400);
+          expect(res.json().error.message).toBe(
+            `target_url: port ${new URL(url).port} is not allowed (COUNTERSIGN_ALLOWED_TARGET_PORTS, by default 80,443,1024-65535)`,
+          );
+          expect(await stored()).not.toContain(url);
+        }
+        for (const url of ['https://public.test:443/p443', 'https://public.test:8443/p', 'https://public.test/p']) {
+          expect((await subscribe(service, url)).statusCode, url).toBe(200);
+        }
+        const strict = await startTestService(dialect, { allowedTargetPorts: [[443, 443]] });
+        try {
+          expect((await subscribe(strict, 'http://127.0.0.1:8080/hook')).json().error.message).toContain(
+            'port 8080 is not allowed',
+          );
+          expect((await subscribe(strict, 'https://your-app.example/hook')).statusCode).toBe(200);
+        } finally {
+          await strict.close();
+        }
+      });
+
       it('accepts a name that does not resolve yet (it is checked again at every send)', async () => {
         const res = await subscribe(service, 'https://nowhere.test/hook');
         expect(res.statusCode, res.body).toBe(200);
@@ -580,6 +603,49 @@ describe.each(DIALECTS)('the SSRF guard on $name', (dialect) => {
             'ssrf: 127.0.0.1 is a loopback address',
             'ssrf: ::ffff:127.0.0.1 is an IPv4-mapped form of 127.0.0.1, a loopback address',
           ]);
+          expect(receiver.connections).toBe(connectionsBefore);
+        } finally {
+          await lenientApi.close();
+          await service.close();
+        }
+      });
+
+      it('refuses at send time a port the worker does not allow, in any mode: the receiver sees no connection', async () => {
+        const service = await startTestService(dialect, {
+          dispatcher: DISPATCHER,
+          allowInsecureTargets: true,
+          allowedTargetPorts: [[443, 443]],
+          trustedCa: [tls.cert],
+        });
+        // Registered where the port was allowed (before the setting changed, or on another node).
+        const lenientApi = await buildApp({
+          store: service.store,
+          secrets: service.secrets,
+          targetPolicy: { allowInsecure: true },
+          resolve: offlineResolver,
+          logger: pino({ level: 'silent' }),
+        });
+        try {
+          const connectionsBefore = receiver.connections;
+          const created = await lenientApi.inject({
+            method: 'POST',
+            url: '/v1/webhooks/subscriptions',
+            headers: { authorization: `Bearer ${service.token}` },
+            payload: { target_url: `https://127.0.0.1:${receiver.port}/hook`, event_type: 'document.signed' },
+          });
+          expect(created.statusCode, created.body).toBe(200);
+          const eventId = await publish(service);
+          const [failed] = await eventually(async () => {
+            const list = await service.request({ method: 'GET', url: `/v1/deliveries?event_id=${eventId}` });
+            const all = list.json().deliveries as DeliveryView[];
+            return all.length === 1 && all[0]?.status === 'failed' ? all : undefined;
+          }, 'the delivery to fail');
+          const full = (await service.request({ method: 'GET', url: `/v1/deliveries/${failed?.id}` })).json();
+          expect(new Set(full.attempts.map((a: { error: string | null }) => a.error))).toEqual(
+            new Set([
+              `ssrf: port ${receiver.port} is not allowed (COUNTERSIGN_ALLOWED_TARGET_PORTS, by default 80,443,1024-65535)`,
+            ]),
+          );
           expect(receiver.connections).toBe(connectionsBefore);
         } finally {
           await lenientApi.close();

@@ -7,7 +7,7 @@
 import { promises as dns, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { type AddressVerdict, allowListFrom, checkAddress, describeRefusal } from '../domain/address-policy.js';
-import type { TargetPolicy } from '../domain/target-url.js';
+import { portAllowed, portOf, portRefusal, type TargetPolicy } from '../domain/target-url.js';
 
 export interface ResolvedAddress {
   address: string;
@@ -30,6 +30,28 @@ export class SsrfRefusedError extends Error {
     super(`ssrf: ${describeRefusal(host, verdict)}`);
     this.name = 'SsrfRefusedError';
   }
+}
+
+/** A connection refused for its port (COUNTERSIGN_ALLOWED_TARGET_PORTS), whatever its address. */
+export class PortRefusedError extends Error {
+  /** The guard's code: the attempt says what the guard said. */
+  readonly code = 'ERR_SSRF_REFUSED';
+  constructor(readonly port: number) {
+    super(`ssrf: ${portRefusal(port)}`);
+    this.name = 'PortRefusedError';
+  }
+}
+
+/**
+ * The refusal for a connection's port, or undefined. Registration refuses such URLs already
+ * (target-url.ts); this covers rows stored before the setting changed.
+ */
+export function vetPort(
+  target: { port: string; protocol: string },
+  policy: TargetPolicy,
+): PortRefusedError | undefined {
+  const port = portOf(target);
+  return portAllowed(port, policy) ? undefined : new PortRefusedError(port);
 }
 
 /** The refusal for a literal IP host, or undefined when it may be connected to (or is a name). */

@@ -5,7 +5,7 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { TargetPolicy } from '../domain/target-url.js';
-import { createGuardedLookup, type Resolver, systemResolver, vetLiteralHost } from './guarded-lookup.js';
+import { createGuardedLookup, type Resolver, systemResolver, vetLiteralHost, vetPort } from './guarded-lookup.js';
 import { SlotList, type Slotted } from './slot-list.js';
 
 export const READ_LIMIT = 64 * 1024;
@@ -71,7 +71,7 @@ export class Sender {
       keepAliveTimeout: 30_000,
       // Node connects to a literal IP without calling `lookup`, so literals are vetted here.
       connect: (target, callback) => {
-        const refused = vetLiteralHost(target.hostname, policy);
+        const refused = vetPort(target, policy) ?? vetLiteralHost(target.hostname, policy);
         if (refused) callback(refused, null);
         else connect(target, callback);
       },

@@ -11,6 +11,50 @@ export interface TargetPolicy {
   allowInsecure: boolean;
   /** COUNTERSIGN_ALLOWED_TARGET_CIDRS, validated: addresses here are allowed even when forbidden. */
   allowedCidrs?: readonly string[];
+  /** COUNTERSIGN_ALLOWED_TARGET_PORTS, parsed; DEFAULT_TARGET_PORTS when absent. Applies in every mode. */
+  allowedPorts?: readonly PortRange[];
+}
+
+/** Inclusive. */
+export type PortRange = readonly [number, number];
+
+/**
+ * The ports a target may use unless the operator says otherwise: the web's two, and the
+ * unprivileged range. Below 1024 live the services a webhook has no business reaching (SSH, SMTP,
+ * LDAP, …), so a URL naming one is refused even where its address is allowed.
+ */
+export const DEFAULT_TARGET_PORTS_TEXT = '80,443,1024-65535';
+
+/** Parses `80,443,1024-65535`: ports and inclusive ranges, 1 to 65535. Throws a plain Error naming the part. */
+export function parsePortRanges(text: string): PortRange[] {
+  const ranges: PortRange[] = [];
+  for (const raw of text.split(',')) {
+    const part = raw.trim();
+    const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    const low = Number(match?.[1]);
+    const high = match?.[2] === undefined ? low : Number(match[2]);
+    if (!match || low < 1 || high > 65_535 || low > high) {
+      throw new Error(`"${part}" is not a port (1 to 65535) or a range of them such as 1024-65535`);
+    }
+    ranges.push([low, high]);
+  }
+  return ranges;
+}
+
+export const DEFAULT_TARGET_PORTS: readonly PortRange[] = parsePortRanges(DEFAULT_TARGET_PORTS_TEXT);
+
+/** The port a URL connects to: its own, or its scheme's. */
+export function portOf(url: { port: string; protocol: string }): number {
+  return url.port === '' ? (url.protocol === 'http:' ? 80 : 443) : Number(url.port);
+}
+
+export function portAllowed(port: number, policy: TargetPolicy): boolean {
+  return (policy.allowedPorts ?? DEFAULT_TARGET_PORTS).some(([low, high]) => port >= low && port <= high);
+}
+
+/** Why a port is refused, as a 400 or an attempt's error says it. */
+export function portRefusal(port: number): string {
+  return `port ${port} is not allowed (COUNTERSIGN_ALLOWED_TARGET_PORTS, by default ${DEFAULT_TARGET_PORTS_TEXT})`;
 }
 
 export const MAX_URL_LENGTH = 2048;
@@ -49,6 +93,8 @@ export function checkTargetUrl(raw: string, field: string, policy: TargetPolicy)
   if (url.hostname === '' || !HAS_AUTHORITY.test(raw)) {
     throw invalidField(field, 'must name a host right after "//", such as https://your-app.com/hooks');
   }
+  const port = portOf(url);
+  if (!portAllowed(port, policy)) throw invalidField(field, portRefusal(port));
   if (!policy.allowInsecure) {
     const refusal = literalHostRefusal(url.hostname, policy);
     if (refusal) throw invalidField(field, `must not point at an internal address: ${refusal}`);

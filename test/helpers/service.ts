@@ -41,6 +41,8 @@ export interface TestServiceOptions {
   allowInsecureTargets?: boolean;
   /** COUNTERSIGN_ALLOWED_TARGET_CIDRS, canonical (as loadConfig gives them). */
   allowedTargetCidrs?: string[];
+  /** COUNTERSIGN_ALLOWED_TARGET_PORTS, parsed (80, 443 and 1024-65535 by default). */
+  allowedTargetPorts?: [number, number][];
   /** DNS for registration and sends; default `offlineResolver`, so no test ever asks a real DNS server. */
   resolve?: Resolver;
   /** Extra CA certificates the dispatcher trusts (https receivers with a test certificate). */
@@ -87,6 +89,7 @@ export async function startTestService(
   const targetPolicy = {
     allowInsecure: options.allowInsecureTargets ?? true,
     allowedCidrs: options.allowedTargetCidrs ?? [],
+    ...(options.allowedTargetPorts ? { allowedPorts: options.allowedTargetPorts } : {}),
   };
   const resolve = options.resolve ?? offlineResolver;
   let dispatcher: Dispatcher | undefined;
