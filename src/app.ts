@@ -18,6 +18,7 @@ import { erasureRoutes } from './api/erasure.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
 import { type RateLimitSettings, registerLimits } from './api/limits.js';
+import type { LinkSettings } from './api/link-base.js';
 import { listenRoutes } from './api/listen.js';
 import { meRoutes } from './api/me.js';
 import { documentCommonAnswers, webhooksDocument } from './api/openapi-doc.js';
@@ -66,8 +67,12 @@ export interface AppOptions {
   erasureRateLimit?: RateLimitSettings;
   /** The dispatcher of this process, if any: publishes hand it their new deliveries directly. */
   dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
-  /** COUNTERSIGN_PUBLIC_URL: the base of portal session links; else the address each request came to. */
+  /** COUNTERSIGN_PUBLIC_URL: where the links handed out start (api/link-base.ts). */
   publicUrl?: string;
+  /** COUNTERSIGN_PUBLIC_HOSTS: hosts a request may name to have its links start there. */
+  publicHosts?: readonly string[];
+  /** The origin this server listens on, once it does: links start there when nothing else is set. */
+  listenOrigin?: () => string | undefined;
   /** The browser portal at /ui (dist/ui, framed by this origin only, by default); false for none. */
   portal?: PortalOptions | false;
   /** How listen sessions are delivered to (the dispatcher's retry schedule and lease, in serve). */
@@ -203,7 +208,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
 
   // Audit links carry their own credential (a signature), so they sit outside the token check.
-  const auditLinks = { key: await auditLinkKey(options.store, options.secrets), publicUrl: options.publicUrl };
+  const links: LinkSettings = {
+    publicUrl: options.publicUrl,
+    publicHosts: options.publicHosts,
+    listenOrigin: options.listenOrigin,
+  };
+  const auditLinks = { key: await auditLinkKey(options.store, options.secrets), links };
   await app.register(auditLinkRoutes(ctx, auditLinks));
 
   await app.register(async (api) => {
@@ -217,9 +227,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await api.register(recoveryRoutes(ctx));
     await api.register(rotationRoutes(ctx));
     await api.register(meRoutes());
-    await api.register(portalSessionRoutes(ctx, options.publicUrl));
+    await api.register(portalSessionRoutes(ctx, links));
     await api.register(statsRoutes(ctx));
-    await api.register(listenRoutes(ctx, hub, options.publicUrl));
+    await api.register(listenRoutes(ctx, hub, links));
     await api.register(erasureRoutes(ctx));
     await api.register(documentRoutes(ctx, auditLinks));
   });

@@ -15,6 +15,8 @@ export interface Config {
   host: string;
   /** COUNTERSIGN_PUBLIC_URL: the origin clients reach the API at (portal links), without a trailing slash. */
   publicUrl: string | undefined;
+  /** COUNTERSIGN_PUBLIC_HOSTS: hosts whose requests get links naming them (without a public URL). */
+  publicHosts: string[];
   /** `worker` only: serve /healthz, /readyz and /metrics on this port (off when undefined). */
   metricsPort: number | undefined;
   database: DatabaseLocation;
@@ -162,9 +164,19 @@ export const SETTINGS = [
     flag: 'public-url',
     variable: 'COUNTERSIGN_PUBLIC_URL',
     value: '<url>',
-    unset: 'the address each request came to',
+    unset: 'a host of COUNTERSIGN_PUBLIC_HOSTS, else the listen address',
     kind: 'text',
-    about: 'where clients reach the API, e.g. https://webhooks.example.com (the base of portal session links)',
+    about:
+      'where clients reach the API, e.g. https://webhooks.example.com: the start of portal links, listen stream URLs and audit_url links',
+  },
+  {
+    flag: 'public-hosts',
+    variable: 'COUNTERSIGN_PUBLIC_HOSTS',
+    value: '<hosts>',
+    unset: 'none',
+    kind: 'text',
+    about:
+      'without COUNTERSIGN_PUBLIC_URL: comma-separated host names (host or host:port) whose requests get links naming that host; any other Host header gets links to the listen address',
   },
   {
     flag: 'database',
@@ -503,6 +515,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     port: int('port'),
     host: text('host'),
     publicUrl: publicUrl(read('public-url')),
+    publicHosts: publicHosts(read('public-hosts')),
     metricsPort: metricsPort === undefined ? undefined : integer(metricsPort, rangeOf('metrics-port')),
     database: database(read('database') as Given),
     databaseUrl,
@@ -676,6 +689,26 @@ function database(given: Given): DatabaseLocation {
 }
 
 /** An http(s) origin: a scheme, a host and a port at most (a path of / is dropped). */
+/** `webhooks.example.com,api.example.com:8443`: names as a Host header carries them, lowercased. */
+function publicHosts(given: Given | undefined): string[] {
+  if (given === undefined) return [];
+  return given.text.split(',').map((raw) => {
+    const host = raw.trim().toLowerCase();
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(`http://${host}`);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || host === '' || parsed.host !== host.replace(/:80$/, '') || /[/?#@]/.test(host)) {
+      throw new ConfigError(
+        `${given.name} must be a comma-separated list of host names, each with an optional :port, such as webhooks.example.com,api.example.com:8443, got "${raw.trim()}"`,
+      );
+    }
+    return host;
+  });
+}
+
 function publicUrl(given: Given | undefined): string | undefined {
   if (given === undefined) return undefined;
   const text = given.text.trim();

@@ -5,10 +5,12 @@
 // of that is up. A failure at any step stops what was started and rejects with a StartupError that
 // names the step in one line. Once up, SIGTERM/SIGINT shut down gracefully (stop accepting, finish
 // in-flight sends up to the grace period, hand back unfinished claims).
+
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ALL_SCOPES } from './api/auth.js';
+import { listeningOrigin } from './api/link-base.js';
 import { buildOpsApp } from './api/ops.js';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -139,6 +141,8 @@ async function startSteps(
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
+  /** Where links start when neither COUNTERSIGN_PUBLIC_URL nor COUNTERSIGN_PUBLIC_HOSTS decides. */
+  let linkOrigin: string | undefined;
   if (options.api) {
     const api = await buildApp({
       store,
@@ -147,6 +151,8 @@ async function startSteps(
       logger: log,
       accessLog: config.accessLog,
       publicUrl: config.publicUrl,
+      publicHosts: config.publicHosts,
+      listenOrigin: () => linkOrigin,
       portal: { frameAncestors: config.portalFrameAncestors },
       rateLimit: config.rateLimit,
       inboundTimeoutMs: config.inboundTimeoutMs,
@@ -167,6 +173,7 @@ async function startSteps(
     app = api;
     undo.push(() => api.close());
     url = await listen(api, config.host, config.port, 'port');
+    linkOrigin = listeningOrigin(url);
   }
   let ops: FastifyInstance | undefined;
   let opsUrl: string | undefined;

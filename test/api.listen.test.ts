@@ -150,7 +150,7 @@ describe.each(DIALECTS)('listen sessions on $name', (dialect) => {
         id: expect.stringMatching(/^lsn_/),
         event_types: ['document.signed'],
         signing_secret: expect.stringMatching(/^whsec_/),
-        stream_url: `http://localhost:80${SESSIONS}/${first.id}/stream`,
+        stream_url: `http://localhost${SESSIONS}/${first.id}/stream`,
       });
       const again = await open();
       expect(again).toMatchObject({ id: first.id, signing_secret: first.signing_secret });

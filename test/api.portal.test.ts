@@ -105,8 +105,8 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         const made = await session(service);
         expect(Object.keys(made).sort()).toEqual(['expires_at', 'id', 'url']);
         expect(made.id).toMatch(/^tok_/);
-        // Without COUNTERSIGN_PUBLIC_URL, the address the request came to (inject()'s Host is localhost:80).
-        expect(made.url.startsWith('http://localhost:80/ui/#token=')).toBe(true);
+        // Without COUNTERSIGN_PUBLIC_URL, the address the server listens on; inject() never listens.
+        expect(made.url.startsWith('http://localhost/ui/#token=')).toBe(true);
         const token = tokenOf(made.url);
         const expiresAt = Date.parse(made.expires_at);
         expect(expiresAt).toBeGreaterThanOrEqual(before + 3600_000);
@@ -127,6 +127,25 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         expect(made.url).toMatch(/^https:\/\/webhooks\.example\.com\/ui\/#token=cst_/);
         expect(Date.parse(made.expires_at) - Date.now()).toBeGreaterThan(590_000);
         expect(Date.parse(made.expires_at) - Date.now()).toBeLessThanOrEqual(600_000);
+      });
+
+      it('never builds a link on a Host header that is not on COUNTERSIGN_PUBLIC_HOSTS', async () => {
+        const { service } = await start({ publicHosts: ['portal.example.com', 'api.example.com:8443'] });
+        const made = async (host: string) =>
+          (await service.request({ method: 'POST', url: SESSIONS, headers: { host } })).json().url as string;
+        expect(await made('attacker.example')).toMatch(/^http:\/\/localhost\/ui\/#token=cst_/);
+        expect(await made('portal.example.com.attacker.example')).toMatch(/^http:\/\/localhost\/ui\//);
+        expect(await made('Portal.Example.com')).toMatch(/^http:\/\/portal\.example\.com\/ui\/#token=cst_/);
+        expect(await made('api.example.com:8443')).toMatch(/^http:\/\/api\.example\.com:8443\/ui\//);
+        expect(await made('api.example.com')).toMatch(/^http:\/\/localhost\/ui\//);
+        // COUNTERSIGN_PUBLIC_URL wins over any Host.
+        await service.close();
+        const { service: fixed } = await start({
+          publicUrl: 'https://webhooks.example.com',
+          publicHosts: ['portal.example.com'],
+        });
+        const res = await fixed.request({ method: 'POST', url: SESSIONS, headers: { host: 'portal.example.com' } });
+        expect(res.json().url).toMatch(/^https:\/\/webhooks\.example\.com\/ui\//);
       });
 
       it('never writes the link’s token to the log', async () => {

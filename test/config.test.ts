@@ -55,6 +55,11 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'no-dispatcher': { value: 'true', read: (c) => c.dispatcher.enabled, expected: false },
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
+  'public-hosts': {
+    value: 'Portal.Example.com, api.example.com:8443',
+    read: (c) => c.publicHosts,
+    expected: ['portal.example.com', 'api.example.com:8443'],
+  },
   'erasure-rebuild-interval': { value: '10m', read: (c) => c.erasureRebuildEveryMs, expected: 600_000 },
   'allowed-target-ports': {
     value: '443, 8443-8444',
@@ -202,6 +207,15 @@ describe('loadConfig', () => {
     for (const bad of ['lots', '600/1m/1h', '-1/1s', '1e3/1s']) {
       expect(() => loadConfig({}, { COUNTERSIGN_RATE_LIMIT: bad }), bad).toThrow(
         /^COUNTERSIGN_RATE_LIMIT must look like/,
+      );
+    }
+  });
+
+  it('reads public hosts as host or host:port, and refuses a URL, a path or credentials', () => {
+    expect(loadConfig({}, {}).publicHosts).toEqual([]);
+    for (const given of ['https://portal.example.com', 'portal.example.com/ui', 'me@portal.example.com', 'a b', 'x.example,']) {
+      expect(errorOf(() => loadConfig({}, { COUNTERSIGN_PUBLIC_HOSTS: given }))).toMatch(
+        /^COUNTERSIGN_PUBLIC_HOSTS must be a comma-separated list of host names, each with an optional :port/,
       );
     }
   });

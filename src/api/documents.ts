@@ -20,7 +20,7 @@ import { CountersignError, invalidField, notFound } from '../errors.js';
 import { AUDIT_LINK_KEY } from '../store/reseal.js';
 import type { DocumentRecord, DocumentStep, StepContext, Store } from '../store/store.js';
 import type { AppContext } from './context.js';
-import { baseUrl } from './portal-sessions.js';
+import { type LinkSettings, linkBase } from './link-base.js';
 import { errors, NextCursor, PageQuery } from './schemas.js';
 
 const DocumentStatusSchema = Type.String({ enum: ['draft', 'sent', 'completed', 'declined'] });
@@ -157,11 +157,11 @@ export async function auditLinkKey(store: Store, secrets: SecretBox): Promise<Bu
 /** Where the signed links start and how they are signed. */
 export interface AuditLinks {
   key: Buffer;
-  publicUrl: string | undefined;
+  links: LinkSettings;
 }
 
 function auditUrl(links: AuditLinks, request: FastifyRequest, documentId: string): string {
-  const base = baseUrl(links.publicUrl?.replace(/\/+$/, ''), request);
+  const base = linkBase(links.links, request);
   return `${base}/v1/documents/${documentId}/audit?sig=${auditLinkSignature(links.key, documentId)}`;
 }
 

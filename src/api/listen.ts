@@ -4,6 +4,7 @@
 // The secret is shown in the open answer on purpose: the CLI prints it for the local app, as
 // `stripe listen` does; it signs only what this token's session forwards to the developer's own
 // machine. The hub (delivery/listen-hub.ts) does the delivering.
+
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ListenHub, ListenStream } from '../delivery/listen-hub.js';
@@ -13,7 +14,7 @@ import { toIsoMillis } from '../domain/time.js';
 import { CountersignError, notFound } from '../errors.js';
 import type { Subscription } from '../store/store.js';
 import type { AppContext } from './context.js';
-import { baseUrl } from './portal-sessions.js';
+import { type LinkSettings, linkBase } from './link-base.js';
 import { EventTypeSchema, errors, IdParams } from './schemas.js';
 
 const OpenBody = Type.Object(
@@ -72,7 +73,7 @@ const ABOUT_STREAM =
   '10 deliveries are written and not yet answered at a time; those unanswered when a stream closes are ' +
   'written again on the next stream.';
 
-export function listenRoutes(ctx: AppContext, hub: ListenHub, publicUrl: string | undefined): FastifyPluginAsync {
+export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSettings): FastifyPluginAsync {
   const view = (s: Subscription, base: string, signingSecret: string): Static<typeof SessionView> => ({
     id: s.id,
     event_types: splitEventTypes(s.event_types),
@@ -123,7 +124,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, publicUrl: string 
           newSigningSecretSealed: ctx.secrets.seal(generateSigningSecret()),
           now: Date.now(),
         });
-        const base = baseUrl(publicUrl?.replace(/\/+$/, ''), request);
+        const base = linkBase(links, request);
         return view(opened, base, ctx.secrets.open(opened.signing_secret_sealed));
       },
     );

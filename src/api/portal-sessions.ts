@@ -4,13 +4,15 @@
 // management. The token is in the URL's fragment (`/ui/#token=…`): browsers never send the
 // fragment to a server, so it stays out of access logs, proxies and Referer headers. It is shown
 // in this one answer and never logged.
+
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { toIsoMillis } from '../domain/time.js';
 import { issueToken } from '../domain/tokens.js';
 import { notFound } from '../errors.js';
 import type { Scope } from './auth.js';
 import type { AppContext } from './context.js';
+import { type LinkSettings, linkBase } from './link-base.js';
 import { errors, IdParams } from './schemas.js';
 
 /** What a portal session may do: everything the portal shows and changes, nothing more. */
@@ -46,14 +48,7 @@ const ABOUT_SCOPES =
   'make or revoke tokens or portal sessions (scope admin). Anyone holding the link holds that access ' +
   'until it expires or is revoked.';
 
-/** COUNTERSIGN_PUBLIC_URL when set, else the address this request came to. */
-/** Where links to this server start: COUNTERSIGN_PUBLIC_URL, or the address the request came to. */
-export function baseUrl(publicUrl: string | undefined, request: FastifyRequest): string {
-  return publicUrl ?? `${request.protocol}://${request.host}`;
-}
-
-export function portalSessionRoutes(ctx: AppContext, publicUrl: string | undefined): FastifyPluginAsync {
-  const base = publicUrl?.replace(/\/+$/, '');
+export function portalSessionRoutes(ctx: AppContext, links: LinkSettings): FastifyPluginAsync {
   return async (app) => {
     app.post<{ Body: SessionBody | undefined }>(
       '/v1/portal/sessions',
@@ -84,7 +79,7 @@ export function portalSessionRoutes(ctx: AppContext, publicUrl: string | undefin
         });
         return reply.code(201).send({
           id,
-          url: `${baseUrl(base, request)}/ui/#token=${issued.token}`,
+          url: `${linkBase(links, request)}/ui/#token=${issued.token}`,
           expires_at: toIsoMillis(expiresAt),
         });
       },

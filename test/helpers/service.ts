@@ -61,6 +61,8 @@ export interface TestServiceOptions {
   secrets?: SecretBox;
   /** COUNTERSIGN_PUBLIC_URL, the base of portal session links. */
   publicUrl?: string;
+  /** COUNTERSIGN_PUBLIC_HOSTS: hosts whose requests get links naming them. */
+  publicHosts?: string[];
   /** The listen hub's timings (answer timeout, pings, silence), shortened by the listen tests. */
   listen?: Partial<ListenSettings>;
   /**
@@ -127,6 +129,7 @@ export async function startTestService(
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+    ...(options.publicHosts ? { publicHosts: options.publicHosts } : {}),
     ...(options.listen ? { listen: options.listen } : {}),
   });
   await app.ready();
