@@ -213,7 +213,13 @@ describe('loadConfig', () => {
 
   it('reads public hosts as host or host:port, and refuses a URL, a path or credentials', () => {
     expect(loadConfig({}, {}).publicHosts).toEqual([]);
-    for (const given of ['https://portal.example.com', 'portal.example.com/ui', 'me@portal.example.com', 'a b', 'x.example,']) {
+    for (const given of [
+      'https://portal.example.com',
+      'portal.example.com/ui',
+      'me@portal.example.com',
+      'a b',
+      'x.example,',
+    ]) {
       expect(errorOf(() => loadConfig({}, { COUNTERSIGN_PUBLIC_HOSTS: given }))).toMatch(
         /^COUNTERSIGN_PUBLIC_HOSTS must be a comma-separated list of host names, each with an optional :port/,
       );
