@@ -247,12 +247,12 @@ describe.each(DIALECTS)('callback API on $name', (dialect) => {
       it('accepts a plain http loopback URL when insecure targets are allowed', async () => {
         const insecure = await startTestService(dialect, { allowInsecureTargets: true });
         try {
-          const payload = { callbackUrl: 'http://127.0.0.1:9/callback', authType: 'None' };
+          const payload = { callbackUrl: 'http://127.0.0.1:9999/callback', authType: 'None' };
           const res = await insecure.request({ method: 'PUT', url: REGISTER, headers: SEED_HEADERS, payload });
           expect(res.statusCode, res.body).toBe(200);
           expect(res.json()).toStrictEqual(payload);
           const shown = await insecure.request({ method: 'GET', url: CURRENT });
-          expect(shown.json()).toMatchObject({ callbackUrl: 'http://127.0.0.1:9/callback', enabled: true });
+          expect(shown.json()).toMatchObject({ callbackUrl: 'http://127.0.0.1:9999/callback', enabled: true });
         } finally {
           await insecure.close();
         }
