@@ -166,6 +166,53 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
       });
     });
 
+    describe('secrets echoed back', () => {
+      it('keeps the secret_token and the callback’s bearer token out of what an echoing receiver answers', async () => {
+        const { service, api } = await start();
+        // Echoes the request: its body, and its Authorization in a header of the answer.
+        const rx = await receiver((req) => ({
+          status: 200,
+          body: `you sent ${req.body} with ${String(req.headers.authorization)}`,
+          headers: {
+            'x-echo-authorization': String(req.headers.authorization),
+            'x-echo-body': encodeURIComponent(req.body),
+          },
+        }));
+        const tokenSecret = 'tok-Echo"Secret/42';
+        await api.subscribe(`${rx.url}/hook`, 'document.signed', tokenSecret);
+        const bearer = 'bearer.echo.value.9000';
+        const put = await service.request({
+          method: 'PUT',
+          url: '/api/sign/v1/callback/register',
+          payload: { callbackUrl: `${rx.url}/cb`, authType: 'Bearer', bearerToken: bearer },
+        });
+        expect(put.statusCode, put.body).toBe(200);
+        const event = await api.published();
+        const [first, second] = await rx.waitFor(2);
+        // The receiver did get them: the redaction is of the log only.
+        expect([first?.body, second?.body].join('')).toContain(JSON.stringify(tokenSecret).slice(1, -1));
+        expect([first?.headers.authorization, second?.headers.authorization]).toContain(`Bearer ${bearer}`);
+
+        const all = await eventually('both deliveries to be delivered', async () => {
+          const list = await api.deliveriesOf(`event_id=${event.id}`);
+          return list.length === 2 && list.every((d) => d.status === 'delivered') ? list : undefined;
+        });
+        for (const d of all) {
+          const detail = await api.delivery(d.id);
+          const logged = JSON.stringify(detail.attempts);
+          expect(logged).toContain('[redacted]');
+          for (const secret of [
+            tokenSecret,
+            JSON.stringify(tokenSecret).slice(1, -1),
+            encodeURIComponent(tokenSecret),
+            bearer,
+          ]) {
+            expect(logged, secret).not.toContain(secret);
+          }
+        }
+      });
+    });
+
     describe('failures and retries', () => {
       it('retries a 500 and delivers on the next attempt, with the same webhook-id both times', async () => {
         const { api } = await start();

@@ -17,6 +17,7 @@ import type { DispatcherConfig } from '../config.js';
 import { storableText } from '../domain/attempt-record.js';
 import { type CircuitVerdict, circuitVerdict } from '../domain/circuit.js';
 import { describeSendError } from '../domain/classify.js';
+import { redactHeaders, redactSecrets } from '../domain/redact.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { TargetPolicy } from '../domain/target-url.js';
 import { toIsoMillis } from '../domain/time.js';
@@ -574,6 +575,14 @@ export class Dispatcher {
     let answer: AttemptFacts['answer'];
     try {
       answer = await this.sender.post(request.url, request.headers, request.body);
+      // An answer that echoes the request must not put its secrets into the delivery log.
+      if (request.secrets.length > 0) {
+        answer = {
+          ...answer,
+          excerpt: redactSecrets(answer.excerpt, request.secrets),
+          headers: redactHeaders(answer.headers, request.secrets),
+        };
+      }
     } catch (err) {
       answer = { error: describeSendError(err) };
       if (err instanceof SsrfRefusedError) {

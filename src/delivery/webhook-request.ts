@@ -16,6 +16,8 @@ export interface WebhookRequest {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /** The secret values this request carries, to be kept out of what the receiver answers (domain/redact.ts). */
+  secrets: string[];
 }
 
 export class WebhookSigner {
@@ -37,17 +39,23 @@ export class WebhookSigner {
     };
     const target = d.target;
     let body: string;
+    const secrets: string[] = [];
     if (target.kind === 'subscription') {
       headers['webhook-subscription-id'] = d.subscriptionId as string;
       const secretToken = target.secretTokenSealed === null ? undefined : this.secrets.open(target.secretTokenSealed);
+      if (secretToken !== undefined) secrets.push(secretToken);
       body = buildPayload(d.event, secretToken);
     } else {
       body = buildPayload(d.event, undefined);
       if (target.authType === 'Basic' && target.passwordSealed !== null) {
         const password = this.secrets.open(target.passwordSealed);
-        headers.authorization = `Basic ${Buffer.from(`${target.username ?? ''}:${password}`).toString('base64')}`;
+        const credentials = Buffer.from(`${target.username ?? ''}:${password}`).toString('base64');
+        headers.authorization = `Basic ${credentials}`;
+        secrets.push(password, credentials);
       } else if (target.authType === 'Bearer' && target.bearerTokenSealed !== null) {
-        headers.authorization = `Bearer ${this.secrets.open(target.bearerTokenSealed)}`;
+        const token = this.secrets.open(target.bearerTokenSealed);
+        headers.authorization = `Bearer ${token}`;
+        secrets.push(token);
       }
     }
     if (target.signingSecretsSealed.length > 0) {
@@ -55,7 +63,7 @@ export class WebhookSigner {
         .map((sealed) => signPayload(this.keyFor(sealed), d.eventId, timestampSeconds, body))
         .join(' ');
     }
-    return { url: target.url, headers, body };
+    return { url: target.url, headers, body, secrets };
   }
 
   private keyFor(sealed: string): Buffer {
