@@ -344,6 +344,49 @@ describe.each(DIALECTS)('listen sessions on $name', (dialect) => {
       expect(attempt?.error).toMatch(/reported no answer within/);
     });
 
+    it('keeps a session to the token that opened it: another token of the account gets a 404, an admin may end it', async () => {
+      const { service: s, call, open, stream } = await start();
+      const session = await open();
+      const sse = await stream(session);
+      await sse.next('ready');
+      const other = await s.tokenFor('acme', { scopes: ['read', 'write'] });
+      const foreign = await stream(session, other.token);
+      expect(foreign.status).toBe(404);
+      const d = { delivery_id: 'dlv_x', attempt: 1, status_code: 200 };
+      for (const [method, path, body] of [
+        [
+          'POST',
+          `${SESSIONS}/${session.id}/answers`,
+          { forwarded_to: 'http://localhost:3000/w', duration_ms: 1, ...d },
+        ],
+        ['POST', `${SESSIONS}/${session.id}/heartbeat`, undefined],
+        ['DELETE', `${SESSIONS}/${session.id}`, undefined],
+      ] as const) {
+        expectError(await call(method, path, body, other.token), 404, 'not_found');
+      }
+      // Its own session is another one; the first one's stream never noticed a thing.
+      expect((await open({}, other.token)).id).not.toBe(session.id);
+      expect(sse.events.map((e) => e.event)).not.toContain('replaced');
+      const admin = await s.tokenFor('acme');
+      const ended = await call('DELETE', `${SESSIONS}/${session.id}`, undefined, admin.token);
+      expect(ended.statusCode, ended.body).toBe(200);
+      await sse.next('ended');
+    });
+
+    it('closes a stream once its token is revoked, telling it not to come back', async () => {
+      const { service: s, open, stream } = await start({ listen: { tokenCheckMs: 50 } });
+      const holder = await s.tokenFor('acme', { scopes: ['read', 'write'] });
+      const session = await open({}, holder.token);
+      const sse = await stream(session, holder.token);
+      await sse.next('ready');
+      await sse.next('ping', 300).catch(() => undefined);
+      expect(sse.events.map((e) => e.event)).not.toContain('revoked');
+      expect(await s.store.revokeToken(holder.id, Date.now())).toBe(true);
+      expect(await sse.next('revoked')).toMatchObject({ message: expect.stringContaining('revoked') });
+      await sse.closed();
+      expect((await stream(session, holder.token)).status).toBe(401);
+    });
+
     it('lets a newer stream take the session over, telling the older one', async () => {
       const { open, stream } = await start();
       const session = await open();

@@ -11,8 +11,11 @@ import type { ListenHub, ListenStream } from '../delivery/listen-hub.js';
 import { EVENT_TYPES, splitEventTypes } from '../domain/events.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoMillis } from '../domain/time.js';
+import { tokenLookup } from '../domain/tokens.js';
 import { CountersignError, notFound } from '../errors.js';
+import { listenTarget } from '../store/listen-sessions.js';
 import type { Subscription } from '../store/store.js';
+import type { Principal } from './auth.js';
 import type { AppContext } from './context.js';
 import { type LinkSettings, linkBase } from './link-base.js';
 import { EventTypeSchema, errors, IdParams } from './schemas.js';
@@ -68,8 +71,9 @@ const ABOUT_STREAM =
   'A server-sent-events stream. Events: `ready` (the session), `delivery` ({delivery_id, attempt, ' +
   'event_id, event_type, headers, body}: forward `body` with exactly these `headers`, then report the ' +
   'answer to …/answers), `ping` (every 10 s), and before the server closes the stream `replaced` (another ' +
-  'stream took the session over: do not reconnect), `ended` (the session was ended) or `closing` (the ' +
-  'server is stopping: reconnect). A stream the CLI sends no heartbeat on for 35 s is closed. At most ' +
+  'stream took the session over: do not reconnect), `ended` (the session was ended), `revoked` (the token ' +
+  'that opened the stream was revoked or expired: do not reconnect) or `closing` (the server is stopping: ' +
+  'reconnect). A session belongs to the token that opened it; other tokens get a 404. A stream the CLI sends no heartbeat on for 35 s is closed. At most ' +
   '10 deliveries are written and not yet answered at a time; those unanswered when a stream closes are ' +
   'written again on the next stream.';
 
@@ -82,18 +86,30 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
     created_at: toIsoMillis(s.created_at),
   });
 
-  async function session(accountId: string, id: string): Promise<Subscription> {
-    const found = await ctx.store.getListenSession(accountId, id);
-    if (!found) throw notFound('listen session');
+  /**
+   * The session, if it is this token's: a session belongs to the token that opened it, so another
+   * token of the same account cannot follow its stream, answer for it or end it (404, as for
+   * another account's). An admin token may end any of its account's sessions.
+   */
+  async function session(principal: Principal, id: string, adminMay = false): Promise<Subscription> {
+    const found = await ctx.store.getListenSession(principal.accountId, id);
+    const mine = found?.target_url === listenTarget(principal.tokenId);
+    if (!found || !(mine || (adminMay && principal.scopes.includes('admin')))) throw notFound('listen session');
     return found;
   }
 
   /**
-   * 404 unless the session is the account's. A stream of it held here proves that without a
+   * 404 unless the session is this token's. A stream of it held here proves that without a
    * query, so answers and heartbeats (one per delivery, one every 10 s) read nothing.
    */
-  async function requireSession(accountId: string, id: string): Promise<void> {
-    if (!hub.holds(accountId, id)) await session(accountId, id);
+  async function requireSession(principal: Principal, id: string): Promise<void> {
+    if (!hub.holds(principal.tokenId, id)) await session(principal, id);
+  }
+
+  /** Whether the token still admits its holder: not revoked (by any process) and not expired. */
+  async function stillAdmitted(lookup: string): Promise<boolean> {
+    const row = ctx.store.cachedToken(lookup) ?? (await ctx.store.findToken(lookup));
+    return row !== undefined && row.revokedAt === null && (row.expiresAt === null || row.expiresAt > Date.now());
   }
 
   return async (app) => {
@@ -145,8 +161,9 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
         },
       },
       async (request, reply) => {
-        const accountId = request.principal.accountId;
-        const found = await session(accountId, request.params.id);
+        const { accountId, tokenId } = request.principal;
+        const found = await session(request.principal, request.params.id);
+        const lookup = tokenLookup(/^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
         if (found.status !== 'active') {
           throw new CountersignError(
             'conflict',
@@ -179,9 +196,24 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
           },
         };
         stream.send('ready', { session: found.id, event_types: splitEventTypes(found.event_types) });
-        const detach = hub.attach(accountId, found.id, stream);
+        const detach = hub.attach(accountId, tokenId, found.id, stream);
+        // The stream lives as long as its token does: revoked (here, by the CLI, by another
+        // process) or expired, it is told so and closed within tokenCheckMs.
+        const watch = setInterval(() => {
+          const check = lookup === undefined ? Promise.resolve(false) : stillAdmitted(lookup);
+          check.then(
+            (admitted) => {
+              if (admitted || !open) return;
+              stream.send('revoked', { message: 'the token that opened this stream was revoked or has expired' });
+              stream.end();
+            },
+            (err: unknown) => request.log.warn({ err, session: found.id }, 'could not check a listen stream’s token'),
+          );
+        }, hub.tokenCheckMs);
+        watch.unref();
         raw.on('close', () => {
           open = false;
+          clearInterval(watch);
           detach();
         });
       },
@@ -206,7 +238,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
       },
       async (request, reply) => {
         const body = request.body;
-        await requireSession(request.principal.accountId, request.params.id);
+        await requireSession(request.principal, request.params.id);
         const outcome = await hub.answer(request.params.id, {
           deliveryId: body.delivery_id,
           attempt: body.attempt,
@@ -249,7 +281,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
         },
       },
       async (request, reply) => {
-        await requireSession(request.principal.accountId, request.params.id);
+        await requireSession(request.principal, request.params.id);
         if (!hub.heartbeat(request.params.id)) {
           throw new CountersignError('conflict', 'no stream of this listen session is connected to this server');
         }
@@ -273,6 +305,7 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
         },
       },
       async (request) => {
+        await session(request.principal, request.params.id, true);
         const cancelled = await hub.end(request.principal.accountId, request.params.id);
         if (cancelled === undefined) throw notFound('listen session');
         return { cancelled };

@@ -329,6 +329,8 @@ export async function listen(connection: ApiConnection, options: ListenOptions):
               throw new ListenStop(
                 'another countersign listen with this token took the session over; stopping this one',
               );
+            case 'revoked':
+              throw new ListenStop('your API token was revoked or has expired; stopping');
             case 'ended':
               if (stopping) return 'stopping';
               throw new ListenStop('the listen session was ended (DELETE /v1/listen/sessions/…); stopping');

@@ -35,6 +35,8 @@ export interface ListenSettings {
   idleSessionMs: number;
   /** How often due deliveries are looked for besides the publish wake-ups (retries, leases run out). */
   pollMs: number;
+  /** How often a stream checks that the token that opened it is neither revoked nor expired. */
+  tokenCheckMs: number;
 }
 
 export const DEFAULT_LISTEN_SETTINGS: ListenSettings = {
@@ -46,6 +48,7 @@ export const DEFAULT_LISTEN_SETTINGS: ListenSettings = {
   clientSilenceMs: 35_000,
   idleSessionMs: 24 * 3_600_000,
   pollMs: 1_000,
+  tokenCheckMs: 2_000,
 };
 
 /** Deliveries written to one stream and not yet answered, at most. */
@@ -69,6 +72,8 @@ interface Connection {
   readonly id: string;
   readonly sessionId: string;
   readonly accountId: string;
+  /** The token that opened the stream: the session's own (a session belongs to one token). */
+  readonly tokenId: string;
   readonly stream: ListenStream;
   readonly outstanding: Map<string, Outstanding>;
   lastBeatAt: number;
@@ -137,7 +142,7 @@ export class ListenHub {
    * before this process noticed the old connection die, or a second `listen` with the same token)
    * replaces the older, which is told so.
    */
-  attach(accountId: string, sessionId: string, stream: ListenStream): () => void {
+  attach(accountId: string, tokenId: string, sessionId: string, stream: ListenStream): () => void {
     const previous = this.connections.get(sessionId);
     if (previous) {
       previous.stream.send('replaced', { message: 'another countersign listen connected to this session' });
@@ -147,6 +152,7 @@ export class ListenHub {
       id: randomBytes(6).toString('hex'),
       sessionId,
       accountId,
+      tokenId,
       stream,
       outstanding: new Map(),
       lastBeatAt: Date.now(),
@@ -160,9 +166,14 @@ export class ListenHub {
     return () => this.close(conn, 'the stream closed');
   }
 
-  /** Whether this process holds a stream of this account's session (no query needed to know it is theirs). */
-  holds(accountId: string, sessionId: string): boolean {
-    return this.connections.get(sessionId)?.accountId === accountId;
+  /** Whether this process holds a stream of this token's session (no query needed to know it is theirs). */
+  holds(tokenId: string, sessionId: string): boolean {
+    return this.connections.get(sessionId)?.tokenId === tokenId;
+  }
+
+  /** How often a stream checks its token (the listen routes run the check). */
+  get tokenCheckMs(): number {
+    return this.config.tokenCheckMs;
   }
 
   /** A heartbeat from the CLI: false when no stream of the session is connected here. */
