@@ -96,6 +96,7 @@ describe('the audit chain', () => {
 interface Webhook {
   id: string;
   event: string;
+  source?: string;
   data: Record<string, string | null> & { audit_url: string };
 }
 
@@ -232,6 +233,8 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
           external_id: 'crm-42',
         });
         expect(typeof payload.data.signer_email).toBe('string');
+        // Marked as the lifecycle's own, in the signed body, which nothing published through the API carries.
+        expect(payload.source).toBe('lifecycle');
         expect(headerOf(request, 'webhook-signature')).toMatch(/^v1,/);
         const trail = await openLink(payload.data.audit_url);
         expect(trail.statusCode, trail.body).toBe(200);
@@ -393,6 +396,35 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         await store.close();
         await database.drop();
       }
+    });
+
+    it('refuses an event published through the API for a lifecycle document, alone or in a batch, and stores none of it', async () => {
+      const doc = await created({ title: 'Declined deal', signers: [{ email: 'a@example.com' }] });
+      await step(`/v1/documents/${doc.id}/send`);
+      await step(`/v1/documents/${doc.id}/signers/${doc.signers[0]?.id}/decline`, { reason: 'no' });
+      const before = (await json('GET', `/v1/events?document_id=${doc.id}&limit=100`)).json().events as unknown[];
+      const forged = {
+        event: 'document.completed',
+        data: { document_id: doc.id, signer_email: 'a@example.com', audit_url: doc.audit_url },
+      };
+      const alone = await json('POST', '/v1/events', forged);
+      expectError(alone, 409, 'conflict');
+      expect(alone.json().error.message).toBe(
+        `data.document_id: ${doc.id} is a document of the documents lifecycle (POST /v1/documents), which publishes its events itself`,
+      );
+      const other = { ...forged, data: { ...forged.data, document_id: 'doc_from_the_platform' } };
+      const batch = await json('POST', '/v1/events/batch', { events: [other, forged] });
+      expectError(batch, 409, 'conflict');
+      expect(batch.json().error.message).toContain('events[1].data.document_id');
+      const after = (await json('GET', `/v1/events?document_id=${doc.id}&limit=100`)).json().events;
+      expect(after).toHaveLength(before.length);
+      expect((await json('GET', '/v1/events?document_id=doc_from_the_platform')).json().events).toEqual([]);
+      // Lifecycle events say where they came from; one the API was given for another document does not.
+      expect(after.every((e: { source?: string }) => e.source === 'lifecycle')).toBe(true);
+      const accepted = await json('POST', '/v1/events', other);
+      expect(accepted.statusCode, accepted.body).toBe(202);
+      const listed = (await json('GET', `/v1/events/${accepted.json().id}`)).json();
+      expect(listed.source).toBeUndefined();
     });
 
     it('catches a row altered in the database, and entries removed from the end', async () => {

@@ -55,6 +55,7 @@ const MIGRATIONS = [
   '006_delivery_controls',
   '007_documents',
   '008_endpoint_isolation',
+  '009_event_source',
 ];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */

@@ -493,6 +493,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           '006_delivery_controls',
           '007_documents',
           '008_endpoint_isolation',
+          '009_event_source',
         ]);
         await raw.close();
 

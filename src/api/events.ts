@@ -81,6 +81,11 @@ const EventView = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
   deliveries: Type.Integer(),
   test: Type.Boolean({ description: 'a test event, sent by POST …/test' }),
+  source: Type.Optional(
+    Type.Literal('lifecycle', {
+      description: 'made by the documents lifecycle (POST /v1/documents); its payload says so too',
+    }),
+  ),
 });
 
 const ListQuery = Type.Object(
@@ -97,6 +102,18 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * 409 for an event that names a document the documents lifecycle manages: only the lifecycle
+ * publishes its events (their payload says `"source":"lifecycle"`), so that what a receiver gets
+ * for such a document is what the lifecycle recorded.
+ */
+function lifecycleDocument(field: string, data: { document_id: string }, inBatch = false): CountersignError {
+  return new CountersignError(
+    'conflict',
+    `${field}: ${data.document_id} is a document of the documents lifecycle (POST /v1/documents), which publishes its events itself${inBatch ? '; nothing of this batch was stored' : ''}`,
+  );
+}
+
 function presentEvent(e: EventRecord): Static<typeof EventView> {
   return {
     id: e.id,
@@ -106,6 +123,7 @@ function presentEvent(e: EventRecord): Static<typeof EventView> {
     created_at: toIsoSeconds(e.createdAt),
     deliveries: e.deliveryCount,
     test: e.test,
+    ...(e.source ? { source: e.source } : {}),
   };
 }
 
@@ -181,13 +199,16 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
           summary: 'Publish an event to every matching subscription and the account callback',
           body: PublishBody,
           headers: PublishHeaders,
-          response: { 202: Accepted, ...errors(400, 401, 403, 413, 422) },
+          response: { 202: Accepted, ...errors(400, 401, 403, 409, 413, 422) },
         },
       },
       async (request, reply) => {
         const result = await ctx.publisher.add(
           publishRequest(request.principal.accountId, request.body, request.headers['idempotency-key'], ''),
         );
+        if (!result.ok && result.reason === 'lifecycle_document') {
+          throw lifecycleDocument('data.document_id', request.body.data as { document_id: string });
+        }
         if (!result.ok) {
           throw new CountersignError(
             'idempotency_key_reused',
@@ -234,6 +255,14 @@ export function eventRoutes(ctx: AppContext): FastifyPluginAsync {
             throw new CountersignError(
               'quota_exceeded',
               `this batch would make ${err.deliveries} deliveries, more than the ${ctx.quotas.deliveriesPerBatch} one batch may (COUNTERSIGN_MAX_BATCH_DELIVERIES; from events[${err.index}] on); nothing of it was stored: send fewer events per batch`,
+            );
+          }
+          if (err instanceof BatchRefusedError && err.reason === 'lifecycle_document') {
+            const item = request.body.events[err.index];
+            throw lifecycleDocument(
+              `events[${err.index}].data.document_id`,
+              item?.data as { document_id: string },
+              true,
             );
           }
           if (err instanceof BatchRefusedError) {

@@ -124,6 +124,8 @@ export interface PayloadSource {
   dataJson: string;
   /** A test event (POST …/test): the payload says so with `"test": true`. */
   test: boolean;
+  /** Made by the documents lifecycle: the payload says so with `"source": "lifecycle"`. */
+  source?: 'lifecycle';
 }
 
 /**
@@ -132,6 +134,6 @@ export interface PayloadSource {
  * concatenation so the hot path never re-serialises `data`.
  */
 export function buildPayload(event: PayloadSource, secretToken: string | undefined): string {
-  const head = `{"event":${JSON.stringify(event.type)},"timestamp":"${toIsoSeconds(event.occurredAt)}","data":${event.dataJson},"id":"${event.id}"${event.test ? ',"test":true' : ''}`;
+  const head = `{"event":${JSON.stringify(event.type)},"timestamp":"${toIsoSeconds(event.occurredAt)}","data":${event.dataJson},"id":"${event.id}"${event.source === 'lifecycle' ? ',"source":"lifecycle"' : ''}${event.test ? ',"test":true' : ''}`;
   return secretToken === undefined ? `${head}}` : `${head},"secret_token":${JSON.stringify(secretToken)}}`;
 }

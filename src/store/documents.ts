@@ -311,6 +311,7 @@ export function applyDocumentStep(
       }),
       documentId: doc.id,
       occurredAt: now,
+      source: 'lifecycle',
     }));
     const published = await publishWithin(trx, d, requests, now);
     const made = published.results.flatMap((r) => (r.ok ? [r.event] : []));

@@ -14,6 +14,7 @@ import * as listen from './migrations/005_listen.js';
 import * as deliveryControls from './migrations/006_delivery_controls.js';
 import * as documents from './migrations/007_documents.js';
 import * as endpointIsolation from './migrations/008_endpoint_isolation.js';
+import * as eventSource from './migrations/009_event_source.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -24,6 +25,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '006_delivery_controls': deliveryControls,
   '007_documents': documents,
   '008_endpoint_isolation': endpointIsolation,
+  '009_event_source': eventSource,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

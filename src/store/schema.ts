@@ -97,6 +97,8 @@ export interface EventsTable {
   test: number;
   /** data.document_id, for the delivery log's filter. */
   document_id: string | null;
+  /** 'lifecycle' for an event the documents lifecycle made; null for every other. */
+  source: string | null;
 }
 
 /**

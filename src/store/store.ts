@@ -83,6 +83,8 @@ export interface EventRecord {
   /** A test event: marked in its payload, kept out of lists unless asked for. */
   test: boolean;
   documentId: string | null;
+  /** Made by the documents lifecycle: its payload says `"source":"lifecycle"`. */
+  source?: 'lifecycle';
 }
 
 export interface EventFilter {
@@ -125,18 +127,23 @@ export interface PublishRequest {
   onlySubscriptionId?: string;
   /** Fan out to every subscription of the type but this one (an operational event about it). */
   excludeSubscriptionId?: string;
+  /**
+   * Made by the documents lifecycle. Any other request naming one of the account's lifecycle
+   * documents in documentId is refused (`lifecycle_document`): only the lifecycle speaks for them.
+   */
+  source?: 'lifecycle';
 }
 
 export type PublishResult =
   | { ok: true; event: EventRecord; replayed: boolean }
-  | { ok: false; reason: 'idempotency_key_reused' };
+  | { ok: false; reason: 'idempotency_key_reused' | 'lifecycle_document' };
 
 /** An all-or-nothing publish refused for one of its requests: nothing of it was stored. */
 export class BatchRefusedError extends Error {
   constructor(
     /** The first refused request's index in the batch (for too_many_deliveries, the first past the limit). */
     readonly index: number,
-    readonly reason: 'idempotency_key_reused' | 'too_many_deliveries',
+    readonly reason: 'idempotency_key_reused' | 'lifecycle_document' | 'too_many_deliveries',
     /** For too_many_deliveries: how many deliveries the whole batch would have made. */
     readonly deliveries = 0,
   ) {

@@ -38,6 +38,7 @@ const EVENT_COLUMNS = allColumns<EventsTable>({
   delivery_count: true,
   test: true,
   document_id: true,
+  source: true,
 });
 const insertEventRows = bulkInsert<EventsTable>('events', EVENT_COLUMNS);
 /** A keyed event that loses a race for its key is skipped; the ids returned are the ones written. */
@@ -109,6 +110,7 @@ export function eventRecordFromRow(row: EventsTable): EventRecord {
     deliveryCount: row.delivery_count,
     test: row.test === 1,
     documentId: row.document_id,
+    ...(row.source === 'lifecycle' ? { source: 'lifecycle' as const } : {}),
   };
 }
 
@@ -152,6 +154,7 @@ export async function publishWithin(
 ): Promise<PublishedBatch> {
   const results: (PublishResult | undefined)[] = new Array(requests.length);
   const sameKeyAs = new Map<number, number>();
+  await refuseLifecycleDocuments(trx, requests, results, allOrNothing);
   const toInsert = await resolveIdempotency(trx, requests, now, results, sameKeyAs);
 
   const fanOutVersion = dialect.fanOutVersion();
@@ -183,6 +186,7 @@ export async function publishWithin(
       delivery_count: 0,
       test: request.test ? 1 : 0,
       document_id: request.documentId ?? null,
+      source: request.source ?? null,
     };
     const eventTargets = targets[n] as FanOutTarget[];
     event.delivery_count = eventTargets.length;
@@ -276,6 +280,35 @@ export async function publishWithin(
  * Fills `results` for requests whose idempotency key was used in the last 24 h and returns the
  * indexes that need a new event. A key older than the window is released for reuse.
  */
+/**
+ * Refuses (`lifecycle_document`) every request that is not the lifecycle's own yet names, as its
+ * document, one of its account's lifecycle documents: a `document.completed` published through the
+ * API for a document the lifecycle declined would otherwise reach receivers signed, with the real
+ * audit_url, exactly like a genuine one. One indexed read per batch, and only for requests that
+ * name a document.
+ */
+async function refuseLifecycleDocuments(
+  trx: Kysely<Database>,
+  requests: PublishRequest[],
+  results: (PublishResult | undefined)[],
+  allOrNothing: boolean,
+): Promise<void> {
+  const naming = requests.filter((r) => r.documentId !== undefined && r.source !== 'lifecycle');
+  if (naming.length === 0) return;
+  const managed = new Set<string>();
+  for (const ids of chunk(unique(naming.map((r) => r.documentId as string)), 500)) {
+    const rows = await trx.selectFrom('documents').select(['id', 'account_id']).where('id', 'in', ids).execute();
+    for (const row of rows) managed.add(`${row.account_id}\0${row.id}`);
+  }
+  if (managed.size === 0) return;
+  requests.forEach((r, i) => {
+    if (r.source === 'lifecycle' || r.documentId === undefined) return;
+    if (!managed.has(`${r.accountId}\0${r.documentId}`)) return;
+    if (allOrNothing) throw new BatchRefusedError(i, 'lifecycle_document');
+    results[i] = { ok: false, reason: 'lifecycle_document' };
+  });
+}
+
 async function resolveIdempotency(
   trx: Kysely<Database>,
   requests: PublishRequest[],
@@ -304,6 +337,7 @@ async function resolveIdempotency(
   const firstIndex = new Map<string, number>();
   const toInsert: number[] = [];
   requests.forEach((request, i) => {
+    if (results[i] !== undefined) return;
     if (request.idempotencyKey === undefined) {
       toInsert.push(i);
       return;
