@@ -13,7 +13,7 @@ import { callbackRoutes } from './api/callbacks.js';
 import { circuitRoutes } from './api/circuit.js';
 import { type AccountQuotas, type AppContext, DEFAULT_QUOTAS } from './api/context.js';
 import { deliveryRoutes } from './api/deliveries.js';
-import { auditLinkKey, auditLinkRoutes, documentRoutes } from './api/documents.js';
+import { auditChainKey, auditLinkKey, auditLinkRoutes, documentRoutes } from './api/documents.js';
 import { erasureRoutes } from './api/erasure.js';
 import { registerErrorHandling } from './api/error-handler.js';
 import { eventRoutes } from './api/events.js';
@@ -213,7 +213,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     publicHosts: options.publicHosts,
     listenOrigin: options.listenOrigin,
   };
-  const auditLinks = { key: await auditLinkKey(options.store, options.secrets), links };
+  const auditLinks = {
+    key: await auditLinkKey(options.store, options.secrets),
+    links,
+    chain: await auditChainKey(options.store, options.secrets),
+  };
   await app.register(auditLinkRoutes(ctx, auditLinks));
 
   await app.register(async (api) => {

@@ -2,7 +2,7 @@
 // subscribed to every event type, each webhook's audit_url opened without a token; refused steps
 // that change nothing; the audit chain caught when a row is altered in the database; and the
 // chain's rules as pure functions.
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLinkKey } from '../src/api/documents.js';
@@ -10,6 +10,7 @@ import {
   type AuditEntry,
   canonicalJson,
   chainEntry,
+  entryHashV1,
   erasedEntry,
   GENESIS_HASH,
   verifyChain,
@@ -25,6 +26,7 @@ import { type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
 describe('the audit chain', () => {
+  const KEY = { key: Buffer.alloc(32, 7), since: Date.UTC(2026, 0, 1) };
   const facts = (seq: number, actor = 'tok_1') => ({
     seq,
     at: Date.UTC(2026, 11, 4, 9, 0, seq),
@@ -38,7 +40,7 @@ describe('the audit chain', () => {
     const out: AuditEntry[] = [];
     let prev = GENESIS_HASH;
     for (let seq = 1; seq <= n; seq++) {
-      const entry = chainEntry(prev, facts(seq));
+      const entry = chainEntry(KEY.key, prev, facts(seq));
       out.push(entry);
       prev = entry.hash;
     }
@@ -48,6 +50,16 @@ describe('the audit chain', () => {
     seq: entries.length,
     hash: entries[entries.length - 1]?.hash ?? GENESIS_HASH,
   });
+  /** What someone with write access but no key can do: recompute the whole chain unkeyed. */
+  function rehashedWithoutKey(entries: AuditEntry[]): AuditEntry[] {
+    let prev = GENESIS_HASH;
+    return entries.map((e) => {
+      const hash = entryHashV1(prev, e);
+      const out = { ...e, v: 1 as const, prev_hash: prev, hash };
+      prev = hash;
+      return out;
+    });
+  }
 
   it('writes canonical JSON: keys sorted at every level, whatever order they were built in', () => {
     expect(canonicalJson({ b: 1, a: { d: 'x', c: null } })).toBe('{"a":{"c":null,"d":"x"},"b":1}');
@@ -55,40 +67,122 @@ describe('the audit chain', () => {
     expect(() => canonicalJson({ n: Number.NaN })).toThrow();
   });
 
+  it('hashes an entry exactly so: a fixed vector pins the format, the time included', () => {
+    const salt = '00112233445566778899aabbccddeeff';
+    const entry = chainEntry(KEY.key, GENESIS_HASH, facts(1), salt);
+    expect(entry.personal).toBe(
+      createHash('sha256')
+        .update(salt)
+        .update('{"actor":"tok_1","detail":{"signer_id":"sgn_1"},"ip":"10.0.0.1","user_agent":"curl/8"}')
+        .digest('hex'),
+    );
+    const text = `{"action":"signed","at":"2026-12-04T09:00:01.000Z","personal":"${entry.personal}","seq":1,"v":2}`;
+    expect(entry.hash).toBe(createHmac('sha256', KEY.key).update(GENESIS_HASH).update(text).digest('hex'));
+    expect(entry.hash).toBe('f9830702987aa4f499be118050c29d8cc307f45fcdbcb0a9728d2699f7aa1f3c');
+    // Each field of the text is in the hash: the time above all, for a trail of signatures.
+    for (const changed of [
+      { at: entry.at + 1 },
+      { seq: 2 },
+      { action: 'declined' as const },
+      { personal: '0'.repeat(64) },
+    ]) {
+      expect(verifyChain([{ ...entry, ...changed }], head([entry]), KEY).valid, JSON.stringify(changed)).toBe(false);
+    }
+  });
+
   it('verifies an intact chain and names the first entry that does not hold', () => {
     const entries = chain(4);
-    expect(verifyChain(entries, head(entries))).toEqual({ valid: true, entries: 4, firstBroken: null });
-    expect(verifyChain([], { seq: 0, hash: GENESIS_HASH })).toEqual({ valid: true, entries: 0, firstBroken: null });
+    expect(verifyChain(entries, head(entries), KEY)).toEqual({ valid: true, entries: 4, firstBroken: null });
+    expect(verifyChain([], { seq: 0, hash: GENESIS_HASH }, KEY)).toEqual({
+      valid: true,
+      entries: 0,
+      firstBroken: null,
+    });
 
     const altered = entries.map((e) => ({ ...e }));
     (altered[1] as AuditEntry).actor = 'mallory@example.com';
-    expect(verifyChain(altered, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
+    expect(verifyChain(altered, head(entries), KEY).firstBroken).toEqual({ seq: 2, reason: 'hash' });
 
     // Recomputing the altered entry's commitment and hash does not help: the next one names the old hash.
     const rehashed = entries.map((e) => ({ ...e }));
     rehashed[1] = chainEntry(
+      KEY.key,
       entries[0]?.hash as string,
       { ...facts(2), actor: 'mallory@example.com' },
       entries[1]?.salt as string,
     );
-    expect(verifyChain(rehashed, head(entries)).firstBroken).toEqual({ seq: 3, reason: 'prev_hash' });
+    expect(verifyChain(rehashed, head(entries), KEY).firstBroken).toEqual({ seq: 3, reason: 'prev_hash' });
 
     // Erased (personal fields and salt gone, commitment kept), the chain still verifies; an erased
-    // entry given an actor again does not.
+    // entry given an actor, or a detail, again does not.
     const erased = entries.map((e, i) => (i === 1 ? erasedEntry(e) : e));
     expect(erased[1]).toMatchObject({ actor: null, ip: null, user_agent: null, detail: null, salt: null });
-    expect(verifyChain(erased, head(entries))).toEqual({ valid: true, entries: 4, firstBroken: null });
+    expect(verifyChain(erased, head(entries), KEY)).toEqual({ valid: true, entries: 4, firstBroken: null });
     const refilled = erased.map((e, i) => (i === 1 ? { ...e, actor: 'tok_1' } : e));
-    expect(verifyChain(refilled, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
+    expect(verifyChain(refilled, head(entries), KEY).firstBroken).toEqual({ seq: 2, reason: 'hash' });
     const redetailed = erased.map((e, i) => (i === 1 ? { ...e, detail: { reason: 'all fine' } } : e));
-    expect(verifyChain(redetailed, head(entries)).firstBroken).toEqual({ seq: 2, reason: 'hash' });
+    expect(verifyChain(redetailed, head(entries), KEY).firstBroken).toEqual({ seq: 2, reason: 'hash' });
 
-    expect(verifyChain([entries[0], entries[2], entries[3]] as AuditEntry[], head(entries)).firstBroken).toEqual({
+    expect(verifyChain([entries[0], entries[2], entries[3]] as AuditEntry[], head(entries), KEY).firstBroken).toEqual({
       seq: 3,
       reason: 'sequence',
     });
     // Entries cut off the end: the chain that is left holds, but not up to the head.
-    expect(verifyChain(entries.slice(0, 3), head(entries)).firstBroken).toEqual({ seq: 4, reason: 'head' });
+    expect(verifyChain(entries.slice(0, 3), head(entries), KEY).firstBroken).toEqual({ seq: 4, reason: 'head' });
+  });
+
+  it('does not verify a chain rewritten without the key, nor under another key', () => {
+    const entries = chain(3);
+    // Every hash and the head recomputed, unkeyed: dated after the key was made, refused.
+    const forged = rehashedWithoutKey(entries);
+    expect(verifyChain(forged, head(forged), KEY).firstBroken).toEqual({ seq: 1, reason: 'version' });
+    // Claiming the keyed version does not help either: the HMAC needs the key.
+    const claimed = forged.map((e) => ({ ...e, v: 2 as const }));
+    expect(verifyChain(claimed, head(claimed), KEY).firstBroken).toEqual({ seq: 1, reason: 'hash' });
+    expect(verifyChain(entries, head(entries), { ...KEY, key: Buffer.alloc(32, 8) }).firstBroken).toEqual({
+      seq: 1,
+      reason: 'hash',
+    });
+  });
+
+  it('keeps verifying unkeyed entries made before the key existed, and only those', () => {
+    const before = { ...KEY, since: Date.UTC(2027, 0, 1) };
+    const legacy = rehashedWithoutKey(chain(2));
+    expect(verifyChain(legacy, head(legacy), before)).toEqual({ valid: true, entries: 2, firstBroken: null });
+    // A keyed entry may follow unkeyed ones; an unkeyed one may not follow a keyed one.
+    const third = chainEntry(KEY.key, legacy[1]?.hash as string, facts(3));
+    const mixed = [...legacy, third];
+    expect(verifyChain(mixed, head(mixed), before).valid).toBe(true);
+    let prev = third.hash;
+    const fourth = { ...chainEntry(KEY.key, prev, facts(4)), v: 1 as const };
+    fourth.hash = entryHashV1(prev, fourth);
+    prev = fourth.hash;
+    const downgraded = [...mixed, fourth];
+    expect(verifyChain(downgraded, head(downgraded), before).firstBroken).toEqual({ seq: 4, reason: 'version' });
+  });
+
+  it('holds the document’s status and title to what the chain committed to', () => {
+    let prev = GENESIS_HASH;
+    const entries = (['created', 'sent', 'declined'] as const).map((action, i) => {
+      const detail: Record<string, string> =
+        action === 'created' ? { title: 'NDA', signers: '1' } : { signer_id: 'sgn_1' };
+      const entry = chainEntry(KEY.key, prev, { ...facts(i + 1), action, detail });
+      prev = entry.hash;
+      return entry;
+    });
+    const row = { ...head(entries), status: 'declined', title: 'NDA' };
+    expect(verifyChain(entries, row, KEY).valid).toBe(true);
+    expect(verifyChain(entries, { ...row, status: 'completed' }, KEY).firstBroken).toEqual({
+      seq: 3,
+      reason: 'status',
+    });
+    expect(verifyChain(entries, { ...row, title: 'Another NDA' }, KEY).firstBroken).toEqual({
+      seq: 1,
+      reason: 'title',
+    });
+    // Erased, the first entry commits to no title any more: the erased title stands.
+    const erased = entries.map((e, i) => (i === 0 ? erasedEntry(e) : e));
+    expect(verifyChain(erased, { ...row, title: '(erased)' }, KEY).valid).toBe(true);
   });
 });
 
@@ -425,6 +519,44 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       expect(accepted.statusCode, accepted.body).toBe(202);
       const listed = (await json('GET', `/v1/events/${accepted.json().id}`)).json();
       expect(listed.source).toBeUndefined();
+    });
+
+    it('catches a trail rewritten in the database without the chain key, and a status changed beside it', async () => {
+      const doc = await created({ title: 'Declined deal', signers: [{ email: 'a@example.com' }] });
+      await step(`/v1/documents/${doc.id}/send`);
+      await step(`/v1/documents/${doc.id}/signers/${doc.signers[0]?.id}/decline`, { reason: 'no' });
+      const verify = async () => (await json('GET', `/v1/documents/${doc.id}/audit/verify`)).json();
+      expect(await verify()).toEqual({ valid: true, entries: 3, first_broken: null });
+
+      const raw = openDialect(parseDatabaseUrl(service.database.url));
+      try {
+        // The status alone, as a careless or dishonest edit would: the trail says declined.
+        await sql`update documents set status = 'completed' where id = ${doc.id}`.execute(raw.db);
+        expect(await verify()).toEqual({ valid: false, entries: 3, first_broken: { seq: 3, reason: 'status' } });
+
+        // Then the whole trail, as someone with write access and the hashing code but no key would:
+        // the decline turned into a signature and a completion, every hash and the head recomputed.
+        const rows = (
+          await sql<{ seq: number; at: number | string; personal: string }>`
+            select seq, at, personal from audit_entries where document_id = ${doc.id} order by seq`.execute(raw.db)
+        ).rows;
+        const actions = ['created', 'sent', 'completed'] as const;
+        let prev = GENESIS_HASH;
+        for (const [i, row] of rows.entries()) {
+          const entry = { seq: row.seq, at: Number(row.at), action: actions[i] as string, personal: row.personal };
+          const hash = entryHashV1(prev, entry as never);
+          await sql`update audit_entries set action = ${entry.action}, prev_hash = ${prev}, hash = ${hash}, hash_version = 1
+            where document_id = ${doc.id} and seq = ${row.seq}`.execute(raw.db);
+          prev = hash;
+        }
+        await sql`update documents set audit_hash = ${prev} where id = ${doc.id}`.execute(raw.db);
+        expect(await verify()).toEqual({ valid: false, entries: 3, first_broken: { seq: 1, reason: 'version' } });
+        // Claiming the keyed version instead: the hashes are not the key's.
+        await sql`update audit_entries set hash_version = 2 where document_id = ${doc.id}`.execute(raw.db);
+        expect(await verify()).toEqual({ valid: false, entries: 3, first_broken: { seq: 1, reason: 'hash' } });
+      } finally {
+        await raw.close();
+      }
     });
 
     it('catches a row altered in the database, and entries removed from the end', async () => {

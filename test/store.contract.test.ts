@@ -56,6 +56,7 @@ const MIGRATIONS = [
   '007_documents',
   '008_endpoint_isolation',
   '009_event_source',
+  '010_keyed_audit_chain',
 ];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */

@@ -494,6 +494,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           '007_documents',
           '008_endpoint_isolation',
           '009_event_source',
+          '010_keyed_audit_chain',
         ]);
         await raw.close();
 

@@ -11,13 +11,15 @@ import {
   type AuditEntry,
   auditLinkSignature,
   auditLinkSignatureValid,
+  type ChainHead,
+  type ChainKey,
   type ChainVerdict,
   verifyChain,
 } from '../domain/audit-chain.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { toIsoMillis, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
-import { AUDIT_LINK_KEY } from '../store/reseal.js';
+import { AUDIT_CHAIN_KEY, AUDIT_LINK_KEY } from '../store/reseal.js';
 import type { DocumentRecord, DocumentStep, StepContext, Store } from '../store/store.js';
 import type { AppContext } from './context.js';
 import { type LinkSettings, linkBase } from './link-base.js';
@@ -99,10 +101,12 @@ const Verdict = Type.Object({
       Type.Object({
         seq: Type.Integer(),
         reason: Type.String({
-          enum: ['sequence', 'prev_hash', 'hash', 'head'],
+          enum: ['sequence', 'version', 'prev_hash', 'hash', 'head', 'status', 'title'],
           description:
-            'sequence: a number is missing or repeated; prev_hash: it does not name the entry before; hash: its own ' +
-            'hash does not match its content; head: entries are missing from the end',
+            'sequence: a number is missing or repeated; version: an unkeyed entry where only keyed ones may be; ' +
+            'prev_hash: it does not name the entry before; hash: its own hash does not match its content; head: ' +
+            'entries are missing from the end; status: the document’s status is not what its entries add up to; ' +
+            'title: the document’s title is not the one its first entry committed to',
         }),
       }),
       Type.Null(),
@@ -129,8 +133,14 @@ const EntryView = Type.Object({
     description: 'SHA-256 (hex) of salt and the canonical JSON of actor, ip, user_agent and detail',
   }),
   prev_hash: Type.String(),
+  v: Type.Integer({
+    enum: [1, 2],
+    description:
+      '2: hash is HMAC-SHA256 under the database’s chain key (sealed by the master key); 1: plain SHA-256, for entries made before the key existed',
+  }),
   hash: Type.String({
-    description: 'SHA-256 (hex) of prev_hash and the canonical JSON of seq, at (RFC 3339, ms), action and personal',
+    description:
+      'v 2: HMAC-SHA256 (hex) under the chain key of prev_hash and the canonical JSON of seq, at (RFC 3339, ms), action, personal and v; v 1: SHA-256 of the same without v',
   }),
 });
 
@@ -154,10 +164,23 @@ export async function auditLinkKey(store: Store, secrets: SecretBox): Promise<Bu
   return Buffer.from(secrets.open(sealed), 'base64');
 }
 
-/** Where the signed links start and how they are signed. */
+/**
+ * The audit chain's key: made once per database, with the time it was made, and kept sealed by the
+ * master key (so rotate-master-key keeps every chain verifying). Entries made before it existed
+ * stay unkeyed (version 1).
+ */
+export async function auditChainKey(store: Store, secrets: SecretBox): Promise<ChainKey> {
+  const fresh = JSON.stringify({ key: randomBytes(32).toString('base64'), since: Date.now() });
+  const sealed = await store.putSettingIfAbsent(AUDIT_CHAIN_KEY, secrets.seal(fresh));
+  const { key, since } = JSON.parse(secrets.open(sealed)) as { key: string; since: number };
+  return { key: Buffer.from(key, 'base64'), since };
+}
+
+/** Where the signed links start and how they are signed; the chain's key. */
 export interface AuditLinks {
   key: Buffer;
   links: LinkSettings;
+  chain: ChainKey;
 }
 
 function auditUrl(links: AuditLinks, request: FastifyRequest, documentId: string): string {
@@ -194,7 +217,7 @@ function presentEntry(e: AuditEntry): Static<typeof EntryView> {
 }
 
 /** Who takes the step and from where. */
-function context(request: FastifyRequest, url: string): StepContext {
+function context(request: FastifyRequest, url: string, chain: ChainKey): StepContext {
   const agent = request.headers['user-agent'];
   return {
     actor: request.principal.tokenId,
@@ -202,7 +225,13 @@ function context(request: FastifyRequest, url: string): StepContext {
     userAgent: typeof agent === 'string' ? agent.slice(0, 500) : null,
     now: Date.now(),
     auditUrl: url,
+    chainKey: chain.key,
   };
+}
+
+/** The document as its row says, for the chain to bear out. */
+function headOf(doc: DocumentRecord): ChainHead {
+  return { seq: doc.auditSeq, hash: doc.auditHash, status: doc.status, title: doc.title };
 }
 
 export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPluginAsync {
@@ -225,7 +254,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
           if (seen.has(email)) throw invalidField(`signers[${i}].email`, 'names a signer already given');
           seen.add(email);
         }
-        const { auditUrl: _none, ...who } = context(request, '');
+        const { auditUrl: _none, ...who } = context(request, '', links.chain);
         const doc = await ctx.store.createDocument(
           {
             accountId: request.principal.accountId,
@@ -293,7 +322,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
         request.principal.accountId,
         request.params.id,
         which,
-        context(request, url),
+        context(request, url, links.chain),
       );
       return { ...present(document, url), events: events.map((e) => ({ id: e.id, event: e.type })) };
     };
@@ -355,14 +384,14 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       async (request) => {
         const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
         if (!doc) throw notFound('document');
-        return presentVerdict(await verdictOf(ctx, doc));
+        return presentVerdict(await verdictOf(ctx, doc, links.chain));
       },
     );
   };
 }
 
-async function verdictOf(ctx: AppContext, doc: DocumentRecord): Promise<ChainVerdict> {
-  return verifyChain(await ctx.store.auditEntries(doc.id), { seq: doc.auditSeq, hash: doc.auditHash });
+async function verdictOf(ctx: AppContext, doc: DocumentRecord, chain: ChainKey): Promise<ChainVerdict> {
+  return verifyChain(await ctx.store.auditEntries(doc.id), headOf(doc), chain);
 }
 
 /**
@@ -391,7 +420,7 @@ export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPlug
         const doc = await ctx.store.getDocument(undefined, request.params.id);
         if (!doc) throw new CountersignError('forbidden', 'this audit link’s signature does not match');
         const entries = await ctx.store.auditEntries(doc.id);
-        const verdict = verifyChain(entries, { seq: doc.auditSeq, hash: doc.auditHash });
+        const verdict = verifyChain(entries, headOf(doc), links.chain);
         reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
         if (wantsHtml(request)) return sendHtml(reply, doc, entries, verdict);
         return {

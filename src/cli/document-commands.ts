@@ -33,7 +33,7 @@ export interface DocumentView {
 interface StepAnswer extends DocumentView {
   events: { id: string; event: string }[];
 }
-type BrokenReason = 'sequence' | 'prev_hash' | 'hash' | 'head';
+type BrokenReason = 'sequence' | 'version' | 'prev_hash' | 'hash' | 'head' | 'status' | 'title';
 interface Verification {
   valid: boolean;
   entries: number;
@@ -47,7 +47,10 @@ const BROKEN: Record<BrokenReason, string> = {
   sequence: 'its sequence number is out of place: an entry before it is missing or repeated',
   prev_hash: 'it does not name the hash of the entry before it',
   hash: 'its contents do not match its hash',
+  version: 'it is unkeyed where only entries hashed under the chain key may be',
   head: 'the trail ends before the last entry the document recorded',
+  status: 'the document’s status is not what its entries add up to',
+  title: 'the document’s title is not the one its first entry committed to',
 };
 
 /** `--signer ana@example.com` or `--signer "ana@example.com=Ana Lima"`: the part after = is the name. */

@@ -1,7 +1,14 @@
 // A document's audit trail is a hash chain: every entry carries the hash of the one before it and
-// its own, SHA-256 over the previous hash and the entry's canonical JSON. Changing, removing or
-// reordering any stored entry breaks the chain at that entry, and the document row keeps the head
-// (the last hash and sequence number), so cutting entries off the end is caught too. Pure: no I/O.
+// its own, over the previous hash and the entry's canonical JSON. Changing, removing or reordering
+// any stored entry breaks the chain at that entry, and the document row keeps the head (the last
+// hash and sequence number), so cutting entries off the end is caught too. Pure: no I/O.
+//
+// Two versions. Version 2 (every entry made since the chain key existed) is an HMAC-SHA256 under
+// the chain key, a random key sealed by the master key: someone who can write the database but
+// holds no master key cannot recompute a hash, so cannot rewrite the trail and its head and have
+// it verify. Version 1 (entries made before) is plain SHA-256 and verifies as it always did; a
+// version-1 entry dated after the key was made, or after a version-2 entry, does not verify, so a
+// rewrite cannot fall back to the unkeyed form.
 //
 // What is personal in an entry (the actor, the client's IP and user agent, the detail, which may
 // hold a decline reason) enters the chain as a salted commitment: SHA-256 of a random per-entry
@@ -9,6 +16,10 @@
 // and the commitment through the chain. An erasure (POST /v1/erasure) deletes the fields and the
 // salt and keeps the commitment: the chain still verifies, and what was erased can no longer be
 // recovered from it, not even by guessing an address, since the salt is gone too.
+//
+// The document's status and title are held to the chain too: the status is what its actions add
+// up to (created: draft, sent, completed, declined), and the title is the one the `created` entry
+// committed to (until an erasure removes both).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The previous hash of the first entry. */
@@ -30,7 +41,18 @@ export interface AuditFacts {
 
 export type AuditAction = 'created' | 'sent' | 'signed' | 'declined' | 'completed';
 
+/** The chain key and when it was made (sealed together: neither can be changed without the master key). */
+export interface ChainKey {
+  key: Buffer;
+  /** Epoch ms. Entries from then on are version 2. */
+  since: number;
+}
+
+export type HashVersion = 1 | 2;
+
 export interface AuditEntry extends Omit<AuditFacts, 'actor' | 'ip' | 'user_agent' | 'detail'> {
+  /** 1: SHA-256 (entries made before the chain key existed); 2: HMAC-SHA256 under the chain key. */
+  v: HashVersion;
   /** Null once erased, as are ip, user_agent and detail. */
   actor: string | null;
   ip: string | null;
@@ -80,24 +102,60 @@ export function personalCommitment(
 }
 
 /** What an entry's hash covers, as canonical JSON (the time as RFC 3339 with milliseconds). */
-export function entryText(entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
-  return canonicalJson({
+export function entryText(entry: Pick<AuditEntry, 'v' | 'seq' | 'at' | 'action' | 'personal'>): string {
+  const fields = {
     seq: entry.seq,
     at: new Date(entry.at).toISOString(),
     action: entry.action,
     personal: entry.personal,
-  });
+  };
+  return canonicalJson(entry.v === 1 ? fields : { ...fields, v: entry.v });
 }
 
-export function entryHash(prevHash: string, entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
-  return createHash('sha256').update(prevHash).update(entryText(entry)).digest('hex');
+/** Version 1: SHA-256 over the previous hash and the entry's text. */
+export function entryHashV1(prevHash: string, entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
+  return createHash('sha256')
+    .update(prevHash)
+    .update(entryText({ ...entry, v: 1 }))
+    .digest('hex');
 }
 
-/** The next entry of a chain whose head is `prevHash`, with a fresh salt unless one is given. */
-export function chainEntry(prevHash: string, facts: AuditFacts, salt = randomBytes(16).toString('hex')): AuditEntry {
+/** Version 2: HMAC-SHA256 under the chain key over the previous hash and the entry's text. */
+export function entryHashV2(
+  key: Buffer,
+  prevHash: string,
+  entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>,
+): string {
+  return createHmac('sha256', key)
+    .update(prevHash)
+    .update(entryText({ ...entry, v: 2 }))
+    .digest('hex');
+}
+
+function entryHash(key: Buffer, prevHash: string, entry: AuditEntry): string {
+  return entry.v === 1 ? entryHashV1(prevHash, entry) : entryHashV2(key, prevHash, entry);
+}
+
+/** The next entry (version 2) of a chain whose head is `prevHash`, with a fresh salt unless one is given. */
+export function chainEntry(
+  key: Buffer,
+  prevHash: string,
+  facts: AuditFacts,
+  salt = randomBytes(16).toString('hex'),
+): AuditEntry {
   const personal = personalCommitment(salt, facts);
-  const entry = { ...facts, salt, personal };
-  return { ...entry, prev_hash: prevHash, hash: entryHash(prevHash, entry) };
+  const entry = { ...facts, v: 2 as const, salt, personal };
+  return { ...entry, prev_hash: prevHash, hash: entryHashV2(key, prevHash, entry) };
+}
+
+/** The document status a trail's actions add up to. */
+export function statusAfter(actions: readonly AuditAction[]): string | undefined {
+  let status: string | undefined;
+  for (const action of actions) {
+    if (action === 'created') status = 'draft';
+    else if (action === 'sent' || action === 'completed' || action === 'declined') status = action;
+  }
+  return status;
 }
 
 /** The entry with its personal fields and salt removed: the chain still verifies. */
@@ -105,7 +163,18 @@ export function erasedEntry(entry: AuditEntry): AuditEntry {
   return { ...entry, actor: null, ip: null, user_agent: null, detail: null, salt: null };
 }
 
-export type ChainBreak = { seq: number; reason: 'sequence' | 'prev_hash' | 'hash' } | { seq: number; reason: 'head' };
+export type ChainBreak =
+  | { seq: number; reason: 'sequence' | 'prev_hash' | 'hash' | 'version' }
+  | { seq: number; reason: 'head' | 'status' | 'title' };
+
+/** The document as its row says, which the chain must bear out. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+  /** The document's status and title; left out, they are not checked. */
+  status?: string;
+  title?: string;
+}
 
 export interface ChainVerdict {
   valid: boolean;
@@ -116,20 +185,27 @@ export interface ChainVerdict {
 
 /**
  * Recomputes the chain, entries in sequence order, against the head the document row keeps. The
- * first entry whose number, previous hash or own hash does not hold is named; a chain that holds
- * but ends before the head's sequence number (entries cut off the end) breaks at the first missing one.
+ * first entry whose number, version, previous hash or own hash does not hold is named; a chain
+ * that holds but ends before the head's sequence number (entries cut off the end) breaks at the
+ * first missing one; a status or title the chain does not bear out breaks at the last entry, or
+ * at the `created` one.
  */
-export function verifyChain(entries: AuditEntry[], head: { seq: number; hash: string }): ChainVerdict {
+export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: ChainKey): ChainVerdict {
   let prev = GENESIS_HASH;
+  let keyed = false;
   for (const [i, entry] of entries.entries()) {
-    const broken = (reason: 'sequence' | 'prev_hash' | 'hash'): ChainVerdict => ({
+    const broken = (reason: 'sequence' | 'prev_hash' | 'hash' | 'version'): ChainVerdict => ({
       valid: false,
       entries: entries.length,
       firstBroken: { seq: entry.seq, reason },
     });
     if (entry.seq !== i + 1) return broken('sequence');
+    // Unkeyed only before the key existed, and never after a keyed entry: no fall-back to SHA-256.
+    if (entry.v === 1 && (keyed || entry.at >= chainKey.since)) return broken('version');
+    if (entry.v !== 1 && entry.v !== 2) return broken('version');
+    if (entry.v === 2) keyed = true;
     if (entry.prev_hash !== prev) return broken('prev_hash');
-    if (entryHash(prev, entry) !== entry.hash) return broken('hash');
+    if (!safeEqualHex(entryHash(chainKey.key, prev, entry), entry.hash)) return broken('hash');
     // An erased entry (no salt) has nothing left to check against its commitment; any other must
     // hold exactly the fields it committed to.
     if (entry.salt !== null && personalCommitment(entry.salt, entry as AuditFacts) !== entry.personal) {
@@ -145,10 +221,25 @@ export function verifyChain(entries: AuditEntry[], head: { seq: number; hash: st
     }
     prev = entry.hash;
   }
+  const invalid = (firstBroken: ChainBreak): ChainVerdict => ({ valid: false, entries: entries.length, firstBroken });
   if (entries.length !== head.seq || prev !== (head.seq === 0 ? GENESIS_HASH : head.hash)) {
-    return { valid: false, entries: entries.length, firstBroken: { seq: entries.length + 1, reason: 'head' } };
+    return invalid({ seq: entries.length + 1, reason: 'head' });
+  }
+  if (head.status !== undefined && entries.length > 0 && statusAfter(entries.map((e) => e.action)) !== head.status) {
+    return invalid({ seq: entries.length, reason: 'status' });
+  }
+  const created = entries[0];
+  const committedTitle = created?.action === 'created' && created.salt !== null ? created.detail?.title : undefined;
+  if (head.title !== undefined && committedTitle !== undefined && committedTitle !== head.title) {
+    return invalid({ seq: 1, reason: 'title' });
   }
   return { valid: true, entries: entries.length, firstBroken: null };
+}
+
+function safeEqualHex(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**

@@ -6,7 +6,13 @@
 // throws before anything is written, so it leaves the document, its events and its trail as they
 // were.
 import { type Kysely, sql } from 'kysely';
-import { type AuditAction, type AuditEntry, chainEntry, GENESIS_HASH } from '../domain/audit-chain.js';
+import {
+  type AuditAction,
+  type AuditEntry,
+  chainEntry,
+  GENESIS_HASH,
+  type HashVersion,
+} from '../domain/audit-chain.js';
 import { newId } from '../domain/ids.js';
 import { CountersignError, notFound } from '../errors.js';
 import type { StoreDialect } from './dialect.js';
@@ -111,6 +117,7 @@ export async function auditEntries(db: Kysely<Database>, documentId: string): Pr
     .orderBy('seq')
     .execute();
   return rows.map((r) => ({
+    v: r.hash_version === 1 ? 1 : (r.hash_version as HashVersion),
     seq: r.seq,
     at: r.at,
     actor: r.actor,
@@ -137,7 +144,7 @@ async function appendEntries(
   const rows: AuditEntriesTable[] = [];
   for (const step of steps) {
     seq += 1;
-    const entry = chainEntry(hash, {
+    const entry = chainEntry(context.chainKey, hash, {
       seq,
       at: context.now,
       actor: step.actor,
@@ -160,6 +167,7 @@ async function appendEntries(
       personal: entry.personal,
       prev_hash: entry.prev_hash,
       hash: entry.hash,
+      hash_version: entry.v,
     });
   }
   await trx.insertInto('audit_entries').values(rows).execute();

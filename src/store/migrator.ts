@@ -15,6 +15,7 @@ import * as deliveryControls from './migrations/006_delivery_controls.js';
 import * as documents from './migrations/007_documents.js';
 import * as endpointIsolation from './migrations/008_endpoint_isolation.js';
 import * as eventSource from './migrations/009_event_source.js';
+import * as keyedAuditChain from './migrations/010_keyed_audit_chain.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '007_documents': documents,
   '008_endpoint_isolation': endpointIsolation,
   '009_event_source': eventSource,
+  '010_keyed_audit_chain': keyedAuditChain,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

@@ -10,6 +10,8 @@ import type { Database } from './schema.js';
 export const MASTER_KEY_CHECK = 'master_key_check';
 /** The key audit links are signed with (random, sealed): a master-key rotation keeps old links working. */
 export const AUDIT_LINK_KEY = 'audit_link_key';
+/** The audit chain's key and when it was made, sealed together (domain/audit-chain.ts). */
+export const AUDIT_CHAIN_KEY = 'audit_chain_key';
 
 /** Re-seals every sealed value with `reseal`; returns how many values it re-sealed. */
 export async function resealAll(trx: Kysely<Database>, reseal: (sealed: string) => string): Promise<number> {
@@ -59,7 +61,7 @@ export async function resealAll(trx: Kysely<Database>, reseal: (sealed: string) 
   const settings = await trx
     .selectFrom('countersign_settings')
     .select(['key', 'value'])
-    .where('key', 'in', [MASTER_KEY_CHECK, AUDIT_LINK_KEY])
+    .where('key', 'in', [MASTER_KEY_CHECK, AUDIT_LINK_KEY, AUDIT_CHAIN_KEY])
     .execute();
   for (const setting of settings) {
     await trx

@@ -263,6 +263,8 @@ export interface AuditEntriesTable {
   personal: string;
   prev_hash: string;
   hash: string;
+  /** 1: SHA-256 (made before the chain key existed); 2: HMAC-SHA256 under the chain key. */
+  hash_version: number;
 }
 
 export interface SettingsTable {

@@ -378,6 +378,8 @@ export interface StepContext {
   now: number;
   /** The document's signed audit link (audit_url in its events). */
   auditUrl: string;
+  /** The key new audit entries are hashed under (version 2; domain/audit-chain.ts). */
+  chainKey: Buffer;
 }
 
 export interface Store {

@@ -13,7 +13,10 @@ const BROKEN: Record<NonNullable<AuditVerdict['first_broken']>['reason'], string
   sequence: 'an entry before it is missing or repeated',
   prev_hash: 'it does not name the hash of the entry before it',
   hash: 'its contents do not match its hash',
+  version: 'it is unkeyed where only entries hashed under the chain key may be',
   head: 'the trail ends before the last entry the document recorded',
+  status: 'the document’s status is not what its entries add up to',
+  title: 'the document’s title is not the one its first entry committed to',
 };
 
 export function DocumentScreen() {
