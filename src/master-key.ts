@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SecretBox } from './domain/secret-box.js';
+import { type SealContext, SecretBox, settingSeal } from './domain/secret-box.js';
 import { MASTER_KEY_CHECK } from './store/reseal.js';
 import type { Store } from './store/store.js';
 
@@ -69,9 +69,9 @@ function keyIdOf(sealed: string): string {
   return sealed.split('.')[1] ?? 'unknown';
 }
 
-function opens(box: SecretBox, sealed: string): boolean {
+function opens(box: SecretBox, sample: { sealed: string; context: SealContext }): boolean {
   try {
-    box.open(sealed);
+    box.openAny(sample.sealed, sample.context);
     return true;
   } catch {
     return false;
@@ -95,7 +95,7 @@ export async function masterKeyFor(
     if (stored !== undefined) {
       throw new MasterKeyError(
         `the master key file ${file} does not exist, but this database holds secrets sealed under master key ` +
-          `${keyIdOf(stored)}: restore that key file, or set COUNTERSIGN_MASTER_KEY (a new key would open none of them)`,
+          `${keyIdOf(stored.sealed)}: restore that key file, or set COUNTERSIGN_MASTER_KEY (a new key would open none of them)`,
       );
     }
     source = createMasterKeyFile(file);
@@ -122,16 +122,20 @@ export async function verifyMasterKey(store: Store, secrets: SecretBox, where: s
     return check;
   }
   const sample = await store.anySealedSecret();
-  if (sample !== undefined && !opens(secrets, sample)) throw refuse(sample);
+  if (sample !== undefined && !opens(secrets, sample)) throw refuse(sample.sealed);
   // Two processes may record a check at once: whichever is stored is the one both are held to.
-  const stored = await store.putSettingIfAbsent(MASTER_KEY_CHECK, secrets.seal(CHECK_TEXT));
+  const stored = await store.putSettingIfAbsent(
+    MASTER_KEY_CHECK,
+    secrets.seal(CHECK_TEXT, settingSeal(MASTER_KEY_CHECK)),
+  );
   if (!opensTo(secrets, stored)) throw refuse(stored);
   return stored;
 }
 
 function opensTo(secrets: SecretBox, sealed: string): boolean {
   try {
-    return secrets.open(sealed) === CHECK_TEXT;
+    // Either form: a check value from before values were bound to their rows is re-sealed after.
+    return secrets.openAny(sealed, settingSeal(MASTER_KEY_CHECK)) === CHECK_TEXT;
   } catch {
     return false;
   }

@@ -122,6 +122,15 @@ async function startSteps(
     if (key.source.origin === 'created') {
       log.warn({ file: config.masterKeyFile }, 'created a new master key file; back it up, secrets at rest need it');
     }
+    // Values sealed before they were bound to their rows (domain/secret-box.ts) are re-sealed once,
+    // here, before anything opens them: from now on a value opens only in the row it was made for.
+    const upgraded = await store.upgradeLegacySealed((sealed, context) =>
+      secrets.seal(secrets.openAny(sealed, context), context),
+    );
+    if (upgraded > 0) {
+      log.info({ values: upgraded }, 'bound the sealed secrets to their rows (re-sealed with associated data)');
+      check = (await store.getSetting(MASTER_KEY_CHECK)) ?? check;
+    }
   } catch (err) {
     if (err instanceof MasterKeyError) throw new StartupError('master key', err.message, { cause: err });
     throw new StartupError('master key', `cannot read the master key: ${reasonOf(err)}`, { cause: err });

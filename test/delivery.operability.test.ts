@@ -9,7 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DispatcherConfig, loadConfig } from '../src/config.js';
 import { Dispatcher } from '../src/delivery/dispatcher.js';
-import { SecretBox } from '../src/domain/secret-box.js';
+import { SecretBox, subscriptionSeal } from '../src/domain/secret-box.js';
 import { Metrics } from '../src/metrics.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { apiOf, eventually, headerOf, payloadOf, sleep } from './helpers/api-client.js';
@@ -129,7 +129,7 @@ describe.each(DIALECTS)('delivery operability on $name', (dialect) => {
         const other = new SecretBox(randomBytes(32));
         await rawSql(
           service,
-          sql`update subscriptions set signing_secret_sealed = ${other.seal('whsec_c2VjcmV0')} where id = ${sub.id}`,
+          sql`update subscriptions set signing_secret_sealed = ${other.seal('whsec_c2VjcmV0', subscriptionSeal('signing_secret', { id: sub.id, account_id: service.accountId }))} where id = ${sub.id}`,
         );
         const event = await api.published();
         const delivery = await api.settled(event.id, 'failed', 3);
@@ -141,6 +141,35 @@ describe.each(DIALECTS)('delivery operability on $name', (dialect) => {
         expect(delivery.attempts?.every((a) => a.status_code === null)).toBe(true);
         expect(rx.requests).toHaveLength(0);
         expect(logs.matching('delivery failed').map((l) => l.level)).toEqual([LEVEL.error]);
+      });
+
+      it('never signs with a signing secret copied in from another account’s subscription, and logs why', async () => {
+        const { service, api } = await start();
+        const rx = await receiver();
+        const mine = await api.subscribe(`${rx.url}/mine`);
+        const globex = await service.tokenFor('globex');
+        const created = await service.request({
+          method: 'POST',
+          url: '/v1/webhooks/subscriptions',
+          token: globex.token,
+          payload: { target_url: `${rx.url}/theirs`, event_type: 'document.signed' },
+        });
+        expect(created.statusCode, created.body).toBe(200);
+        const theirs = created.json().subscriptions[0] as { id: string };
+        // As someone with write access to the database but no master key would: the other
+        // account's sealed secret, copied whole into this account's row.
+        await rawSql(
+          service,
+          sql`update subscriptions set signing_secret_sealed = (select s.signing_secret_sealed from subscriptions as s where s.id = ${theirs.id}) where id = ${mine.id}`,
+        );
+        const event = await api.published();
+        const delivery = await api.settled(event.id, 'failed', 3);
+        expect(delivery.attempts?.map((a) => a.error)).toEqual([
+          expect.stringContaining('the request could not be prepared: secret does not open here'),
+          expect.stringContaining('could not be prepared'),
+          expect.stringContaining('could not be prepared'),
+        ]);
+        expect(rx.requests.filter((r) => r.url === '/mine')).toHaveLength(0);
       });
 
       it('delivers and logs an answer holding NUL characters, which PostgreSQL text cannot store', async () => {

@@ -16,7 +16,7 @@ import {
   verifyChain,
 } from '../src/domain/audit-chain.js';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../src/domain/events.js';
-import { SecretBox } from '../src/domain/secret-box.js';
+import { SecretBox, settingSeal } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { headerOf } from './helpers/api-client.js';
@@ -473,10 +473,11 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         expect(key).toHaveLength(32);
         expect(await auditLinkKey(store, before)).toEqual(key);
         const after = new SecretBox(randomBytes(32));
-        await store.resealSecrets((sealed) => after.seal(before.open(sealed)));
+        await store.resealSecrets((sealed, context) => after.seal(before.open(sealed, context), context));
         expect(await auditLinkKey(store, after)).toEqual(key);
         const resealed = (await store.getSetting('audit_link_key')) as string;
-        expect(() => before.open(resealed)).toThrow();
+        expect(() => before.open(resealed, settingSeal('audit_link_key'))).toThrow();
+        expect(after.open(resealed, settingSeal('audit_link_key'))).toHaveLength(44);
         // Another database has a key of its own.
         const other = await dialect.create();
         const otherStore = await openStore(openDialect(parseDatabaseUrl(other.url)));

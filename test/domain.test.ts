@@ -1,5 +1,5 @@
 // Pure domain logic, tested with plain values.
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import {
   parseRetryAfter,
   parseRetrySchedule,
 } from '../src/domain/retry-policy.js';
-import { SecretBox } from '../src/domain/secret-box.js';
+import { callbackSeal, isLegacySealed, SecretBox, settingSeal, subscriptionSeal } from '../src/domain/secret-box.js';
 import { generateSigningSecret, signingKey, signPayload } from '../src/domain/signing.js';
 import { checkTargetUrl } from '../src/domain/target-url.js';
 import { parseDuration, parseTimestamp, toIsoSeconds } from '../src/domain/time.js';
@@ -205,24 +205,58 @@ describe('rate limits', () => {
 });
 
 describe('secrets at rest', () => {
+  const HERE = subscriptionSeal('signing_secret', { id: 'sub_1', account_id: 'acc_1' });
+
   it('seals with AES-256-GCM so that the sealed text reveals nothing and opens back', () => {
     const box = new SecretBox(randomBytes(32));
-    const sealed = box.seal('your.password');
+    const sealed = box.seal('your.password', HERE);
     expect(sealed).not.toContain('your.password');
-    expect(box.seal('your.password')).not.toBe(sealed);
-    expect(box.open(sealed)).toBe('your.password');
+    expect(sealed.startsWith(`v2.${box.keyId}.`)).toBe(true);
+    expect(box.seal('your.password', HERE)).not.toBe(sealed);
+    expect(box.open(sealed, HERE)).toBe('your.password');
   });
 
   it('refuses to open a value sealed under another key or tampered with', () => {
-    const sealed = new SecretBox(randomBytes(32)).seal('x');
-    expect(() => new SecretBox(randomBytes(32)).open(sealed)).toThrow(/another master key/);
+    const sealed = new SecretBox(randomBytes(32)).seal('x', HERE);
+    expect(() => new SecretBox(randomBytes(32)).open(sealed, HERE)).toThrow(/another master key/);
     const box = new SecretBox(randomBytes(32));
-    const good = box.seal('secret');
+    const good = box.seal('secret', HERE);
     const parts = good.split('.');
     const body = Buffer.from(parts[3] as string, 'base64url');
     body[0] = (body[0] as number) ^ 1;
     parts[3] = body.toString('base64url');
-    expect(() => box.open(parts.join('.'))).toThrow();
+    expect(() => box.open(parts.join('.'), HERE)).toThrow();
+  });
+
+  it('opens a value only where it was sealed: another row, account, purpose or table is refused', () => {
+    const box = new SecretBox(randomBytes(32));
+    const sealed = box.seal('whsec_x', HERE);
+    // Opened once where it belongs, so a memo of it exists: it must not answer for another place.
+    expect(box.open(sealed, HERE)).toBe('whsec_x');
+    for (const elsewhere of [
+      subscriptionSeal('signing_secret', { id: 'sub_2', account_id: 'acc_1' }),
+      subscriptionSeal('signing_secret', { id: 'sub_1', account_id: 'acc_2' }),
+      subscriptionSeal('secret_token', { id: 'sub_1', account_id: 'acc_1' }),
+      callbackSeal('signing_secret', 'acc_1'),
+      settingSeal('audit_link_key'),
+    ]) {
+      expect(() => box.open(sealed, elsewhere), JSON.stringify(elsewhere)).toThrow(/sealed for another row/);
+    }
+  });
+
+  it('opens a value sealed before values were bound to their rows only to re-seal it', () => {
+    const key = randomBytes(32);
+    const box = new SecretBox(key);
+    // The old form, made here independently: AES-256-GCM with no associated data, `v1.<keyId>.<iv>.<body>`.
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    const body = Buffer.concat([cipher.update('legacy', 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    const legacy = `v1.${box.keyId}.${iv.toString('base64url')}.${body.toString('base64url')}`;
+    expect(isLegacySealed(legacy)).toBe(true);
+    expect(() => box.open(legacy, HERE)).toThrow(/before secrets were bound/);
+    expect(box.openAny(legacy, HERE)).toBe('legacy');
+    const resealed = box.seal(box.openAny(legacy, HERE), HERE);
+    expect(box.open(resealed, HERE)).toBe('legacy');
   });
 });
 

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { SecretBox } from '../src/domain/secret-box.js';
+import { SecretBox, settingSeal } from '../src/domain/secret-box.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { MASTER_KEY_CHECK } from '../src/store/reseal.js';
 import { eventually, SIGNED_DATA } from './helpers/api-client.js';
@@ -234,7 +234,10 @@ describe('a running server whose master key stops fitting the database', () => {
     // What a rotate-master-key forced past the server would leave: a check sealed under another key.
     const direct = openDialect(parseDatabaseUrl(workspace.env.DATABASE_URL as string));
     try {
-      const sealed = new SecretBox(randomBytes(32)).seal('countersign master key check v1');
+      const sealed = new SecretBox(randomBytes(32)).seal(
+        'countersign master key check v1',
+        settingSeal(MASTER_KEY_CHECK),
+      );
       await sql`update countersign_settings set value = ${sealed} where key = ${MASTER_KEY_CHECK}`.execute(direct.db);
     } finally {
       await direct.close();

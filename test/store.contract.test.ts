@@ -1605,6 +1605,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
             accountId,
             tokenId,
             eventTypes,
+            newId: `lsn_${tokenId}_${now}`,
             newSigningSecretSealed: `sealed-${tokenId}-${now}`,
             now,
           });

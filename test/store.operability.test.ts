@@ -431,8 +431,12 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
         expect(await store.putSettingIfAbsent('k', 'first')).toBe('first');
         expect(await store.putSettingIfAbsent('k', 'second')).toBe('first');
         expect(await store.getSetting('k')).toBe('first');
-        await addSubscription(acme.id, { signing_secret_sealed: 'v1.abc.iv.body' });
-        expect(await store.anySealedSecret()).toBe('v1.abc.iv.body');
+        const sub = await addSubscription(acme.id, { signing_secret_sealed: 'v2.abc.iv.body' });
+        // With where it belongs, so that the key is tested as the value was sealed.
+        expect(await store.anySealedSecret()).toEqual({
+          sealed: 'v2.abc.iv.body',
+          context: { purpose: 'signing_secret', table: 'subscriptions', row: sub.id, account: acme.id },
+        });
       });
     });
 

@@ -2,6 +2,7 @@
 // documented echo of the request; GET (ours) shows the current setting with secrets masked.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { callbackSeal } from '../domain/secret-box.js';
 import { toIsoSeconds } from '../domain/time.js';
 import { invalidField } from '../errors.js';
 import { CircuitView, circuitsFor } from './circuit.js';
@@ -138,8 +139,14 @@ export function callbackRoutes(ctx: AppContext): FastifyPluginAsync {
           url,
           auth_type: body.authType as 'Basic' | 'Bearer' | 'None',
           username: body.username ?? null,
-          password_sealed: body.password === undefined ? null : ctx.secrets.seal(body.password),
-          bearer_token_sealed: body.bearerToken === undefined ? null : ctx.secrets.seal(body.bearerToken),
+          password_sealed:
+            body.password === undefined
+              ? null
+              : ctx.secrets.seal(body.password, callbackSeal('password', request.principal.accountId)),
+          bearer_token_sealed:
+            body.bearerToken === undefined
+              ? null
+              : ctx.secrets.seal(body.bearerToken, callbackSeal('bearer_token', request.principal.accountId)),
           updated_at: Date.now(),
         });
         // The seed documents the response as the request echoed back, credentials included.

@@ -16,7 +16,7 @@ import {
   type ChainVerdict,
   verifyChain,
 } from '../domain/audit-chain.js';
-import type { SecretBox } from '../domain/secret-box.js';
+import { type SecretBox, settingSeal } from '../domain/secret-box.js';
 import { toIsoMillis, toIsoSeconds } from '../domain/time.js';
 import { CountersignError, invalidField, notFound } from '../errors.js';
 import { AUDIT_CHAIN_KEY, AUDIT_LINK_KEY } from '../store/reseal.js';
@@ -160,8 +160,12 @@ const LinkQuery = Type.Object({ sig: Type.String({ maxLength: 128 }) }, { additi
  * rotation, which re-seals it, leaves the links already sent in webhooks working.
  */
 export async function auditLinkKey(store: Store, secrets: SecretBox): Promise<Buffer> {
-  const sealed = await store.putSettingIfAbsent(AUDIT_LINK_KEY, secrets.seal(randomBytes(32).toString('base64')));
-  return Buffer.from(secrets.open(sealed), 'base64');
+  const where = settingSeal(AUDIT_LINK_KEY);
+  const sealed = await store.putSettingIfAbsent(
+    AUDIT_LINK_KEY,
+    secrets.seal(randomBytes(32).toString('base64'), where),
+  );
+  return Buffer.from(secrets.open(sealed, where), 'base64');
 }
 
 /**
@@ -171,8 +175,9 @@ export async function auditLinkKey(store: Store, secrets: SecretBox): Promise<Bu
  */
 export async function auditChainKey(store: Store, secrets: SecretBox): Promise<ChainKey> {
   const fresh = JSON.stringify({ key: randomBytes(32).toString('base64'), since: Date.now() });
-  const sealed = await store.putSettingIfAbsent(AUDIT_CHAIN_KEY, secrets.seal(fresh));
-  const { key, since } = JSON.parse(secrets.open(sealed)) as { key: string; since: number };
+  const where = settingSeal(AUDIT_CHAIN_KEY);
+  const sealed = await store.putSettingIfAbsent(AUDIT_CHAIN_KEY, secrets.seal(fresh, where));
+  const { key, since } = JSON.parse(secrets.open(sealed, where)) as { key: string; since: number };
   return { key: Buffer.from(key, 'base64'), since };
 }
 

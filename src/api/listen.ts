@@ -9,6 +9,8 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ListenHub, ListenStream } from '../delivery/listen-hub.js';
 import { EVENT_TYPES, splitEventTypes } from '../domain/events.js';
+import { newId } from '../domain/ids.js';
+import { subscriptionSeal } from '../domain/secret-box.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoMillis } from '../domain/time.js';
 import { tokenLookup } from '../domain/tokens.js';
@@ -133,15 +135,26 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
         },
       },
       async (request) => {
+        const accountId = request.principal.accountId;
+        // The id a new session would get, so that its secret is sealed for that row.
+        const newSessionId = newId('lsn');
         const opened = await ctx.store.openListenSession({
-          accountId: request.principal.accountId,
+          accountId,
           tokenId: request.principal.tokenId,
           eventTypes: request.body?.event_types ?? [...EVENT_TYPES],
-          newSigningSecretSealed: ctx.secrets.seal(generateSigningSecret()),
+          newId: newSessionId,
+          newSigningSecretSealed: ctx.secrets.seal(
+            generateSigningSecret(),
+            subscriptionSeal('signing_secret', { id: newSessionId, account_id: accountId }),
+          ),
           now: Date.now(),
         });
         const base = linkBase(links, request);
-        return view(opened, base, ctx.secrets.open(opened.signing_secret_sealed));
+        return view(
+          opened,
+          base,
+          ctx.secrets.open(opened.signing_secret_sealed, subscriptionSeal('signing_secret', opened)),
+        );
       },
     );
 

@@ -5,6 +5,7 @@
 // within the grace period keeps the first one's secret too.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { callbackSeal, subscriptionSeal } from '../domain/secret-box.js';
 import { retiredInGrace } from '../domain/secret-rotation.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoSeconds } from '../domain/time.js';
@@ -96,7 +97,7 @@ export function rotationRoutes(ctx: AppContext): FastifyPluginAsync {
         const sub = await ctx.store.rotateSigningSecret(
           request.principal.accountId,
           request.params.id,
-          ctx.secrets.seal(secret),
+          ctx.secrets.seal(secret, subscriptionSeal('signing_secret', before)),
           graceUntil(request.body, now),
           now,
         );
@@ -131,7 +132,7 @@ export function rotationRoutes(ctx: AppContext): FastifyPluginAsync {
         const before = await ctx.store.getCallback(request.principal.accountId);
         const cb = await ctx.store.rotateCallbackSecret(
           request.principal.accountId,
-          ctx.secrets.seal(secret),
+          ctx.secrets.seal(secret, callbackSeal('signing_secret', request.principal.accountId)),
           graceUntil(request.body, now),
           now,
         );

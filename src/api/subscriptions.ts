@@ -7,6 +7,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { joinEventTypes, SUBSCRIBABLE_EVENT_TYPES, splitEventTypes } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
+import { subscriptionSeal } from '../domain/secret-box.js';
 import { generateSigningSecret } from '../domain/signing.js';
 import { toIsoSeconds } from '../domain/time.js';
 import { invalidField, notFound } from '../errors.js';
@@ -158,14 +159,15 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
         const targetUrl = await checkTargetUrlResolved(target_url, 'target_url', ctx.targetPolicy, ctx.resolve);
         const now = Date.now();
         const signingSecret = generateSigningSecret();
+        const row = { id: newId('sub'), account_id: request.principal.accountId };
         const subscription: Subscription = {
-          id: newId('sub'),
-          account_id: request.principal.accountId,
+          ...row,
           target_url: targetUrl,
           event_types: joinEventTypes(eventTypes),
           status: 'active',
-          secret_token_sealed: secret_token === undefined ? null : ctx.secrets.seal(secret_token),
-          signing_secret_sealed: ctx.secrets.seal(signingSecret),
+          secret_token_sealed:
+            secret_token === undefined ? null : ctx.secrets.seal(secret_token, subscriptionSeal('secret_token', row)),
+          signing_secret_sealed: ctx.secrets.seal(signingSecret, subscriptionSeal('signing_secret', row)),
           retired_secrets: '[]',
           disabled_reason: null,
           failing_since: null,
@@ -277,7 +279,13 @@ export function subscriptionRoutes(ctx: AppContext): FastifyPluginAsync {
                 ? undefined
                 : body.secret_token === null
                   ? null
-                  : ctx.secrets.seal(body.secret_token),
+                  : ctx.secrets.seal(
+                      body.secret_token,
+                      subscriptionSeal('secret_token', {
+                        id: request.params.id,
+                        account_id: request.principal.accountId,
+                      }),
+                    ),
           },
           Date.now(),
         );

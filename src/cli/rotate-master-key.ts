@@ -38,8 +38,9 @@ export async function rotateMasterKeyCommand(flags: Flags): Promise<number> {
     await verifyMasterKey(store, current, source.origin === 'env' ? 'COUNTERSIGN_MASTER_KEY' : config.masterKeyFile);
     // The new key is on disk before any secret is sealed under it, so no crash can lose it.
     if (!config.masterKey) writeFileSync(staged, `${nextKey.toString('base64')}\n`, { mode: 0o600 });
-    outcome = await store.resealSecretsUnlessInUse(Date.now() - NODE_STALE_MS, (sealed) =>
-      next.seal(current.open(sealed)),
+    // Values sealed before they were bound to their rows are bound now too.
+    outcome = await store.resealSecretsUnlessInUse(Date.now() - NODE_STALE_MS, (sealed, context) =>
+      next.seal(current.openAny(sealed, context), context),
     );
   } catch (err) {
     // Nothing was re-sealed (the transaction rolled back): the staged key is of no use.

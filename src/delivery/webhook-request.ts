@@ -4,7 +4,7 @@
 // Authorization value masked (the body is rebuilt from the event when shown, secret_token masked).
 
 import { buildPayload } from '../domain/events.js';
-import type { SecretBox } from '../domain/secret-box.js';
+import { callbackSeal, type SealContext, type SecretBox, subscriptionSeal } from '../domain/secret-box.js';
 import { signingKey, signPayload } from '../domain/signing.js';
 import type { ClaimedDelivery } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -40,38 +40,49 @@ export class WebhookSigner {
     const target = d.target;
     let body: string;
     const secrets: string[] = [];
+    const row =
+      target.kind === 'subscription' ? { id: d.subscriptionId as string, account_id: d.accountId } : undefined;
+    const signingContext = row ? subscriptionSeal('signing_secret', row) : callbackSeal('signing_secret', d.accountId);
     if (target.kind === 'subscription') {
       headers['webhook-subscription-id'] = d.subscriptionId as string;
-      const secretToken = target.secretTokenSealed === null ? undefined : this.secrets.open(target.secretTokenSealed);
+      const secretToken =
+        target.secretTokenSealed === null
+          ? undefined
+          : this.secrets.open(
+              target.secretTokenSealed,
+              subscriptionSeal('secret_token', row as { id: string; account_id: string }),
+            );
       if (secretToken !== undefined) secrets.push(secretToken);
       body = buildPayload(d.event, secretToken);
     } else {
       body = buildPayload(d.event, undefined);
       if (target.authType === 'Basic' && target.passwordSealed !== null) {
-        const password = this.secrets.open(target.passwordSealed);
+        const password = this.secrets.open(target.passwordSealed, callbackSeal('password', d.accountId));
         const credentials = Buffer.from(`${target.username ?? ''}:${password}`).toString('base64');
         headers.authorization = `Basic ${credentials}`;
         secrets.push(password, credentials);
       } else if (target.authType === 'Bearer' && target.bearerTokenSealed !== null) {
-        const token = this.secrets.open(target.bearerTokenSealed);
+        const token = this.secrets.open(target.bearerTokenSealed, callbackSeal('bearer_token', d.accountId));
         headers.authorization = `Bearer ${token}`;
         secrets.push(token);
       }
     }
     if (target.signingSecretsSealed.length > 0) {
       headers['webhook-signature'] = target.signingSecretsSealed
-        .map((sealed) => signPayload(this.keyFor(sealed), d.eventId, timestampSeconds, body))
+        .map((sealed) => signPayload(this.keyFor(sealed, signingContext), d.eventId, timestampSeconds, body))
         .join(' ');
     }
     return { url: target.url, headers, body, secrets };
   }
 
-  private keyFor(sealed: string): Buffer {
-    let key = this.keys.get(sealed);
+  /** Cached by row and value together: a value copied into another row must not find its key here. */
+  private keyFor(sealed: string, context: SealContext): Buffer {
+    const memo = `${context.table}\0${context.row}\0${sealed}`;
+    let key = this.keys.get(memo);
     if (!key) {
-      key = signingKey(this.secrets.open(sealed));
+      key = signingKey(this.secrets.open(sealed, context));
       if (this.keys.size > 10_000) this.keys.clear();
-      this.keys.set(sealed, key);
+      this.keys.set(memo, key);
     }
     return key;
   }

@@ -4,6 +4,7 @@
 import type { AuditEntry } from '../domain/audit-chain.js';
 import { ERASED_DATA } from '../domain/erasure.js';
 import { newId } from '../domain/ids.js';
+import { isLegacySealed, type SealContext } from '../domain/secret-box.js';
 import { planRotation } from '../domain/secret-rotation.js';
 
 import * as overview from './account-overview.js';
@@ -27,7 +28,7 @@ import { releaseClaims } from './queue/release.js';
 import { renewLeases } from './queue/renew.js';
 import { queueStats } from './queue/stats.js';
 import { refuseAtQuota } from './quota.js';
-import { anySealedSecret, resealAll } from './reseal.js';
+import { anyLegacySealed, anySealedSecret, type Reseal, resealAll } from './reseal.js';
 import type { ApiTokensTable, TokenKind } from './schema.js';
 import type {
   Account,
@@ -663,19 +664,32 @@ export class KyselyStore implements Store {
 
   // --- secrets at rest, settings and the processes using the database ------------------------
 
-  resealSecrets(reseal: (sealed: string) => string): Promise<number> {
+  resealSecrets(reseal: Reseal): Promise<number> {
     return this.d.writeTransaction((trx) => resealAll(trx, reseal));
+  }
+
+  async upgradeLegacySealed(reseal: Reseal): Promise<number> {
+    if (!(await anyLegacySealed(this.d.db))) return 0;
+    let upgraded = 0;
+    await this.d.writeTransaction((trx) =>
+      resealAll(trx, (sealed, context) => {
+        if (!isLegacySealed(sealed)) return sealed;
+        upgraded++;
+        return reseal(sealed, context);
+      }),
+    );
+    return upgraded;
   }
 
   async resealSecretsUnlessInUse(
     freshSince: number,
-    reseal: (sealed: string) => string,
+    reseal: Reseal,
   ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }> {
     const outcome = await nodes.unlessInUse(this.d, freshSince, (trx) => resealAll(trx, reseal));
     return outcome.ok ? { ok: true, count: outcome.value } : outcome;
   }
 
-  anySealedSecret(): Promise<string | undefined> {
+  anySealedSecret(): Promise<{ sealed: string; context: SealContext } | undefined> {
     return anySealedSecret(this.d.db);
   }
 

@@ -7,7 +7,6 @@
 // process holding its stream claims them (migrations/005_listen.ts).
 import { sql } from 'kysely';
 import { joinEventTypes } from '../domain/events.js';
-import { newId } from '../domain/ids.js';
 import type { StoreDialect } from './dialect.js';
 import { type SubscriptionsTable, UNFINISHED_STATUSES } from './schema.js';
 import { writeTypeRows } from './subscriptions.js';
@@ -21,7 +20,8 @@ export interface OpenListenSession {
   accountId: string;
   tokenId: string;
   eventTypes: string[];
-  /** Sealed secret for a session made now; an existing session keeps its own. */
+  /** The id of a session made now, and its secret, sealed for that id; an existing session keeps its own. */
+  newId: string;
   newSigningSecretSealed: string;
   now: number;
 }
@@ -54,7 +54,7 @@ export function openListenSession(d: StoreDialect, input: OpenListenSession): Pr
       return next;
     }
     const session: SubscriptionsTable = {
-      id: newId('lsn'),
+      id: input.newId,
       account_id: accountId,
       target_url: listenTarget(input.tokenId),
       event_types: eventTypes,

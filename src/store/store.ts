@@ -1,12 +1,15 @@
 // The Store: the only way the rest of countersign reaches the database. One implementation over
 // Kysely serves both dialects (kysely-store.ts); the queue operations each live in their own file
 // under queue/ with their SQL in plain sight.
+
 import type { AuditEntry } from '../domain/audit-chain.js';
 import type { Circuit, CircuitSettings, CircuitVerdict } from '../domain/circuit.js';
 import type { ErasureSubject } from '../domain/erasure.js';
+import type { SealContext } from '../domain/secret-box.js';
 import type { DeliveryCounts } from './account-overview.js';
 import type { DialectName } from './dialect.js';
 import type { OpenListenSession } from './listen-sessions.js';
+import type { Reseal } from './reseal.js';
 import type {
   AttemptsTable,
   AttemptTrigger,
@@ -529,9 +532,14 @@ export interface Store {
   deliverEvent(accountId: string, eventId: string, subscriptionId: string, now: number): Promise<DeliverOutcome>;
 
   /** Re-seals every secret at rest in one transaction (master-key rotation); returns how many. */
-  resealSecrets(reseal: (sealed: string) => string): Promise<number>;
-  /** One sealed secret from the tables that hold them, if any is stored (the master-key check). */
-  anySealedSecret(): Promise<string | undefined>;
+  resealSecrets(reseal: Reseal): Promise<number>;
+  /**
+   * Re-seals, in one transaction, every value still sealed the way it was before values were
+   * bound to their rows, when any is (start-up); returns how many it re-sealed (0 at once otherwise).
+   */
+  upgradeLegacySealed(reseal: Reseal): Promise<number>;
+  /** One sealed secret from the tables that hold them, with where it belongs, if any is stored (the master-key check). */
+  anySealedSecret(): Promise<{ sealed: string; context: SealContext } | undefined>;
   getSetting(key: string): Promise<string | undefined>;
   /** Stores `value` unless the key has one already; returns what is stored now. */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
@@ -550,7 +558,7 @@ export interface Store {
    */
   resealSecretsUnlessInUse(
     freshSince: number,
-    reseal: (sealed: string) => string,
+    reseal: Reseal,
   ): Promise<{ ok: true; count: number } | { ok: false; live: NodeRecord[] }>;
 
   /**
