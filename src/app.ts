@@ -69,6 +69,8 @@ export interface AppOptions {
   dispatcher?: Pick<Dispatcher, 'reserveForPublish' | 'acceptPublished'>;
   /** COUNTERSIGN_PUBLIC_URL: where the links handed out start (api/link-base.ts). */
   publicUrl?: string;
+  /** COUNTERSIGN_AUDIT_LINK_TTL: audit links expire this long after they are given out; undefined: never. */
+  auditLinkTtlMs?: number;
   /** COUNTERSIGN_PUBLIC_HOSTS: hosts a request may name to have its links start there. */
   publicHosts?: readonly string[];
   /** The origin this server listens on, once it does: links start there when nothing else is set. */
@@ -217,6 +219,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     key: await auditLinkKey(options.store, options.secrets),
     links,
     chain: await auditChainKey(options.store, options.secrets),
+    ttlMs: options.auditLinkTtlMs,
   };
   await app.register(auditLinkRoutes(ctx, auditLinks));
 

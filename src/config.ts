@@ -54,6 +54,8 @@ export interface Config {
   dispatcher: DispatcherConfig;
   /** COUNTERSIGN_RETENTION: events older than this are purged (serve, worker); undefined keeps everything. */
   retentionMs: number | undefined;
+  /** COUNTERSIGN_AUDIT_LINK_TTL: audit links expire this long after they are given out; undefined: never. */
+  auditLinkTtlMs: number | undefined;
 }
 
 export interface DispatcherConfig {
@@ -467,6 +469,14 @@ export const SETTINGS = [
     kind: 'text',
     about: `purge events older than this (${formatDuration(RETENTION_RANGE[0])} to ${formatDuration(RETENTION_RANGE[1])}) with their delivered, failed and cancelled deliveries and their attempts; off keeps everything`,
   },
+  {
+    flag: 'audit-link-ttl',
+    variable: 'COUNTERSIGN_AUDIT_LINK_TTL',
+    value: '<duration|off>',
+    default: 'off',
+    kind: 'text',
+    about: `how long a document's audit link opens its trail after it is given out (${formatDuration(RETENTION_RANGE[0])} to ${formatDuration(RETENTION_RANGE[1])}); off: until revoked (POST /v1/documents/:id/audit-link/revoke)`,
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag'];
@@ -560,6 +570,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       ),
     },
     retentionMs: retention(read('retention') as Given),
+    auditLinkTtlMs: retention(read('audit-link-ttl') as Given),
   };
 }
 

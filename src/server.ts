@@ -161,6 +161,7 @@ async function startSteps(
       accessLog: config.accessLog,
       publicUrl: config.publicUrl,
       publicHosts: config.publicHosts,
+      ...(config.auditLinkTtlMs === undefined ? {} : { auditLinkTtlMs: config.auditLinkTtlMs }),
       listenOrigin: () => linkOrigin,
       portal: { frameAncestors: config.portalFrameAncestors },
       rateLimit: config.rateLimit,

@@ -55,6 +55,7 @@ const SAMPLES: Record<string, { value: string; read: (c: Config) => unknown; exp
   'no-dispatcher': { value: 'true', read: (c) => c.dispatcher.enabled, expected: false },
   'heap-growth': { value: '0', read: (c) => c.heapGrowthPercent, expected: 0 },
   'inbound-timeout': { value: '30s', read: (c) => c.inboundTimeoutMs, expected: 30_000 },
+  'audit-link-ttl': { value: '90d', read: (c) => c.auditLinkTtlMs, expected: 90 * 86_400_000 },
   'public-hosts': {
     value: 'Portal.Example.com, api.example.com:8443',
     read: (c) => c.publicHosts,

@@ -4,7 +4,7 @@
 // chain's rules as pure functions.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { auditLinkKey } from '../src/api/documents.js';
 import {
   type AuditEntry,
@@ -19,8 +19,8 @@ import { SUBSCRIBABLE_EVENT_TYPES } from '../src/domain/events.js';
 import { SecretBox, settingSeal } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
-import { headerOf } from './helpers/api-client.js';
-import { DIALECTS, dialectLabel } from './helpers/databases.js';
+import { eventually, headerOf } from './helpers/api-client.js';
+import { DIALECTS, dialectLabel, sqliteDialect } from './helpers/databases.js';
 import { expectError, expectFieldError } from './helpers/expect-error.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -334,20 +334,34 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         expect(trail.statusCode, trail.body).toBe(200);
         expect(trail.json().verification).toEqual({ valid: true, entries: 5, first_broken: null });
       }
-      const trail = (await openLink(doc.audit_url)).json();
+      // Whoever holds the link sees the signers' steps under their addresses and the platform's as
+      // `platform`: no token id, no backend IP or user agent, no external_id.
+      const link = await openLink(doc.audit_url);
+      const trail = link.json();
       expect(trail.entries.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
-        ['created', expect.stringMatching(/^tok_/)],
-        ['sent', expect.stringMatching(/^tok_/)],
+        ['created', 'platform'],
+        ['sent', 'platform'],
         ['signed', 'ana@example.com'],
         ['signed', 'bo@example.com'],
         ['completed', 'bo@example.com'],
       ]);
       for (const entry of trail.entries) {
-        expect(entry).toMatchObject({ ip: '127.0.0.1', user_agent: 'documents-test/1' });
+        expect(Object.keys(entry)).not.toContain('ip');
+        expect(Object.keys(entry)).not.toContain('user_agent');
         expect(entry.hash).toMatch(/^[0-9a-f]{64}$/);
       }
+      for (const hidden of ['tok_', '127.0.0.1', 'documents-test/1', 'crm-42']) expect(link.body).not.toContain(hidden);
       expect(trail.entries[0].prev_hash).toBe(GENESIS_HASH);
       expect(trail.entries[1].prev_hash).toBe(trail.entries[0].hash);
+      // The account's own tokens read the whole trail.
+      const full = (await json('GET', `/v1/documents/${doc.id}/audit/entries`)).json();
+      expect(full).toMatchObject({ external_id: 'crm-42', verification: { valid: true, entries: 5 } });
+      expect(full.entries.map((e: { actor: string }) => e.actor).slice(0, 2)).toEqual([
+        expect.stringMatching(/^tok_/),
+        expect.stringMatching(/^tok_/),
+      ]);
+      for (const entry of full.entries)
+        expect(entry).toMatchObject({ ip: '127.0.0.1', user_agent: 'documents-test/1' });
 
       // A browser gets a page; a wrong signature or another document's gets nothing.
       const page = await openLink(doc.audit_url, 'text/html,application/xhtml+xml,*/*;q=0.8');
@@ -356,6 +370,8 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       expect(page.headers['content-security-policy']).toContain("default-src 'none'");
       expect(page.body).toContain('The chain verifies: 5 entries');
       expect(page.body).toContain('Mutual NDA');
+      expect(page.body).toContain('the platform');
+      for (const hidden of ['tok_', '127.0.0.1', 'documents-test/1', 'crm-42']) expect(page.body).not.toContain(hidden);
       expectError(await openLink(`${doc.audit_url.slice(0, -2)}xx`), 403, 'forbidden');
       const other = await created({ title: 'Other', signers: [{ email: 'cy@example.com' }] });
       const foreign = new URL(doc.audit_url);
@@ -560,6 +576,35 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       }
     });
 
+    it('revokes every audit link given out so far: they answer 403, a new one opens and later events carry it', async () => {
+      const doc = await created({ title: 'Revocable', signers: [{ email: 'a@example.com' }] });
+      expect((await openLink(doc.audit_url)).statusCode).toBe(200);
+      // The same document, read again, gives the same link while nothing was revoked.
+      expect((await json('GET', `/v1/documents/${doc.id}`)).json().audit_url).toBe(doc.audit_url);
+      const globex = await service.tokenFor('globex');
+      expectError(
+        await json('POST', `/v1/documents/${doc.id}/audit-link/revoke`, undefined, globex.token),
+        404,
+        'not_found',
+      );
+      expect((await openLink(doc.audit_url)).statusCode).toBe(200);
+
+      const revoked = await step(`/v1/documents/${doc.id}/audit-link/revoke`);
+      expect(revoked.audit_url).not.toBe(doc.audit_url);
+      expectError(await openLink(doc.audit_url), 403, 'forbidden');
+      expect((await openLink(revoked.audit_url)).statusCode).toBe(200);
+      const sent = await step(`/v1/documents/${doc.id}/send`);
+      expect(sent.audit_url).toBe(revoked.audit_url);
+      const events = (await json('GET', `/v1/events?document_id=${doc.id}`)).json().events as {
+        data: { audit_url: string };
+      }[];
+      expect(events.map((e) => e.data.audit_url)).toEqual([revoked.audit_url]);
+      // Revoked again: the second link goes the way of the first.
+      const again = await step(`/v1/documents/${doc.id}/audit-link/revoke`);
+      expectError(await openLink(revoked.audit_url), 403, 'forbidden');
+      expect((await openLink(again.audit_url)).statusCode).toBe(200);
+    });
+
     it('catches a row altered in the database, and entries removed from the end', async () => {
       const doc = await created({ title: 'Tamper', signers: [{ email: 'a@example.com' }, { email: 'b@example.com' }] });
       await step(`/v1/documents/${doc.id}/send`);
@@ -597,5 +642,53 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         await raw.close();
       }
     });
+  });
+});
+
+describe('audit links that expire (COUNTERSIGN_AUDIT_LINK_TTL)', () => {
+  let service: TestService | undefined;
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+  });
+
+  const open = (s: TestService, url: string) => {
+    const { pathname, search } = new URL(url);
+    return s.request({ method: 'GET', url: `${pathname}${search}`, token: null });
+  };
+
+  it('signs the expiry into the link: open until then, a 403 that says so after, and no way to extend it', async () => {
+    service = await startTestService(sqliteDialect, { auditLinkTtlMs: 3_600_000 });
+    const made = await service.request({
+      method: 'POST',
+      url: '/v1/documents',
+      payload: { title: 'Expiring', signers: [{ email: 'a@example.com' }] },
+    });
+    const doc = made.json() as { id: string; audit_url: string };
+    const exp = Number(new URL(doc.audit_url).searchParams.get('exp'));
+    expect(exp).toBeGreaterThan(Date.now() + 3_500_000);
+    expect(exp).toBeLessThanOrEqual(Date.now() + 3_600_000);
+    expect((await open(service, doc.audit_url)).statusCode).toBe(200);
+    // A later expiry written into the link breaks its signature.
+    const stretched = new URL(doc.audit_url);
+    stretched.searchParams.set('exp', String(exp + 86_400_000));
+    expectError(await open(service, stretched.toString()), 403, 'forbidden');
+    await service.close();
+
+    // Links that last a millisecond: past their expiry, the answer says so.
+    service = await startTestService(sqliteDialect, { auditLinkTtlMs: 1 });
+    const s = service;
+    const short = (
+      await s.request({
+        method: 'POST',
+        url: '/v1/documents',
+        payload: { title: 'Brief', signers: [{ email: 'b@example.com' }] },
+      })
+    ).json() as { audit_url: string };
+    const expired = await eventually('the link to expire', async () => {
+      const res = await open(s, short.audit_url);
+      return res.statusCode === 403 ? res : undefined;
+    });
+    expect(expired.json().error.message).toBe('this audit link has expired: ask the sender for a new one');
   });
 });

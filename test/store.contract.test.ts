@@ -57,6 +57,7 @@ const MIGRATIONS = [
   '008_endpoint_isolation',
   '009_event_source',
   '010_keyed_audit_chain',
+  '011_audit_links',
 ];
 
 /** Runs migrateToLatest from the build (`npm test` builds first) in a separate Node process; returns what it applied. */

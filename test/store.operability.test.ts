@@ -499,6 +499,7 @@ describe.each(DIALECTS)('store operability on $name', (dialect) => {
           '008_endpoint_isolation',
           '009_event_source',
           '010_keyed_audit_chain',
+          '011_audit_links',
         ]);
         await raw.close();
 

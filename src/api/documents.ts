@@ -9,11 +9,11 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AuditEntry,
-  auditLinkSignature,
-  auditLinkSignatureValid,
+  auditLinkSig,
   type ChainHead,
   type ChainKey,
   type ChainVerdict,
+  checkAuditLink,
   verifyChain,
 } from '../domain/audit-chain.js';
 import { type SecretBox, settingSeal } from '../domain/secret-box.js';
@@ -144,15 +144,51 @@ const EntryView = Type.Object({
   }),
 });
 
+/**
+ * An entry as the signed link shows it to whoever holds the link (receivers, signers, a court):
+ * the signer's own steps under their address, the platform's as `platform`, and neither the
+ * token that took a step nor the platform backend's IP address and user agent.
+ */
+const PublicEntryView = Type.Object({
+  seq: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  action: Type.String({ enum: ['created', 'sent', 'signed', 'declined', 'completed'] }),
+  actor: Type.Union([Type.String(), Type.Null()], {
+    description:
+      'the signer’s e-mail address for their own step, `platform` for a step taken through the API; null once erased',
+  }),
+  detail: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()], Erasable),
+  personal: Type.String({ description: 'the commitment to the entry’s personal fields (see the authenticated trail)' }),
+  prev_hash: Type.String(),
+  v: Type.Integer({ enum: [1, 2] }),
+  hash: Type.String(),
+});
+
 const TrailView = Type.Object({
   document_id: Type.String(),
   title: Type.String(),
+  status: DocumentStatusSchema,
+  entries: Type.Array(PublicEntryView),
+  verification: Verdict,
+});
+
+/** The whole trail, for the account's own tokens: every recorded field. */
+const FullTrailView = Type.Object({
+  document_id: Type.String(),
+  title: Type.String(),
+  external_id: Type.Union([Type.String(), Type.Null()]),
   status: DocumentStatusSchema,
   entries: Type.Array(EntryView),
   verification: Verdict,
 });
 
-const LinkQuery = Type.Object({ sig: Type.String({ maxLength: 128 }) }, { additionalProperties: false });
+const LinkQuery = Type.Object(
+  {
+    sig: Type.String({ maxLength: 128 }),
+    exp: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$', description: 'when the link expires, epoch ms' })),
+  },
+  { additionalProperties: false },
+);
 
 /**
  * The key audit links are signed with: 32 random bytes made once per database and kept sealed
@@ -181,16 +217,21 @@ export async function auditChainKey(store: Store, secrets: SecretBox): Promise<C
   return { key: Buffer.from(key, 'base64'), since };
 }
 
-/** Where the signed links start and how they are signed; the chain's key. */
+/** Where the signed links start, how they are signed and how long they last; the chain's key. */
 export interface AuditLinks {
   key: Buffer;
   links: LinkSettings;
   chain: ChainKey;
+  /** COUNTERSIGN_AUDIT_LINK_TTL: links expire this long after they are given out; undefined: never. */
+  ttlMs?: number | undefined;
 }
 
-function auditUrl(links: AuditLinks, request: FastifyRequest, documentId: string): string {
+/** The document's audit link as of now: signed over its link epoch, and expiring when COUNTERSIGN_AUDIT_LINK_TTL says. */
+function auditUrl(links: AuditLinks, request: FastifyRequest, doc: { id: string; auditLinkEpoch: number }): string {
   const base = linkBase(links.links, request);
-  return `${base}/v1/documents/${documentId}/audit?sig=${auditLinkSignature(links.key, documentId)}`;
+  const expiresAt = links.ttlMs === undefined ? undefined : Date.now() + links.ttlMs;
+  const sig = auditLinkSig(links.key, doc.id, doc.auditLinkEpoch, expiresAt);
+  return `${base}/v1/documents/${doc.id}/audit?${expiresAt === undefined ? '' : `exp=${expiresAt}&`}sig=${sig}`;
 }
 
 function present(doc: DocumentRecord, url: string): Static<typeof DocumentView> {
@@ -219,6 +260,25 @@ function presentVerdict(v: ChainVerdict): Static<typeof Verdict> {
 
 function presentEntry(e: AuditEntry): Static<typeof EntryView> {
   return { ...e, at: toIsoMillis(e.at) };
+}
+
+/** Who took a step, as the public trail names them. */
+function publicActor(actor: string | null): string | null {
+  return actor === null ? null : actor.startsWith('tok_') ? 'platform' : actor;
+}
+
+function presentPublicEntry(e: AuditEntry): Static<typeof PublicEntryView> {
+  return {
+    seq: e.seq,
+    at: toIsoMillis(e.at),
+    action: e.action,
+    actor: publicActor(e.actor),
+    detail: e.detail,
+    personal: e.personal,
+    prev_hash: e.prev_hash,
+    v: e.v,
+    hash: e.hash,
+  };
 }
 
 /** Who takes the step and from where. */
@@ -269,7 +329,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
           },
           who,
         );
-        return reply.code(201).send(present(doc, auditUrl(links, request, doc.id)));
+        return reply.code(201).send(present(doc, auditUrl(links, request, doc)));
       },
     );
 
@@ -294,7 +354,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
           status: request.query.status as DocumentRecord['status'] | undefined,
         });
         return {
-          documents: page.items.map((d) => present(d, auditUrl(links, request, d.id))),
+          documents: page.items.map((d) => present(d, auditUrl(links, request, d))),
           next_cursor: page.nextCursor,
         };
       },
@@ -314,7 +374,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       async (request) => {
         const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
         if (!doc) throw notFound('document');
-        return present(doc, auditUrl(links, request, doc.id));
+        return present(doc, auditUrl(links, request, doc));
       },
     );
 
@@ -322,7 +382,10 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       request: FastifyRequest<{ Params: { id: string; signer_id?: string } }>,
       which: DocumentStep,
     ) => {
-      const url = auditUrl(links, request, request.params.id);
+      // The link its events carry is signed over the document's current link epoch.
+      const current = await ctx.store.getDocument(request.principal.accountId, request.params.id);
+      if (!current) throw notFound('document');
+      const url = auditUrl(links, request, current);
       const { document, events } = await ctx.store.applyDocumentStep(
         request.principal.accountId,
         request.params.id,
@@ -392,6 +455,56 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
         return presentVerdict(await verdictOf(ctx, doc, links.chain));
       },
     );
+
+    app.get<{ Params: Static<typeof DocParams> }>(
+      '/v1/documents/:id/audit/entries',
+      {
+        config: { scope: 'read' },
+        schema: {
+          tags: ['documents'],
+          summary: 'The whole audit trail, every recorded field, with its verification',
+          description:
+            'What the signed audit link shows, and what it leaves out for whoever holds the link: the tokens that took ' +
+            'the steps, the IP addresses and user agents recorded, and the document’s external_id.',
+          params: DocParams,
+          response: { 200: FullTrailView, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
+        if (!doc) throw notFound('document');
+        const entries = await ctx.store.auditEntries(doc.id);
+        return {
+          document_id: doc.id,
+          title: doc.title,
+          external_id: doc.externalId,
+          status: doc.status,
+          entries: entries.map(presentEntry),
+          verification: presentVerdict(verifyChain(entries, headOf(doc), links.chain)),
+        };
+      },
+    );
+
+    app.post<{ Params: Static<typeof DocParams> }>(
+      '/v1/documents/:id/audit-link/revoke',
+      {
+        config: { scope: 'publish' },
+        schema: {
+          tags: ['documents'],
+          summary: 'Revoke every audit link given out so far, and get a new one',
+          description:
+            'The links in webhooks already sent, and any other given out before, answer 403 from now on; the document ' +
+            'answered carries the new audit_url, which events made from now on carry too.',
+          params: DocParams,
+          response: { 200: DocumentView, ...errors(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const doc = await ctx.store.revokeAuditLinks(request.principal.accountId, request.params.id, Date.now());
+        if (!doc) throw notFound('document');
+        return present(doc, auditUrl(links, request, doc));
+      },
+    );
   };
 }
 
@@ -419,11 +532,18 @@ export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPlug
         },
       },
       async (request, reply) => {
-        if (!auditLinkSignatureValid(links.key, request.params.id, request.query.sig)) {
+        // The same answer for a document that does not exist, a forged link and a revoked one.
+        const doc = await ctx.store.getDocument(undefined, request.params.id);
+        const expiresAt = request.query.exp === undefined ? undefined : Number(request.query.exp);
+        const link = doc
+          ? checkAuditLink(links.key, doc.id, doc.auditLinkEpoch, { sig: request.query.sig, expiresAt }, Date.now())
+          : 'forged';
+        if (!doc || link === 'forged') {
           throw new CountersignError('forbidden', 'this audit link’s signature does not match');
         }
-        const doc = await ctx.store.getDocument(undefined, request.params.id);
-        if (!doc) throw new CountersignError('forbidden', 'this audit link’s signature does not match');
+        if (link === 'expired') {
+          throw new CountersignError('forbidden', 'this audit link has expired: ask the sender for a new one');
+        }
         const entries = await ctx.store.auditEntries(doc.id);
         const verdict = verifyChain(entries, headOf(doc), links.chain);
         reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
@@ -432,7 +552,7 @@ export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPlug
           document_id: doc.id,
           title: doc.title,
           status: doc.status,
-          entries: entries.map(presentEntry),
+          entries: entries.map(presentPublicEntry),
           verification: presentVerdict(verdict),
         };
       },
@@ -462,8 +582,7 @@ function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[
     .map(
       (e) =>
         `<tr><td>${e.seq}</td><td>${escapeHtml(toIsoMillis(e.at))}</td><td>${escapeHtml(e.action)}</td>` +
-        `<td>${escapeHtml(e.actor ?? '(erased)')}</td><td>${escapeHtml(e.ip ?? '')}</td>` +
-        `<td>${escapeHtml(e.user_agent ?? '')}</td><td>${escapeHtml(
+        `<td>${escapeHtml(e.actor === null ? '(erased)' : publicActor(e.actor) === 'platform' ? 'the platform' : e.actor)}</td><td>${escapeHtml(
           Object.entries(e.detail ?? {})
             .map(([k, v]) => `${k}: ${v}`)
             .join(', '),
@@ -488,14 +607,12 @@ code { font-size: .85rem; white-space: nowrap; }
 </head>
 <body>
 <h1>Audit trail</h1>
-<p><strong>${escapeHtml(doc.title)}</strong> (<code>${escapeHtml(doc.id)}</code>)${
-    doc.externalId ? `, your id <code>${escapeHtml(doc.externalId)}</code>` : ''
-  }: ${escapeHtml(doc.status)}</p>
+<p><strong>${escapeHtml(doc.title)}</strong> (<code>${escapeHtml(doc.id)}</code>): ${escapeHtml(doc.status)}</p>
 <p class="${verdict.valid ? 'ok' : 'broken'}" role="status">${escapeHtml(verdictText)}</p>
-<p>Each hash is SHA-256 over the entry before it; hover a hash for all of it, or read them whole as JSON from this same link.</p>
+<p>Each entry is hashed over the one before it, under a key only this server holds; hover a hash for all of it, or read them whole as JSON from this same link.</p>
 <div class="scroll">
 <table>
-<thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">IP</th><th scope="col">User agent</th><th scope="col">Detail</th><th scope="col">Hash</th></tr></thead>
+<thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">Detail</th><th scope="col">Hash</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

@@ -251,8 +251,38 @@ export function auditLinkSignature(key: Buffer, documentId: string): string {
   return createHmac('sha256', key).update(`audit-link v1 ${documentId}`).digest('base64url');
 }
 
-export function auditLinkSignatureValid(key: Buffer, documentId: string, signature: string): boolean {
-  const expected = Buffer.from(auditLinkSignature(key, documentId));
-  const given = Buffer.from(signature);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+/**
+ * A link of a document whose links were revoked, or that expires: signed over the document id,
+ * its link epoch (moved on by each revocation) and the expiry (epoch ms, empty for none).
+ */
+export function auditLinkSignatureV2(key: Buffer, documentId: string, epoch: number, expiresAt?: number): string {
+  return createHmac('sha256', key)
+    .update(`audit-link v2 ${documentId} ${epoch} ${expiresAt ?? ''}`)
+    .digest('base64url');
+}
+
+/** The signature a link of this document gets now: the first form while it can be (never revoked, no expiry). */
+export function auditLinkSig(key: Buffer, documentId: string, epoch: number, expiresAt?: number): string {
+  return epoch === 0 && expiresAt === undefined
+    ? auditLinkSignature(key, documentId)
+    : auditLinkSignatureV2(key, documentId, epoch, expiresAt);
+}
+
+export type AuditLinkVerdict = 'valid' | 'expired' | 'forged';
+
+/**
+ * Whether a link opens the trail: its signature matches the document's current epoch (a revoked
+ * link was signed over an earlier one, so it reads as forged) and it has not expired.
+ */
+export function checkAuditLink(
+  key: Buffer,
+  documentId: string,
+  epoch: number,
+  link: { sig: string; expiresAt?: number },
+  now: number,
+): AuditLinkVerdict {
+  const expected = Buffer.from(auditLinkSig(key, documentId, epoch, link.expiresAt));
+  const given = Buffer.from(link.sig);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'forged';
+  return link.expiresAt !== undefined && now >= link.expiresAt ? 'expired' : 'valid';
 }

@@ -50,6 +50,7 @@ function documentRecord(row: DocumentsTable, signers: DocumentSignersTable[]): D
     status: row.status,
     auditSeq: row.audit_seq,
     auditHash: row.audit_hash,
+    auditLinkEpoch: Number(row.audit_link_epoch),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     signers: signers.sort((a, b) => a.position - b.position).map(signerRecord),
@@ -189,6 +190,7 @@ export function createDocument(
       status: 'draft',
       audit_seq: 0,
       audit_hash: GENESIS_HASH,
+      audit_link_epoch: 0,
       created_at: now,
       updated_at: now,
     };
@@ -391,4 +393,23 @@ export async function eraseFromDocuments(
     .where(sql<boolean>`lower(actor) = ${email}`)
     .execute();
   return documentIds.length;
+}
+
+/** Every audit link of the document given out so far stops opening its trail. */
+export async function revokeAuditLinks(
+  d: StoreDialect,
+  accountId: string,
+  id: string,
+  now: number,
+): Promise<DocumentRecord | undefined> {
+  const changed = await d.writeTransaction((trx) =>
+    trx
+      .updateTable('documents')
+      .set({ audit_link_epoch: sql`audit_link_epoch + 1`, updated_at: now })
+      .where('id', '=', id)
+      .where('account_id', '=', accountId)
+      .executeTakeFirst(),
+  );
+  if (Number(changed.numUpdatedRows) === 0) return undefined;
+  return getDocument(d.db, accountId, id);
 }

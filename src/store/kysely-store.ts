@@ -166,6 +166,10 @@ export class KyselyStore implements Store {
     return documents.getDocument(this.d.db, accountId, id);
   }
 
+  revokeAuditLinks(accountId: string, id: string, now: number): Promise<DocumentRecord | undefined> {
+    return documents.revokeAuditLinks(this.d, accountId, id, now);
+  }
+
   listDocuments(accountId: string, filter: DocumentFilter): Promise<Page<DocumentRecord>> {
     return documents.listDocuments(this.d.db, accountId, filter);
   }

@@ -16,6 +16,7 @@ import * as documents from './migrations/007_documents.js';
 import * as endpointIsolation from './migrations/008_endpoint_isolation.js';
 import * as eventSource from './migrations/009_event_source.js';
 import * as keyedAuditChain from './migrations/010_keyed_audit_chain.js';
+import * as auditLinks from './migrations/011_audit_links.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': initial,
@@ -28,6 +29,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '008_endpoint_isolation': endpointIsolation,
   '009_event_source': eventSource,
   '010_keyed_audit_chain': keyedAuditChain,
+  '011_audit_links': auditLinks,
 };
 
 export async function migrateToLatest(dialect: StoreDialect): Promise<string[]> {

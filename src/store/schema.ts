@@ -226,6 +226,8 @@ export interface DocumentsTable {
   /** The head of the audit chain: the last entry's number and hash (0 and the genesis hash before any). */
   audit_seq: number;
   audit_hash: string;
+  /** What the document's audit links are signed over; revoking them moves it on (0: never revoked). */
+  audit_link_epoch: number;
   created_at: number;
   updated_at: number;
 }

@@ -349,6 +349,8 @@ export interface DocumentRecord {
   status: DocumentStatus;
   auditSeq: number;
   auditHash: string;
+  /** What its audit links are signed over; revoking them moves it on (0: never revoked). */
+  auditLinkEpoch: number;
   createdAt: number;
   updatedAt: number;
   signers: SignerRecord[];
@@ -626,6 +628,8 @@ export interface Store {
   createDocument(input: CreateDocumentInput, context: Omit<StepContext, 'auditUrl'>): Promise<DocumentRecord>;
   /** The document, of this account when one is given. */
   getDocument(accountId: string | undefined, id: string): Promise<DocumentRecord | undefined>;
+  /** Makes every audit link of the document given out so far stop opening it; undefined when it is not the account's. */
+  revokeAuditLinks(accountId: string, id: string, now: number): Promise<DocumentRecord | undefined>;
   listDocuments(accountId: string, filter: DocumentFilter): Promise<Page<DocumentRecord>>;
   /**
    * One lifecycle step, its audit entries and its events in one transaction. Throws

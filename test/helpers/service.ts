@@ -63,6 +63,8 @@ export interface TestServiceOptions {
   publicUrl?: string;
   /** COUNTERSIGN_PUBLIC_HOSTS: hosts whose requests get links naming them. */
   publicHosts?: string[];
+  /** COUNTERSIGN_AUDIT_LINK_TTL (off by default). */
+  auditLinkTtlMs?: number;
   /** The listen hub's timings (answer timeout, pings, silence), shortened by the listen tests. */
   listen?: Partial<ListenSettings>;
   /**
@@ -130,6 +132,7 @@ export async function startTestService(
     ...(dispatcher ? { dispatcher } : {}),
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
     ...(options.publicHosts ? { publicHosts: options.publicHosts } : {}),
+    ...(options.auditLinkTtlMs ? { auditLinkTtlMs: options.auditLinkTtlMs } : {}),
     ...(options.listen ? { listen: options.listen } : {}),
   });
   await app.ready();
