@@ -6,7 +6,9 @@
 // names the step in one line. Once up, SIGTERM/SIGINT shut down gracefully (stop accepting, finish
 // in-flight sends up to the grace period, hand back unfinished claims).
 
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ALL_SCOPES } from './api/auth.js';
@@ -39,7 +41,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export type StartupStep = 'store' | 'master key' | 'port' | 'ops endpoint' | 'dispatcher';
+export type StartupStep = 'store' | 'master key' | 'port' | 'ops endpoint' | 'dispatcher' | 'first start';
 
 /** Start-up failed at `step`; the message is the one line an operator reads. */
 export class StartupError extends Error {
@@ -211,7 +213,15 @@ async function startSteps(
   }
 
   if (options.api && url) {
-    await bootstrapFirstAccount(store, options.out ?? process.stdout, portalAddress(config.publicUrl ?? url));
+    const out = options.out ?? process.stdout;
+    const tokenFile = resolve(dirname(config.masterKeyFile), FIRST_TOKEN_FILE);
+    try {
+      await bootstrapFirstAccount(store, out, portalAddress(config.publicUrl ?? url), tokenFile);
+    } catch (err) {
+      throw new StartupError('first start', `cannot write the first API token to ${tokenFile}: ${reasonOf(err)}`, {
+        cause: err,
+      });
+    }
   }
   if (url) log.info({ url, dispatcher: Boolean(dispatcher) }, 'countersign is listening');
   if (opsUrl) log.info({ url: opsUrl }, 'operations endpoint listening');
@@ -311,12 +321,28 @@ export function portalAddress(base: string): string {
   return new URL('/ui/', address).toString();
 }
 
-/** On first start with an empty database, make an account and print a token once. */
-async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream, portal: string): Promise<void> {
+/** Where the first API token goes when standard output is not a terminal: beside the master key file. */
+export const FIRST_TOKEN_FILE = 'first-start-token';
+
+/**
+ * On first start with an empty database, make an account and a token, and give the token once: on
+ * a terminal, printed; otherwise (a service manager, a container, anything collecting the output
+ * into logs) written to `tokenFile`, readable by this user only, and only its path printed. The
+ * file is written before the token exists, so a start that cannot write it leaves no token
+ * nobody was given.
+ */
+async function bootstrapFirstAccount(
+  store: Store,
+  out: NodeJS.WritableStream & { isTTY?: boolean },
+  portal: string,
+  tokenFile: string,
+): Promise<void> {
   if ((await store.countAccounts()) > 0) return;
   const now = Date.now();
-  const account = await store.ensureAccount('default', now);
   const issued = issueToken();
+  const onTerminal = out.isTTY === true;
+  if (!onTerminal) writePrivately(tokenFile, `${issued.token}\n`);
+  const account = await store.ensureAccount('default', now);
   await store.createToken({
     accountId: account.id,
     lookup: issued.lookup,
@@ -325,9 +351,20 @@ async function bootstrapFirstAccount(store: Store, out: NodeJS.WritableStream, p
     expiresAt: null,
     now,
   });
+  const given = onTerminal
+    ? `It is shown only this once:\n\n  ${issued.token}\n\n`
+    : `Standard output is not a terminal, so it is not printed: it is in ${tokenFile} (readable by this user only).\n` +
+      'Keep it somewhere safe, then delete that file.\n\n';
   out.write(
-    `\nFirst start: created account "default" and an API token. It is shown only this once:\n\n  ${issued.token}\n\n` +
+    `\nFirst start: created account "default" and an API token. ${given}` +
       `Sign in with it at ${portal}, or use it as "Authorization: Bearer <token>".\n` +
       'Make more with: npx countersign token create --account NAME --create-account\n\n',
   );
+}
+
+/** Writes a new file readable by its owner only (one left by an earlier first start is replaced). */
+function writePrivately(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  rmSync(file, { force: true });
+  writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
 }

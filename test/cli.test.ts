@@ -1,10 +1,13 @@
 // The CLI as operators run it: real `node dist/cli/main.js` processes against a real database,
 // with `serve` running as its own process next to the token commands that share its SQLite file.
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from './helpers/children.js';
 import {
+  freePort,
   killAllServe,
   lastLine,
   makeWorkspace,
@@ -17,6 +20,14 @@ import {
 import { dialectLabel, postgresDialect, type TestDatabase } from './helpers/databases.js';
 
 const TOKEN_LINE = /^cst_[A-Za-z0-9_-]{43}$/;
+
+/** Resolves once `check` holds, looking every 50 ms for up to 30 s. */
+async function eventuallyTrue(check: () => boolean): Promise<void> {
+  for (let waited = 0; !check(); waited += 50) {
+    if (waited > 30_000) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 async function api(
   server: ServeProcess,
@@ -202,6 +213,44 @@ describe('first start', () => {
     expect((await api(second, token)).status).toBe(200);
     expect(await second.stop()).toBe(0);
   });
+
+  it('writes the token to a file only its owner reads, never to an output that is not a terminal', async () => {
+    workspace = makeWorkspace();
+    const first = await startServe(workspace.env);
+    const file = join(workspace.dir, 'first-start-token');
+    const [token] = first.printedTokens();
+    expect(token).toMatch(/^cst_/);
+    expect(first.stdout()).not.toContain(token);
+    expect(first.stdout()).toContain(`it is in ${file} (readable by this user only)`);
+    expect(readFileSync(file, 'utf8')).toBe(`${token}\n`);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+    expect((await api(first, token as string)).status).toBe(200);
+  });
+
+  it('prints the token once on a terminal, and writes no file', async () => {
+    workspace = makeWorkspace();
+    const port = await freePort();
+    // A real pseudo-terminal (util-linux script): countersign's standard output is a TTY there.
+    const child = spawn('script', ['-qfec', `"${process.execPath}" "${CLI}" serve --port ${port}`, '/dev/null'], {
+      env: workspace.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    try {
+      await eventuallyTrue(() => /cst_[A-Za-z0-9_-]{43}/.test(out) && out.includes('Sign in with it'));
+      const token = /cst_[A-Za-z0-9_-]{43}/.exec(out)?.[0] as string;
+      expect(out).toContain('It is shown only this once');
+      expect(existsSync(join(workspace.dir, 'first-start-token'))).toBe(false);
+      const res = await fetch(`http://127.0.0.1:${port}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+    } finally {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+    }
+  }, 60_000);
 
   it('says where to open the portal, at COUNTERSIGN_PUBLIC_URL when it is set', async () => {
     workspace = makeWorkspace();

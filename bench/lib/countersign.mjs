@@ -1,7 +1,7 @@
 // countersign as the benchmark runs it: the built CLI (`dist/cli/main.js`) in child processes, on
 // a fresh SQLite file or a fresh PostgreSQL database per run, reachable on loopback only.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,16 @@ import { cpuSeconds, freePort, lastWords, onInterrupt, peakRssMB, sleep, spawnNo
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const TOKEN = /cst_[A-Za-z0-9_-]{43}/;
+/** Where a first start that is not on a terminal (as here) says it wrote its token. */
+const TOKEN_FILE_LINE = /it is in (\S+) \(readable by this user only\)/;
+
+/** The first start's token in its output: printed on a terminal, else in the file it names. */
+function firstStartToken(stdout) {
+  const printed = TOKEN.exec(stdout)?.[0];
+  if (printed) return printed;
+  const file = TOKEN_FILE_LINE.exec(stdout)?.[1];
+  return file === undefined ? undefined : TOKEN.exec(readFileSync(file, 'utf8'))?.[0];
+}
 
 /** Every process of one run shares this key, as nodes sharing a database must. */
 const MASTER_KEY = randomBytes(32).toString('hex');
@@ -123,10 +133,10 @@ export async function startServe(database, { dispatcher = true, nodeArgs = [], e
       },
       () => false,
     );
-    if (healthy && (!expectToken || TOKEN.test(stdout))) break;
+    if (healthy && (!expectToken || firstStartToken(stdout) !== undefined)) break;
     await sleep(100);
   }
-  return { child, origin, token: TOKEN.exec(stdout)?.[0] };
+  return { child, origin, token: firstStartToken(stdout) };
 }
 
 /** A token of a new account `name`, made by `countersign token create` on the run's database. */

@@ -1,9 +1,11 @@
 // Real `countersign serve` and `countersign worker` child processes (the built dist/, so `npm test`
 // builds first), and small HTTP helpers for talking to them: the crash and delivery-control suites.
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Agent, request } from 'undici';
+import { firstStartTokens } from './cli-process.js';
 import type { Receiver } from './receiver.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,7 +72,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<ServeProcess> {
     });
   });
   const url = await listening;
-  const token = output.map((line) => /^\s*(cst_[A-Za-z0-9_-]{43})\s*$/.exec(line)?.[1]).find(Boolean);
+  const token = firstStartTokens(output.join('\n'))[0];
   return { child, url, token, output, exited };
 }
 

@@ -2,7 +2,7 @@
 // on a loopback port picked for the test. Every child started here is tracked so a suite can kill
 // whatever is still running in afterEach/afterAll.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,20 @@ export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 /** A token as printed by the CLI and the first start: `cst_` + 43 base64url characters. */
 export const TOKEN_SHAPE = /cst_[A-Za-z0-9_-]{43}/g;
+
+/** Where a first start that was not on a terminal says it wrote its token. */
+const TOKEN_FILE_LINE = /it is in (\S+) \(readable by this user only\)/;
+
+/**
+ * The tokens a first start gave in this output: printed (on a terminal), or written to the file it
+ * names (anywhere else, as under test).
+ */
+export function firstStartTokens(output: string): string[] {
+  const printed = output.match(TOKEN_SHAPE) ?? [];
+  const file = TOKEN_FILE_LINE.exec(output)?.[1];
+  if (file === undefined) return printed;
+  return [...printed, ...(readFileSync(file, 'utf8').match(TOKEN_SHAPE) ?? [])];
+}
 
 export interface CliResult {
   code: number | null;
@@ -167,7 +181,7 @@ export async function startServe(env: NodeJS.ProcessEnv, timeoutMs = 60_000, por
     url: `http://127.0.0.1:${port}`,
     stdout: () => out,
     stderr: () => err,
-    printedTokens: () => out.match(TOKEN_SHAPE) ?? [],
+    printedTokens: () => firstStartTokens(out),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
