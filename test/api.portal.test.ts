@@ -261,6 +261,7 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         expect(walked).toBeGreaterThan(20);
         expect(needs.publish?.sort()).toEqual([
           'POST /v1/documents',
+          'POST /v1/documents/{id}/audit-link/revoke',
           'POST /v1/documents/{id}/send',
           'POST /v1/documents/{id}/signers/{signer_id}/decline',
           'POST /v1/documents/{id}/signers/{signer_id}/sign',
