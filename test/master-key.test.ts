@@ -14,6 +14,7 @@ import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { childEnv, serve } from './helpers/children.js';
 import { freePort } from './helpers/cli-process.js';
+import { retired, subscriptionRow } from './helpers/store-fixtures.js';
 
 const run = promisify(execFile);
 
@@ -136,24 +137,14 @@ describe('secrets sealed before values were bound to their rows', () => {
       bearer_token_sealed: legacySeal(key, 'cb-bearer'),
       updated_at: now,
     });
-    await store.createSubscription({
-      ...SUB,
-      target_url: 'https://example.com/hook',
-      event_types: 'document.signed',
-      status: 'active',
-      secret_token_sealed: legacySeal(key, 'shhh'),
-      signing_secret_sealed: legacySeal(key, 'whsec_bmV3'),
-      retired_secrets: JSON.stringify([{ sealed: legacySeal(key, 'whsec_b2xk'), expires_at: now + 3_600_000 }]),
-      disabled_reason: null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-      deleted_at: null,
-      kind: 'webhook',
-      listen_seen_at: null,
-      rate_limit_per_second: null,
-      ordering: 'none',
-    });
+    await store.createSubscription(
+      subscriptionRow(account.id, {
+        id: SUB.id,
+        secret_token_sealed: legacySeal(key, 'shhh'),
+        signing_secret_sealed: legacySeal(key, 'whsec_bmV3'),
+        retired_secrets: retired(legacySeal(key, 'whsec_b2xk'), now + 3_600_000),
+      }),
+    );
     await store.putSettingIfAbsent('master_key_check', legacySeal(key, 'countersign master key check v1'));
     await store.close();
 
