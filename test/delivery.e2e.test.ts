@@ -307,6 +307,20 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
         expect(delivery.attempts?.[0]).toMatchObject({ status_code: 429, response_excerpt: 'slow down' });
       });
 
+      it('waits at least the Retry-After of a 503 too, as the README promises for 429 and 503', async () => {
+        const { api } = await start({ retrySchedule: [0, 50, 50] });
+        const rx = await receiver((_req, i) =>
+          i === 0 ? { status: 503, headers: { 'retry-after': '1' }, body: 'maintenance' } : { status: 200 },
+        );
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const [first, second] = await rx.waitFor(2);
+        // A lower bound only: a loaded machine makes the gap longer, never shorter.
+        expect((second as ReceivedRequest).at - (first as ReceivedRequest).at).toBeGreaterThanOrEqual(950);
+        const delivery = await api.settled(event.id, 'delivered', 2);
+        expect(delivery.attempts?.[0]).toMatchObject({ status_code: 503, response_excerpt: 'maintenance' });
+      });
+
       it('disables a subscription whose deliveries have failed for longer than disableAfterFailingMs', async () => {
         const { api } = await start({
           retrySchedule: [0, ...Array.from({ length: 40 }, () => 100)],
@@ -527,6 +541,39 @@ describe.each(DIALECTS)('delivery engine end to end on $name', (dialect) => {
         await service.dispatcher?.idle();
         await sleep(300);
         expect(rx.requests).toHaveLength(2);
+      });
+
+      it('makes exactly one manual attempt when a redelivery fails: no retries on the schedule', async () => {
+        const { service, api } = await start({ retrySchedule: [0, 50, 50, 50] });
+        let failing = false;
+        const rx = await receiver((req) =>
+          failing && req.url === '/hook' ? { status: 500, body: 'down' } : { status: 200 },
+        );
+        await api.subscribe(`${rx.url}/hook`);
+        const event = await api.published();
+        const delivered = await api.settled(event.id, 'delivered', 1);
+
+        failing = true;
+        const res = await service.request({ method: 'POST', url: `/v1/deliveries/${delivered.id}/redeliver` });
+        expect(res.statusCode).toBe(202);
+        await rx.waitFor(2);
+        const afterManual = await eventually('the manual attempt to be logged', async () => {
+          const d = await api.delivery(delivered.id);
+          return (d.attempts?.length ?? 0) >= 2 ? d : undefined;
+        });
+        // A positive signal that the dispatcher has moved on: a later event to another endpoint
+        // arrives, well after the schedule's 50 ms retries would have gone.
+        await api.subscribe(`${rx.url}/later`, 'document.sent');
+        const later = await api.published('document.sent');
+        await api.settled(later.id, 'delivered', 1);
+        await service.dispatcher?.idle();
+        const final = await api.delivery(delivered.id);
+        expect(final.attempts?.map((a) => [a.number, a.trigger, a.status_code])).toEqual([
+          [1, 'scheduled', 200],
+          [2, 'manual', 500],
+        ]);
+        expect(final.status).toBe(afterManual.status);
+        expect(rx.requests.filter((r) => r.url === '/hook')).toHaveLength(2);
       });
 
       it('re-queues a failed delivery on replay and delivers it once the receiver works', async () => {
