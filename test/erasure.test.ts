@@ -269,6 +269,20 @@ async function storage(dialect: DialectUnderTest, service: TestService): Promise
 }
 
 /** How often `needle` occurs in `text` (a count reads better than a megabyte of text in a failure). */
+/** Free pages made by another connection: a table filled and dropped. A rebuild (VACUUM) leaves none. */
+function makeFreePages(side: Database.Database): void {
+  side.exec('create table scratch (x text)');
+  const fill = side.prepare('insert into scratch values (?)');
+  side.transaction(() => {
+    for (let i = 0; i < 500; i++) fill.run('x'.repeat(2000));
+  })();
+  side.exec('drop table scratch');
+}
+
+function freePageCount(side: Database.Database): number {
+  return Number(side.pragma('freelist_count', { simple: true }));
+}
+
 function occurrences(text: string, needle: string): number {
   let count = 0;
   for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + 1)) count++;
@@ -513,14 +527,9 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
         });
         // Free pages, which a rebuild (VACUUM) leaves none of: a table made and dropped by another connection.
         const side = new Database(svc.database.url);
-        const freePages = () => Number(side.pragma('freelist_count', { simple: true }));
+        const freePages = () => freePageCount(side);
         try {
-          side.exec('create table scratch (x text)');
-          const fill = side.prepare('insert into scratch values (?)');
-          side.transaction(() => {
-            for (let i = 0; i < 500; i++) fill.run('x'.repeat(2000));
-          })();
-          side.exec('drop table scratch');
+          makeFreePages(side);
           expect(freePages()).toBeGreaterThan(0);
           const erase = (email: string) =>
             svc.request({ method: 'POST', url: '/v1/erasure', payload: { signer_email: email } });
@@ -531,11 +540,7 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
           expect(matched.json()).toMatchObject({ events_erased: 1, complete: true });
           expect(freePages()).toBe(0);
           // What it owed is paid: the next erasure that matches nothing rebuilds nothing again.
-          side.exec('create table scratch (x text)');
-          side.transaction(() => {
-            for (let i = 0; i < 500; i++) side.prepare('insert into scratch values (?)').run('x'.repeat(2000));
-          })();
-          side.exec('drop table scratch');
+          makeFreePages(side);
           expect((await erase(ERASE)).json()).toMatchObject({ events_erased: 0, complete: true });
           expect(freePages()).toBeGreaterThan(0);
         } finally {
@@ -741,15 +746,8 @@ describe('SQLite file rebuilds owed by erasure', () => {
       side.close();
     });
     return {
-      make() {
-        side.exec('create table scratch (x text)');
-        const fill = side.prepare('insert into scratch values (?)');
-        side.transaction(() => {
-          for (let i = 0; i < 500; i++) fill.run('x'.repeat(2000));
-        })();
-        side.exec('drop table scratch');
-      },
-      count: () => Number(side.pragma('freelist_count', { simple: true })),
+      make: () => makeFreePages(side),
+      count: () => freePageCount(side),
       owed: () => side.prepare(`select value from countersign_settings where key = 'erasure_rewrite_owed'`).get(),
     };
   }

@@ -61,25 +61,13 @@ describe('secrets at rest', () => {
       bearer_token_sealed: null,
       updated_at: now,
     });
-    await store.createSubscription({
-      id: 'sub_01J00000000000000000000000',
-      account_id: account.id,
-      target_url: 'https://example.com/hook',
-      event_types: 'document.signed',
-      status: 'active',
-      secret_token_sealed: oldBox.seal('shhh_its_a_secret', subscriptionSeal('secret_token', SUB)),
-      signing_secret_sealed: legacySeal(oldKey, 'whsec_c2lnbmluZw=='),
-      retired_secrets: '[]',
-      disabled_reason: null,
-      failing_since: null,
-      created_at: now,
-      updated_at: now,
-      deleted_at: null,
-      kind: 'webhook',
-      listen_seen_at: null,
-      rate_limit_per_second: null,
-      ordering: 'none',
-    });
+    await store.createSubscription(
+      subscriptionRow(account.id, {
+        id: SUB.id,
+        secret_token_sealed: oldBox.seal('shhh_its_a_secret', subscriptionSeal('secret_token', SUB)),
+        signing_secret_sealed: legacySeal(oldKey, 'whsec_c2lnbmluZw=='),
+      }),
+    );
     await store.close();
 
     const { stdout } = await run(

@@ -102,8 +102,7 @@ export function authenticate(store: Store) {
   }
 
   return function authenticateRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
-    const header = request.headers.authorization;
-    const token = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+    const token = bearerToken(request);
     const lookup = token ? tokenLookup(token) : undefined;
     if (!token || !lookup) {
       done(unauthorized(reply));
@@ -119,6 +118,12 @@ export function authenticate(store: Store) {
       .then((row) => admit(request, reply, token, row))
       .then(done, done);
   };
+}
+
+/** The token of a request's `Authorization: Bearer …` header, if it has one. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
 }
 
 function unauthorized(reply: FastifyReply): CountersignError {

@@ -267,6 +267,12 @@ function publicActor(actor: string | null): string | null {
   return actor === null ? null : actor.startsWith('tok_') ? 'platform' : actor;
 }
 
+/** The public actor in the page's words. */
+function actorWords(actor: string | null): string {
+  const shown = publicActor(actor);
+  return shown === null ? '(erased)' : shown === 'platform' ? 'the platform' : shown;
+}
+
 function presentPublicEntry(e: AuditEntry): Static<typeof PublicEntryView> {
   return {
     seq: e.seq,
@@ -281,16 +287,16 @@ function presentPublicEntry(e: AuditEntry): Static<typeof PublicEntryView> {
   };
 }
 
-/** Who takes the step and from where. */
-function context(request: FastifyRequest, url: string, chain: ChainKey): StepContext {
+/** Who takes the step and from where; how its entries are hashed and its events link to the trail. */
+function context(request: FastifyRequest, links: AuditLinks): StepContext {
   const agent = request.headers['user-agent'];
   return {
     actor: request.principal.tokenId,
     ip: request.ip ?? null,
     userAgent: typeof agent === 'string' ? agent.slice(0, 500) : null,
     now: Date.now(),
-    auditUrl: url,
-    chainKey: chain.key,
+    auditUrl: (doc) => auditUrl(links, request, doc),
+    chainKey: links.chain.key,
   };
 }
 
@@ -319,7 +325,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
           if (seen.has(email)) throw invalidField(`signers[${i}].email`, 'names a signer already given');
           seen.add(email);
         }
-        const { auditUrl: _none, ...who } = context(request, '', links.chain);
+        const { auditUrl: _none, ...who } = context(request, links);
         const doc = await ctx.store.createDocument(
           {
             accountId: request.principal.accountId,
@@ -382,17 +388,16 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       request: FastifyRequest<{ Params: { id: string; signer_id?: string } }>,
       which: DocumentStep,
     ) => {
-      // The link its events carry is signed over the document's current link epoch.
-      const current = await ctx.store.getDocument(request.principal.accountId, request.params.id);
-      if (!current) throw notFound('document');
-      const url = auditUrl(links, request, current);
       const { document, events } = await ctx.store.applyDocumentStep(
         request.principal.accountId,
         request.params.id,
         which,
-        context(request, url, links.chain),
+        context(request, links),
       );
-      return { ...present(document, url), events: events.map((e) => ({ id: e.id, event: e.type })) };
+      return {
+        ...present(document, auditUrl(links, request, document)),
+        events: events.map((e) => ({ id: e.id, event: e.type })),
+      };
     };
 
     app.post<{ Params: Static<typeof DocParams> }>(
@@ -452,7 +457,7 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       async (request) => {
         const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
         if (!doc) throw notFound('document');
-        return presentVerdict(await verdictOf(ctx, doc, links.chain));
+        return presentVerdict((await trailOf(ctx, doc, links.chain)).verdict);
       },
     );
 
@@ -473,14 +478,14 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
       async (request) => {
         const doc = await ctx.store.getDocument(request.principal.accountId, request.params.id);
         if (!doc) throw notFound('document');
-        const entries = await ctx.store.auditEntries(doc.id);
+        const { entries, verdict } = await trailOf(ctx, doc, links.chain);
         return {
           document_id: doc.id,
           title: doc.title,
           external_id: doc.externalId,
           status: doc.status,
           entries: entries.map(presentEntry),
-          verification: presentVerdict(verifyChain(entries, headOf(doc), links.chain)),
+          verification: presentVerdict(verdict),
         };
       },
     );
@@ -508,8 +513,14 @@ export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPlugi
   };
 }
 
-async function verdictOf(ctx: AppContext, doc: DocumentRecord, chain: ChainKey): Promise<ChainVerdict> {
-  return verifyChain(await ctx.store.auditEntries(doc.id), headOf(doc), chain);
+/** The document's entries, and whether they bear out the document row. */
+async function trailOf(
+  ctx: AppContext,
+  doc: DocumentRecord,
+  chain: ChainKey,
+): Promise<{ entries: AuditEntry[]; verdict: ChainVerdict }> {
+  const entries = await ctx.store.auditEntries(doc.id);
+  return { entries, verdict: verifyChain(entries, headOf(doc), chain) };
 }
 
 /**
@@ -544,8 +555,7 @@ export function auditLinkRoutes(ctx: AppContext, links: AuditLinks): FastifyPlug
         if (link === 'expired') {
           throw new CountersignError('forbidden', 'this audit link has expired: ask the sender for a new one');
         }
-        const entries = await ctx.store.auditEntries(doc.id);
-        const verdict = verifyChain(entries, headOf(doc), links.chain);
+        const { entries, verdict } = await trailOf(ctx, doc, links.chain);
         reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
         if (wantsHtml(request)) return sendHtml(reply, doc, entries, verdict);
         return {
@@ -582,7 +592,7 @@ function sendHtml(reply: FastifyReply, doc: DocumentRecord, entries: AuditEntry[
     .map(
       (e) =>
         `<tr><td>${e.seq}</td><td>${escapeHtml(toIsoMillis(e.at))}</td><td>${escapeHtml(e.action)}</td>` +
-        `<td>${escapeHtml(e.actor === null ? '(erased)' : publicActor(e.actor) === 'platform' ? 'the platform' : e.actor)}</td><td>${escapeHtml(
+        `<td>${escapeHtml(actorWords(e.actor))}</td><td>${escapeHtml(
           Object.entries(e.detail ?? {})
             .map(([k, v]) => `${k}: ${v}`)
             .join(', '),

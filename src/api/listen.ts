@@ -17,7 +17,7 @@ import { tokenLookup } from '../domain/tokens.js';
 import { CountersignError, notFound } from '../errors.js';
 import { listenTarget } from '../store/listen-sessions.js';
 import type { Subscription } from '../store/store.js';
-import type { Principal } from './auth.js';
+import { bearerToken, type Principal } from './auth.js';
 import type { AppContext } from './context.js';
 import { type LinkSettings, linkBase } from './link-base.js';
 import { EventTypeSchema, errors, IdParams } from './schemas.js';
@@ -176,7 +176,8 @@ export function listenRoutes(ctx: AppContext, hub: ListenHub, links: LinkSetting
       async (request, reply) => {
         const { accountId, tokenId } = request.principal;
         const found = await session(request.principal, request.params.id);
-        const lookup = tokenLookup(/^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+        // Authenticated, so the request has a token of the right shape.
+        const lookup = tokenLookup(bearerToken(request) ?? '');
         if (found.status !== 'active') {
           throw new CountersignError(
             'conflict',

@@ -40,18 +40,17 @@ export class WebhookSigner {
     const target = d.target;
     let body: string;
     const secrets: string[] = [];
-    const row =
-      target.kind === 'subscription' ? { id: d.subscriptionId as string, account_id: d.accountId } : undefined;
-    const signingContext = row ? subscriptionSeal('signing_secret', row) : callbackSeal('signing_secret', d.accountId);
+    const sub = { id: d.subscriptionId as string, account_id: d.accountId };
+    const signingContext =
+      target.kind === 'subscription'
+        ? subscriptionSeal('signing_secret', sub)
+        : callbackSeal('signing_secret', d.accountId);
     if (target.kind === 'subscription') {
       headers['webhook-subscription-id'] = d.subscriptionId as string;
       const secretToken =
         target.secretTokenSealed === null
           ? undefined
-          : this.secrets.open(
-              target.secretTokenSealed,
-              subscriptionSeal('secret_token', row as { id: string; account_id: string }),
-            );
+          : this.secrets.open(target.secretTokenSealed, subscriptionSeal('secret_token', sub));
       if (secretToken !== undefined) secrets.push(secretToken);
       body = buildPayload(d.event, secretToken);
     } else {

@@ -205,7 +205,7 @@ export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: Ch
     if (entry.v !== 1 && entry.v !== 2) return broken('version');
     if (entry.v === 2) keyed = true;
     if (entry.prev_hash !== prev) return broken('prev_hash');
-    if (!safeEqualHex(entryHash(chainKey.key, prev, entry), entry.hash)) return broken('hash');
+    if (!sameText(entryHash(chainKey.key, prev, entry), entry.hash)) return broken('hash');
     // An erased entry (no salt) has nothing left to check against its commitment; any other must
     // hold exactly the fields it committed to.
     if (entry.salt !== null && personalCommitment(entry.salt, entry as AuditFacts) !== entry.personal) {
@@ -236,9 +236,10 @@ export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: Ch
   return { valid: true, entries: entries.length, firstBroken: null };
 }
 
-function safeEqualHex(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
+/** Compares a computed MAC with a given one in constant time. */
+function sameText(expected: string, given: string): boolean {
+  const x = Buffer.from(expected);
+  const y = Buffer.from(given);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
@@ -281,8 +282,6 @@ export function checkAuditLink(
   link: { sig: string; expiresAt?: number },
   now: number,
 ): AuditLinkVerdict {
-  const expected = Buffer.from(auditLinkSig(key, documentId, epoch, link.expiresAt));
-  const given = Buffer.from(link.sig);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'forged';
+  if (!sameText(auditLinkSig(key, documentId, epoch, link.expiresAt), link.sig)) return 'forged';
   return link.expiresAt !== undefined && now >= link.expiresAt ? 'expired' : 'valid';
 }

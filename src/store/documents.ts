@@ -306,13 +306,14 @@ export function applyDocumentStep(
       .set({ status, audit_seq: head.seq, audit_hash: head.hash, updated_at: now })
       .where('id', '=', doc.id)
       .execute();
+    const auditUrl = context.auditUrl({ id: doc.id, auditLinkEpoch: Number(doc.audit_link_epoch) });
     const requests: PublishRequest[] = events.map((e) => ({
       accountId,
       type: e.type,
       dataJson: JSON.stringify({
         document_id: doc.id,
         signer_email: e.signer.email as string,
-        audit_url: context.auditUrl,
+        audit_url: auditUrl,
         title: doc.title,
         external_id: doc.external_id,
         signer_id: e.signer.id,

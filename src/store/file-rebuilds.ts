@@ -40,7 +40,6 @@ export class FileRebuilds {
     private readonly d: StoreDialect,
     private readonly everyMs: number,
     private readonly warn: (message: string) => void = () => {},
-    private readonly clock: () => number = Date.now,
   ) {}
 
   /** After an erasure's writes: rebuilds now when the last rebuild is `everyMs` old, else schedules one. */
@@ -50,13 +49,13 @@ export class FileRebuilds {
     while (this.running) await this.running;
     if ((await rewriteOwed(this.d.db)) === undefined) return { done: true };
     const next = this.lastAt + this.everyMs;
-    if (this.clock() >= next) return { done: true, problem: await this.run() };
+    if (Date.now() >= next) return { done: true, problem: await this.run() };
     return { done: false, at: this.schedule(next) };
   }
 
   /** At start: a rebuild an earlier process owed is scheduled (not run during start-up). */
   async resume(): Promise<void> {
-    if (this.d.rebuildFile && (await rewriteOwed(this.d.db)) !== undefined) this.schedule(this.clock());
+    if (this.d.rebuildFile && (await rewriteOwed(this.d.db)) !== undefined) this.schedule(Date.now());
   }
 
   async close(): Promise<void> {
@@ -69,7 +68,7 @@ export class FileRebuilds {
   private run(): Promise<string | undefined> {
     const rebuild = this.d.rebuildFile;
     if (!rebuild) return Promise.resolve(undefined);
-    this.lastAt = this.clock();
+    this.lastAt = Date.now();
     const running = (async () => {
       const owed = await rewriteOwed(this.d.db);
       if (owed === undefined) return undefined;
@@ -110,7 +109,7 @@ export class FileRebuilds {
           (err: unknown) => this.retryAfter(err instanceof Error ? err.message : String(err)),
         );
       },
-      Math.max(0, at - this.clock()),
+      Math.max(0, at - Date.now()),
     );
     this.timer.unref();
     return at;
@@ -118,6 +117,6 @@ export class FileRebuilds {
 
   private retryAfter(problem: string): void {
     this.warn(`the SQLite file rebuild that erasure owes did not finish (${problem}); it is tried again`);
-    this.schedule(this.clock() + Math.max(this.everyMs, 1_000));
+    this.schedule(Date.now() + Math.max(this.everyMs, 1_000));
   }
 }

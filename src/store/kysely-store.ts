@@ -129,7 +129,7 @@ export class KyselyStore implements Store {
 
   constructor(
     private readonly d: StoreDialect,
-    private readonly rebuilds: FileRebuilds = new FileRebuilds(d, DEFAULT_FILE_REBUILD_EVERY_MS),
+    private readonly rebuilds: FileRebuilds,
   ) {}
 
   get dialect() {

@@ -381,8 +381,11 @@ export interface StepContext {
   ip: string | null;
   userAgent: string | null;
   now: number;
-  /** The document's signed audit link (audit_url in its events). */
-  auditUrl: string;
+  /**
+   * The document's signed audit link (audit_url in its events), made from the row the step holds
+   * locked: it is signed over the link epoch, which a revocation moves on.
+   */
+  auditUrl: (doc: { id: string; auditLinkEpoch: number }) => string;
   /** The key new audit entries are hashed under (version 2; domain/audit-chain.ts). */
   chainKey: Buffer;
 }
