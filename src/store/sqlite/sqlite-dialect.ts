@@ -50,13 +50,35 @@ function createPrivately(path: string): void {
   }
 }
 
+/** How long opening waits for another process that is setting up the same new file. */
+const OPEN_BUSY_MS = 5_000;
+
+/**
+ * Switches the file to WAL. On a new file that another process is setting up at the same moment
+ * (a serve and a worker started together), SQLite answers SQLITE_BUSY at once rather than call
+ * the busy handler, so the switch is tried again, briefly, for up to OPEN_BUSY_MS: this runs once,
+ * at start, before anything else uses the connection.
+ */
+function enableWal(database: BetterSqlite3.Database): void {
+  const deadline = Date.now() + OPEN_BUSY_MS;
+  for (;;) {
+    try {
+      database.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
 export function openSqlite(path: string, warn?: (err: Error, message: string) => void): StoreDialect {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true });
     createPrivately(path);
   }
   const database = new BetterSqlite3(path);
-  database.pragma('journal_mode = WAL');
+  enableWal(database);
   // NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power loss can
   // take back the last transactions.
   database.pragma('synchronous = NORMAL');
