@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -192,6 +192,113 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
       } finally {
         await service.close();
         for (const server of servers) {
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+        }
+      }
+    });
+
+    it('sends to a fast origin while a slow one holds its only slot: per-origin limit 1, global 2, by order of arrival', async () => {
+      // Two subscriptions on one slow origin that answers nothing until the test says so, one on a
+      // fast origin. The per-origin limit, not the connection pool behind it, must keep the slow
+      // origin's second send from taking the other global slot: undici's pool (one connection per
+      // origin here) would hold that send back from the receiver anyway, but in our count it would
+      // still be a send in flight, and the fast origin would wait until the slow sends were swept
+      // out of the global limit.
+      const arrivals: string[] = [];
+      const held: ServerResponse[] = [];
+      const slow = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          arrivals.push(`slow${req.url}`);
+          held.push(res);
+        });
+      });
+      const fast = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          arrivals.push('fast');
+          res.end('ok');
+        });
+      });
+      const origins: string[] = [];
+      for (const server of [slow, fast]) {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        origins.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      }
+      const metrics = new Metrics();
+      const service = await startTestService(dialect, {
+        // No send times out while the test holds it.
+        dispatcher: { perOriginConcurrency: 1, maxConcurrency: 2, requestTimeoutMs: 60_000 },
+        metrics,
+      });
+      const sending = async () => {
+        const text = await metrics.registry.metrics();
+        return Number(/^countersign_dispatcher_sending (\d+)$/m.exec(text)?.[1]);
+      };
+      try {
+        const subscribe = async (target_url: string) => {
+          const res = await service.request({
+            method: 'POST',
+            url: '/v1/webhooks/subscriptions',
+            payload: { target_url, event_type: 'document.sent' },
+          });
+          expect(res.statusCode).toBe(200);
+          return res.json().subscriptions[0].id as string;
+        };
+        await subscribe(`${origins[0]}/a`);
+        await subscribe(`${origins[0]}/b`);
+        const fastId = await subscribe(`${origins[1]}/hook`);
+        const data = { document_id: 'd', signer_email: 'a@b.co', audit_url: 'https://x.test/a' };
+        for (let i = 0; i < 5; i++) {
+          const res = await service.request({
+            method: 'POST',
+            url: '/v1/events',
+            payload: { event: 'document.sent', data },
+          });
+          expect(res.statusCode).toBe(202);
+        }
+        // The positive signal first: all five of the fast origin's deliveries are delivered.
+        await expect
+          .poll(
+            async () =>
+              (
+                await service.request({
+                  method: 'GET',
+                  url: `/v1/deliveries?status=delivered&subscription_id=${fastId}&limit=100`,
+                })
+              ).json().deliveries.length,
+            { timeout: 10_000 },
+          )
+          .toBe(5);
+        // Meanwhile the slow origin got one request, and one send of it is all that is in flight.
+        expect(arrivals).toEqual([expect.stringMatching(/^slow\/[ab]$/), 'fast', 'fast', 'fast', 'fast', 'fast']);
+        expect(await sending()).toBe(1);
+
+        // Let the slow origin answer from now on: its other nine sends follow, one at a time.
+        const answer = (res: ServerResponse) => res.end('ok');
+        slow.removeAllListeners('request');
+        slow.on('request', (req, res) => {
+          req.resume();
+          req.on('end', () => {
+            arrivals.push(`slow${req.url}`);
+            answer(res);
+          });
+        });
+        for (const res of held.splice(0)) answer(res);
+        await expect
+          .poll(
+            async () =>
+              (await service.request({ method: 'GET', url: '/v1/deliveries?status=delivered&limit=100' })).json()
+                .deliveries.length,
+            { timeout: 10_000 },
+          )
+          .toBe(15);
+        const count = (what: string) => arrivals.filter((a) => a === what).length;
+        expect([arrivals.length, count('slow/a'), count('slow/b'), count('fast')]).toEqual([15, 5, 5, 5]);
+      } finally {
+        await service.close();
+        for (const server of [slow, fast]) {
           server.closeAllConnections();
           await new Promise<void>((resolve) => server.close(() => resolve()));
         }

@@ -109,6 +109,11 @@ export class Dispatcher {
       'Sends in flight or claimed and waiting for a slot.',
       () => this.busy,
     );
+    this.metrics?.gauge(
+      'countersign_dispatcher_sending',
+      'Sends in flight: requests made and not yet answered (part of countersign_dispatcher_busy).',
+      () => this.lanes.inFlight,
+    );
     this.sender = new Sender({
       connectTimeoutMs: config.connectTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
