@@ -4,7 +4,7 @@
 // written out here, apart from the code, and held to /openapi.json so that a new route cannot be
 // left out of it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Scope } from '../src/domain/tokens.js';
+import type { Scope } from '../src/api/auth.js';
 import { sqliteDialect } from './helpers/databases.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
