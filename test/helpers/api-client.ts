@@ -123,6 +123,20 @@ export function apiOf(service: TestService) {
         return detail;
       });
     },
+    /**
+     * The positive signal a "nothing more arrived" check waits for, instead of a sleep: no delivery
+     * of the account is left to send (none pending, sending, waiting or postponed) and the
+     * dispatcher has nothing in flight. What a receiver has not got by then, it will not get.
+     */
+    async drained(): Promise<void> {
+      await eventually('no delivery left to send', async () => {
+        for (const status of ['pending', 'sending', 'waiting', 'postponed']) {
+          if ((await api.deliveriesOf(`status=${status}&limit=1`)).length > 0) return undefined;
+        }
+        return true;
+      });
+      await service.dispatcher?.idle();
+    },
     async subscription(id: string) {
       const res = await service.request({ method: 'GET', url: `/v1/webhooks/subscriptions/${id}` });
       expect(res.statusCode, res.body).toBe(200);

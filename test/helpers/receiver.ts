@@ -14,8 +14,28 @@ export interface Answer {
   status: number;
   headers?: Record<string, string>;
   body?: string;
-  /** Wait this long before answering (timeouts). */
+  /** Wait this long before answering. */
   delayMs?: number;
+  /**
+   * Answer only once this settles: a request held open until the test releases it (see `gate`),
+   * or for good. What a test times out, or keeps in flight, is held this way, not raced with a delay.
+   */
+  until?: Promise<unknown>;
+}
+
+export interface Gate {
+  promise: Promise<void>;
+  /** Lets every request held on this gate answer. */
+  release(): void;
+}
+
+/** A promise the test settles when it chooses: `{ until: held.promise }` holds a request open. */
+export function gate(): Gate {
+  let release = () => {};
+  const promise = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { promise, release };
 }
 
 export type Responder = (request: ReceivedRequest, index: number) => Answer;
@@ -57,7 +77,8 @@ export async function startReceiver(responder: Responder = () => ({ status: 200,
         res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
         res.end(answer.body ?? '');
       };
-      if (answer.delayMs) {
+      if (answer.until) void answer.until.then(send, send);
+      else if (answer.delayMs) {
         const t = setTimeout(() => {
           timers.delete(t);
           send();

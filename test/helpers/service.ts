@@ -104,12 +104,15 @@ export async function startTestService(
       secrets,
       {
         ...defaults,
+        // Short retries, a quick poll; but timeouts, the lease and the shutdown grace as long as a
+        // loaded machine needs, so no test's outcome turns on how fast loopback answers. A test
+        // about timeouts or leases sets its own, and holds the request open (receiver.ts `until`).
         retrySchedule: [0, 200, 400],
-        connectTimeoutMs: 1000,
-        requestTimeoutMs: 1000,
+        connectTimeoutMs: 10_000,
+        requestTimeoutMs: 10_000,
         pollIntervalMs: 200,
-        leaseMs: 10_000,
-        shutdownGraceMs: 2000,
+        leaseMs: 30_000,
+        shutdownGraceMs: 10_000,
         ...(typeof options.dispatcher === 'object' ? options.dispatcher : {}),
       },
       logger,
