@@ -9,14 +9,23 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DispatcherConfig, loadConfig } from '../src/config.js';
 import { Dispatcher } from '../src/delivery/dispatcher.js';
+import type { LeaseKeeper } from '../src/delivery/lease-keeper.js';
 import { SecretBox, subscriptionSeal } from '../src/domain/secret-box.js';
 import { Metrics } from '../src/metrics.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { apiOf, eventually, headerOf, payloadOf, sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { captureLogs, LEVEL, type LogCapture } from './helpers/log-capture.js';
-import { type Receiver, type Responder, startReceiver } from './helpers/receiver.js';
+import { gate, type Receiver, type Responder, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService, type TestServiceOptions } from './helpers/service.js';
+
+/**
+ * The dispatcher's lease keeper, whose renew(now) is there for tests: the dispatcher gives no
+ * handle to it, and a lease is only played without the clock by calling it with a `now`.
+ */
+function leaseKeeperOf(dispatcher: Dispatcher): LeaseKeeper {
+  return (dispatcher as unknown as { leases: LeaseKeeper }).leases;
+}
 
 describe.each(DIALECTS)('delivery operability on $name', (dialect) => {
   describe.skipIf(!dialect.available)(dialectLabel(dialect), () => {
@@ -216,12 +225,27 @@ describe.each(DIALECTS)('delivery operability on $name', (dialect) => {
       });
 
       it('sends a delivery slower than the lease once: the lease is renewed while the send is in flight', async () => {
-        const { api } = await start({ leaseMs: 600, requestTimeoutMs: 4000, pollIntervalMs: 50 });
-        const rx = await receiver(() => ({ status: 200, body: 'slow but fine', delayMs: 1800 }));
+        // Time is not left to the clock: the lease is long, the send is held open, and the lease's
+        // passing is played with explicit times, through the dispatcher's lease keeper and a claim
+        // as another process would make it.
+        const leaseMs = 60_000;
+        const { service, api } = await start({ leaseMs });
+        const held = gate();
+        const rx = await receiver(() => ({ status: 200, body: 'slow but fine', until: held.promise }));
         await api.subscribe(`${rx.url}/hook`);
         const event = await api.published();
+        await rx.waitFor(1);
+        // Claimed before now: its lease ends before now + leaseMs.
+        const now = Date.now();
+        // Past half the lease, the keeper renews what it holds, to that time + leaseMs.
+        await leaseKeeperOf(service.dispatcher as Dispatcher).renew(now + 0.6 * leaseMs);
+        // Past the first lease, within the renewed one: another process's claim takes nothing.
+        expect(await service.store.claimDueDeliveries('another-host:1:abc', 10, now + 1.5 * leaseMs, leaseMs)).toEqual(
+          [],
+        );
+        held.release();
         const delivery = await api.settled(event.id, 'delivered', 1);
-        await sleep(700);
+        await api.drained();
         expect(rx.requests).toHaveLength(1);
         expect(delivery).toMatchObject({ attempt_count: 1, attempts: [{ number: 1, status_code: 200 }] });
         expect(logs.matching('took over')).toEqual([]);
@@ -330,6 +354,7 @@ describe.each(DIALECTS)('delivery operability on $name', (dialect) => {
         await service.dispatcher?.stop();
         await api.published();
         await api.published();
+        // A wait for the clock, not a race: the oldest due delivery's age must pass a second.
         await sleep(1100);
         const text = (await service.request({ method: 'GET', url: '/metrics', token: null })).body;
         expect(text).toMatch(/^countersign_deliveries\{status="held"\} 2$/m);
