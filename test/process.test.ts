@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SecretBox, settingSeal } from '../src/domain/secret-box.js';
+import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
 import { MASTER_KEY_CHECK } from '../src/store/reseal.js';
 import { eventually, SIGNED_DATA } from './helpers/api-client.js';
@@ -25,7 +26,7 @@ import {
   type Workspace,
 } from './helpers/cli-process.js';
 import { DIALECTS, dialectLabel, sqliteDialect, type TestDatabase } from './helpers/databases.js';
-import { type Receiver, startReceiver } from './helpers/receiver.js';
+import { gate, type Receiver, startReceiver } from './helpers/receiver.js';
 
 const workspaces: Workspace[] = [];
 const databases: TestDatabase[] = [];
@@ -143,9 +144,8 @@ describe('a process that cannot start', () => {
           event_type: 'document.signed',
         });
         expect(sub.status).toBe(200);
-        expect((await api(first, 'POST', '/v1/events', { event: 'document.signed', data: SIGNED_DATA })).status).toBe(
-          202,
-        );
+        const published = await api(first, 'POST', '/v1/events', { event: 'document.signed', data: SIGNED_DATA });
+        expect(published.status).toBe(202);
 
         const second = await serveToExit(
           { ...workspace.env, COUNTERSIGN_NO_DISPATCHER: 'false' },
@@ -154,7 +154,9 @@ describe('a process that cannot start', () => {
         expect(second.code).toBe(1);
         expect(lines(second.stderr)).toHaveLength(1);
         expect(second.stderr).toContain('the port is already in use');
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // The second has exited; to send, it would have had to claim the delivery first.
+        const queued = await api(first, 'GET', `/v1/deliveries?event_id=${published.json.id}`);
+        expect(queued.json.deliveries).toMatchObject([{ status: 'pending', attempt_count: 0 }]);
         expect(receiver.requests).toHaveLength(0);
         expect((await api(first, 'GET', '/healthz')).status).toBe(200);
       });
@@ -254,14 +256,17 @@ describe('a running server whose master key stops fitting the database', () => {
 
 describe('a receiver slower than the lease', () => {
   it('gets exactly one request per attempt', async () => {
-    const receiver = await startReceiver(() => ({ status: 200, body: 'took a while', delayMs: 3500 }));
+    // Held open until the serving process has renewed the lease: the request outlasts the first
+    // lease by as long as the test likes, not by a delay that must beat a clock.
+    const held = gate();
+    const receiver = await startReceiver(() => ({ status: 200, body: 'took a while', until: held.promise }));
     receivers.push(receiver);
+    const leaseMs = 6000;
     const workspace = await workspaceOn(sqliteDialect, {
       COUNTERSIGN_NO_DISPATCHER: 'false',
       COUNTERSIGN_ALLOW_INSECURE_TARGETS: 'true',
-      COUNTERSIGN_LEASE: '1s',
-      COUNTERSIGN_REQUEST_TIMEOUT: '10s',
-      COUNTERSIGN_POLL_INTERVAL: '100ms',
+      COUNTERSIGN_LEASE: `${leaseMs}ms`,
+      COUNTERSIGN_REQUEST_TIMEOUT: '60s',
     });
     const server = await startServe(workspace.env);
     await api(server, 'POST', '/v1/webhooks/subscriptions', {
@@ -269,6 +274,30 @@ describe('a receiver slower than the lease', () => {
       event_type: 'document.signed',
     });
     const published = await api(server, 'POST', '/v1/events', { event: 'document.signed', data: SIGNED_DATA });
+    await receiver.waitFor(1);
+
+    // Another process on the same database, as a second worker would be.
+    const location = parseDatabaseUrl(workspace.env.DATABASE_URL as string);
+    const direct = openDialect(location);
+    const other = await openStore(openDialect(location));
+    try {
+      const leaseEnd = async () => {
+        const { rows } = await sql<{ next_attempt_at: number; status: string }>`
+          select next_attempt_at, status from deliveries`.execute(direct.db);
+        expect(rows).toMatchObject([{ status: 'sending' }]);
+        return Number(rows[0]?.next_attempt_at);
+      };
+      // The serving process renews the lease of its send in flight once half of it has gone.
+      const first = await leaseEnd();
+      await eventually('the lease to be renewed', async () => ((await leaseEnd()) > first ? true : undefined), 30_000);
+      // So a claim made once the first lease has run out takes nothing.
+      expect(await other.claimDueDeliveries('another-host:1:abc', 10, first + 1, leaseMs)).toEqual([]);
+    } finally {
+      await other.close();
+      await direct.close();
+    }
+
+    held.release();
     const delivery = await eventually(
       'the slow delivery',
       async () => {
@@ -278,11 +307,11 @@ describe('a receiver slower than the lease', () => {
       },
       20_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(receiver.requests).toHaveLength(1);
+    // One claim, one attempt: a lease taken over would have counted a second.
     const detail = await api(server, 'GET', `/v1/deliveries/${delivery.id}`);
     expect(detail.json).toMatchObject({ attempt_count: 1, attempts: [{ number: 1, status_code: 200 }] });
-  }, 40_000);
+    expect(receiver.requests).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('the logs of a running server', () => {
@@ -307,7 +336,9 @@ describe('the logs of a running server', () => {
 
     const off = await startServe({ ...workspace.env, COUNTERSIGN_ACCESS_LOG: 'off' });
     await fetch(`${off.url}/v1/webhooks/subscriptions`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Stopped, and its last line read: an access line for the request would have come before it.
+    expect(await off.stop()).toBe(0);
+    await eventually('the stopped line', async () => (off.stdout().includes('"stopped"') ? true : undefined));
     expect(off.stdout()).not.toContain('"route":');
   });
 
