@@ -21,7 +21,7 @@ import {
   type TestDatabase,
 } from './helpers/databases.js';
 import { expectError } from './helpers/expect-error.js';
-import { type Receiver, startReceiver } from './helpers/receiver.js';
+import { gate, type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { HOUR, LEASE_MS, result, SECOND, SETTINGS, subscriptionRow, T0 } from './helpers/store-fixtures.js';
 
@@ -310,19 +310,22 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
     /** A service delivering to a receiver that answers with what it got (and the signer in a header). */
     async function start() {
       const held = new Set<string>();
+      const inFlight = gate();
       receiver = await startReceiver((req) => {
         const signer = String((JSON.parse(req.body) as { data: { signer_email: string } }).data.signer_email);
         const answer = { status: 200, body: req.body, headers: { 'x-signer': signer } };
-        // The first of the ordered document's deliveries is answered late: it is in flight at the erasure.
+        // The first of the ordered document's deliveries is held open until the test releases it:
+        // it is in flight at the erasure.
         if (req.url === '/ordered' && signer === ERASE && held.size === 0) {
           held.add(req.body);
-          return { ...answer, delayMs: 1500 };
+          return { ...answer, until: inFlight.promise };
         }
         return answer;
       });
-      const svc = await startTestService(dialect, { dispatcher: { requestTimeoutMs: 5000 } });
+      // The held send must not time out, however long the test takes to release it.
+      const svc = await startTestService(dialect, { dispatcher: { requestTimeoutMs: 10 * 60_000 } });
       service = svc;
-      return { svc, api: apiOf(svc), url: (receiver as Receiver).url };
+      return { svc, api: apiOf(svc), url: (receiver as Receiver).url, release: inFlight.release };
     }
 
     async function subscribe(svc: TestService, body: Record<string, unknown>): Promise<string> {
@@ -354,7 +357,7 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
         ).length;
 
     it('leaves no trace of the address in storage, cancels what was not delivered, and keeps everyone else', async () => {
-      const { svc, api, url } = await start();
+      const { svc, api, url, release } = await start();
       await subscribe(svc, { target_url: `${url}/signed`, event_type: 'document.signed' });
       const paused = await subscribe(svc, { target_url: `${url}/paused`, event_type: 'document.signed' });
       await api.patch(paused, { status: 'paused' });
@@ -432,11 +435,18 @@ describe.each(DIALECTS)('POST /v1/erasure on $name', (dialect) => {
       expect(echoed).toBe(3);
       expect(occurrences(await storage(dialect, svc), ERASE)).toBeGreaterThan(0);
 
-      const res = await svc.request({
+      const erasing = svc.request({
         method: 'POST',
         url: '/v1/erasure',
         payload: { signer_email: 'ERASE.me@EXAMPLE.com' },
       });
+      // The erasure cancels the send in flight, then waits for its answer: given once it is cancelled.
+      await eventually('the send in flight to be cancelled', async () => {
+        const [d] = await api.deliveriesOf(`event_id=${orderedErased[0]}`);
+        return d?.status === 'cancelled' ? true : undefined;
+      });
+      release();
+      const res = await erasing;
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toEqual({
         events_erased: 5,
