@@ -2,8 +2,8 @@
 // suite against every router). Each test opens a store on a fresh database and drives the clock
 // through the `now` arguments, so nothing here sleeps.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { endianness, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CompiledQuery, sql } from 'kysely';
@@ -126,7 +126,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           // SQLite sees the other connection's commit at once (data_version); PostgreSQL hears the
           // NOTIFY a moment after the commit.
           await expect
-            .poll(async () => (await server.findToken('cst_lookup0001'))?.revokedAt, { timeout: 2000 })
+            .poll(async () => (await server.findToken('cst_lookup0001'))?.revokedAt, { timeout: 15_000 })
             .toBe(T0 + 1);
         });
       });
@@ -146,7 +146,7 @@ describe.each(DIALECTS)('store contract on $name', (dialect) => {
           // Another process revokes: the cached row stops being answered (at once on SQLite, once
           // the NOTIFY arrives on PostgreSQL), and findToken reads the revoked row.
           expect(await cli.revokeToken(first.id, T0 + 1)).toBe(true);
-          await expect.poll(() => server.cachedToken('cst_lookup0001'), { timeout: 2000 }).toBeUndefined();
+          await expect.poll(() => server.cachedToken('cst_lookup0001'), { timeout: 15_000 }).toBeUndefined();
           expect((await server.findToken('cst_lookup0001'))?.revokedAt).toBe(T0 + 1);
 
           // This process revokes: its own cache is dropped before revokeToken returns.
@@ -2469,17 +2469,35 @@ describe('SQLite WAL checkpoints', () => {
   });
 
   /**
-   * Writes 256 KiB transactions with pauses the checkpoint thread can use, until the WAL file has
-   * stopped growing for 20 of them (once the thread is up, which takes longer on a loaded machine;
-   * left alone, the WAL grows by every one). Returns the rows written.
+   * Whether every frame of the WAL has been copied back into the database, as the WAL index (the
+   * -shm file) says: its header's mxFrame (offset 16) against the checkpoint info's nBackfill
+   * (offset 96), both 32-bit in the machine's byte order. Reading it checkpoints nothing.
+   */
+  function walCopied(path: string): boolean {
+    const header = Buffer.alloc(100);
+    const fd = openSync(`${path}-shm`, 'r');
+    try {
+      readSync(fd, header, 0, 100, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const u32 = (at: number) => (endianness() === 'LE' ? header.readUInt32LE(at) : header.readUInt32BE(at));
+    return u32(96) >= u32(16);
+  }
+
+  /**
+   * Writes 256 KiB transactions, each once the checkpoint thread has copied the last one back (so
+   * paced by the thread, not by the clock: a loaded machine only makes it slower), until the WAL
+   * file has stopped growing for 20 of them. Each then starts the WAL over; left alone, with no
+   * thread and automatic checkpoints off, the WAL would grow by every one, and the wait for the
+   * thread would time out. Returns the rows written.
    */
   async function writeUntilCheckpointed(dialect: ReturnType<typeof openDialect>, path: string): Promise<number> {
     const body = 'x'.repeat(4000);
-    const deadline = Date.now() + 20_000;
     let written = 0;
     let flat = 0;
     let walBytes = 0;
-    while (flat < 20 && Date.now() < deadline) {
+    while (flat < 20) {
       await dialect.writeTransaction(async (trx) => {
         for (let i = 0; i < 64; i++) await sql`insert into filler (body) values (${body})`.execute(trx);
       });
@@ -2487,9 +2505,12 @@ describe('SQLite WAL checkpoints', () => {
       const size = statSync(`${path}-wal`).size;
       flat = size > walBytes ? 0 : flat + 1;
       walBytes = Math.max(walBytes, size);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      const deadline = Date.now() + 20_000;
+      while (!walCopied(path)) {
+        if (Date.now() > deadline) throw new Error('the checkpoint thread copied nothing back within 20 s');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     }
-    expect(flat).toBe(20);
     return written;
   }
 
