@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/domain/tokens.js';
+import { sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { expectError, expectFieldError, expectUnauthorized } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -318,10 +319,13 @@ describe.each(DIALECTS)('callback API on $name', (dialect) => {
         expectUnauthorized(await current(issued.token));
       });
 
-      it('answers 401 for an expired token', async () => {
-        const issued = await service.tokenFor(`acct-${randomBytes(6).toString('hex')}`, {
-          expiresAt: Date.now() - 1000,
-        });
+      it('answers 401 for a token from its expiry on, and 200 until then', async () => {
+        const expiresAt = Date.now() + 1_500;
+        const issued = await service.tokenFor(`acct-${randomBytes(6).toString('hex')}`, { expiresAt });
+        expect((await put(issued.token, valid)).statusCode).toBe(200);
+        expect((await current(issued.token)).statusCode).toBe(200);
+        // The server reads this process's clock: past the expiry, the same requests are refused.
+        while (Date.now() < expiresAt) await sleep(expiresAt - Date.now());
         expectUnauthorized(await put(issued.token, valid));
         expectUnauthorized(await current(issued.token));
       });

@@ -387,6 +387,21 @@ describe.each(DIALECTS)('listen sessions on $name', (dialect) => {
       expect((await stream(session, holder.token)).status).toBe(401);
     });
 
+    it('closes a stream once its token expires, and not before', async () => {
+      const { service: s, open, stream } = await start({ listen: { tokenCheckMs: 50 } });
+      const expiresAt = Date.now() + 1_500;
+      const holder = await s.tokenFor('acme', { scopes: ['read', 'write'], expiresAt });
+      const session = await open({}, holder.token);
+      const sse = await stream(session, holder.token);
+      expect(sse.status).toBe(200);
+      await sse.next('ready');
+      expect(await sse.next('revoked')).toMatchObject({ message: expect.stringContaining('expired') });
+      // The server reads this process's clock, checking every 50 ms: told only once the expiry passed.
+      expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+      await sse.closed();
+      expect((await stream(session, holder.token)).status).toBe(401);
+    });
+
     it('lets a newer stream take the session over, telling the older one', async () => {
       const { open, stream } = await start();
       const session = await open();

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_SCOPES } from '../src/api/auth.js';
 import { issueToken } from '../src/domain/tokens.js';
-import { apiOf, eventually, SIGNED_DATA } from './helpers/api-client.js';
+import { apiOf, eventually, SIGNED_DATA, sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { expectError, expectFieldError, expectUnauthorized } from './helpers/expect-error.js';
 import { captureLogs } from './helpers/log-capture.js';
@@ -272,19 +272,29 @@ describe.each(DIALECTS)('portal API on $name', (dialect) => {
         expect(Object.keys(needs).sort()).toEqual(['admin', 'publish', 'read', 'write']);
       });
 
-      it('refuses a portal token once it has expired', async () => {
+      it('refuses a portal token once it has expired, and admits it until then', async () => {
         const { service } = await start();
         const issued = issueToken();
-        const past = Date.now() - 1;
+        // A session that lasts 1.5 s, made in the store as POST /v1/portal/sessions makes one (the
+        // route gives 60 s at the least).
+        const now = Date.now();
+        const expiresAt = now + 1_500;
         await service.store.createToken({
           accountId: service.accountId,
           lookup: issued.lookup,
           hash: issued.hash,
           scopes: ['read', 'write'],
-          expiresAt: past,
-          now: past - 60_000,
+          expiresAt,
+          now,
           kind: 'portal',
         });
+        const me = await service.request({ method: 'GET', url: '/v1/me', token: issued.token });
+        expect(me.statusCode, me.body).toBe(200);
+        expect(me.json().token).toMatchObject({ kind: 'portal', expires_at: new Date(expiresAt).toISOString() });
+        const listed = await service.request({ method: 'GET', url: SUBSCRIPTIONS, token: issued.token });
+        expect(listed.statusCode, listed.body).toBe(200);
+        // The server reads this process's clock: past the expiry, the same token is refused.
+        while (Date.now() < expiresAt) await sleep(expiresAt - Date.now());
         expectUnauthorized(await service.request({ method: 'GET', url: '/v1/me', token: issued.token }));
         expectUnauthorized(await service.request({ method: 'GET', url: SUBSCRIPTIONS, token: issued.token }));
       });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/domain/tokens.js';
+import { sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { expectError, expectFieldError, expectUnauthorized } from './helpers/expect-error.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -201,11 +202,14 @@ describe.each(DIALECTS)('subscriptions API on $name', (dialect) => {
         expectUnauthorized(await list(issued.token));
       });
 
-      it('answers 401 for an expired token', async () => {
-        const issued = await service.tokenFor(`acct-${randomBytes(6).toString('hex')}`, {
-          expiresAt: Date.now() - 1,
-        });
-        expectUnauthorized(await create(issued.token, SEED_REQUEST));
+      it('answers 401 for a token from its expiry on, and 200 until then', async () => {
+        const expiresAt = Date.now() + 1_500;
+        const issued = await service.tokenFor(`acct-${randomBytes(6).toString('hex')}`, { expiresAt });
+        expect((await create(issued.token, SEED_REQUEST)).statusCode).toBe(200);
+        // The server reads this process's clock: past the expiry, the same token is refused.
+        while (Date.now() < expiresAt) await sleep(expiresAt - Date.now());
+        expectUnauthorized(await create(issued.token, { ...SEED_REQUEST, event_type: 'document.sent' }));
+        expectUnauthorized(await list(issued.token));
       });
 
       it('answers 401, not 400, to an invalid body without a valid token', async () => {

@@ -12,6 +12,13 @@ import { CLI, call, childEnv, killAll, type ServeProcess, serve } from './helper
 import { freePort } from './helpers/cli-process.js';
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 
+/** What a request cut off by the kill of its server throws: the connection reset, closed or refused. */
+function cutOff(err: unknown): boolean {
+  const { code, cause } = err as { code?: string; cause?: { code?: string } };
+  return [code, cause?.code].some((c) => c !== undefined && CUT_OFF.has(c));
+}
+const CUT_OFF = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
 interface Doc {
   id: string;
   status: string;
@@ -57,9 +64,22 @@ describe('documents across a crash', () => {
         let steps = 0;
         let killed = false;
         const KILL_AFTER = 150;
-        const post = async (path: string, body?: unknown) => {
-          const res = await call(agent, first.url, token, 'POST', path, body);
-          if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.json)}`);
+        /** What a client stops at: the kill was sent, before this request or under it. */
+        const KILLED = Symbol('killed');
+        const post = async (path: string, status: number, body?: unknown) => {
+          if (killed) throw KILLED;
+          let res: Awaited<ReturnType<typeof call>>;
+          try {
+            res = await call(agent, first.url, token, 'POST', path, body);
+          } catch (err) {
+            // The process died under this request: its fate is unknown, and either is fine. Before
+            // the kill no request may fail, and nothing but a broken connection may after.
+            if (killed && cutOff(err)) throw KILLED;
+            throw err;
+          }
+          // A killed process answers nothing more: every answer was made before the kill, so each
+          // one is the step's own (201 for a new document, 200 for a step), never an error passed over.
+          expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(status);
           steps++;
           if (!killed && steps >= KILL_AFTER) {
             killed = true;
@@ -68,29 +88,28 @@ describe('documents across a crash', () => {
           return res.json as unknown as Doc;
         };
         const client = async (c: number) => {
-          for (let n = 0; !killed; n++) {
-            try {
-              const doc = await post('/v1/documents', {
+          try {
+            for (let n = 0; ; n++) {
+              const doc = await post('/v1/documents', 201, {
                 title: `Contract ${c}-${n}`,
                 signers: [{ email: `a${c}.${n}@example.com` }, { email: `b${c}.${n}@example.com` }],
               });
               const facts = { sent: false, signed: new Set<string>() };
               answered.set(doc.id, facts);
-              await post(`/v1/documents/${doc.id}/send`);
+              await post(`/v1/documents/${doc.id}/send`, 200);
               facts.sent = true;
               for (const signer of doc.signers) {
-                await post(`/v1/documents/${doc.id}/signers/${signer.id}/sign`);
+                await post(`/v1/documents/${doc.id}/signers/${signer.id}/sign`, 200);
                 facts.signed.add(signer.id);
               }
-            } catch {
-              // The process died under this request: its fate is unknown, and either is fine.
-              return;
             }
+          } catch (err) {
+            if (err !== KILLED) throw err;
           }
         };
         await Promise.all(Array.from({ length: 12 }, (_, c) => client(c)));
         expect(killed).toBe(true);
-        await first.exited;
+        expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
         const second: ServeProcess = await serve(env);
         children.push(second.child);

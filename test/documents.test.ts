@@ -3,7 +3,7 @@
 // that change nothing; the audit chain caught when a row is altered in the database; and the
 // chain's rules as pure functions.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { auditLinkKey } from '../src/api/documents.js';
 import {
@@ -19,7 +19,7 @@ import { SUBSCRIBABLE_EVENT_TYPES } from '../src/domain/events.js';
 import { SecretBox, settingSeal } from '../src/domain/secret-box.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
-import { eventually, headerOf } from './helpers/api-client.js';
+import { headerOf, sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel, sqliteDialect } from './helpers/databases.js';
 import { expectError, expectFieldError } from './helpers/expect-error.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
@@ -642,6 +642,115 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         await raw.close();
       }
     });
+
+    it('breaks the chain at the entry expected for every column of the trail and of its head changed in the database', async () => {
+      // Each document's trail: created, sent, signed (the entry changed), declined. The middle entry
+      // has an actor, IP, user agent and detail of its own, and a neighbour on either side.
+      const MIDDLE = 3;
+      const entry = (set: RawBuilder<unknown>) => (id: string) =>
+        sql`update audit_entries set ${set} where document_id = ${id} and seq = ${MIDDLE}`;
+      const head = (set: RawBuilder<unknown>) => (id: string) => sql`update documents set ${set} where id = ${id}`;
+      /** The verdict expected: the first broken entry and why (and the entries left, 4 unless said). */
+      const broken = (seq: number, reason: string, entries = 4) => ({
+        valid: false,
+        entries,
+        first_broken: { seq, reason },
+      });
+      type Case = [
+        column: string,
+        change: (documentId: string) => RawBuilder<unknown>,
+        verdict: ReturnType<typeof broken>,
+      ];
+      const live: Case[] = [
+        // Moved to another document or renumbered: a gap, named at the entry after it. The hash
+        // covers seq as well, but the sequence check catches any one renumbered row first; the
+        // fixed vector in 'hashes an entry exactly so' pins seq in the hash.
+        ['document_id', entry(sql`document_id = ${'doc_elsewhere'}`), broken(4, 'sequence', 3)],
+        ['seq', entry(sql`seq = 13`), broken(4, 'sequence')],
+        ['at', entry(sql`at = at + 1`), broken(MIDDLE, 'hash')],
+        ['action', entry(sql`action = 'declined'`), broken(MIDDLE, 'hash')],
+        // The personal fields answer to the commitment under the salt.
+        ['actor', entry(sql`actor = 'mallory@example.com'`), broken(MIDDLE, 'hash')],
+        ['ip', entry(sql`ip = '203.0.113.9'`), broken(MIDDLE, 'hash')],
+        ['user_agent', entry(sql`user_agent = 'forged/1'`), broken(MIDDLE, 'hash')],
+        ['detail', entry(sql`detail = ${'{"signer_id":"sgn_forged"}'}`), broken(MIDDLE, 'hash')],
+        ['salt', entry(sql`salt = ${'ab'.repeat(16)}`), broken(MIDDLE, 'hash')],
+        ['personal', entry(sql`personal = ${'0'.repeat(64)}`), broken(MIDDLE, 'hash')],
+        ['prev_hash', entry(sql`prev_hash = ${'0'.repeat(64)}`), broken(MIDDLE, 'prev_hash')],
+        ['hash', entry(sql`hash = ${'f'.repeat(64)}`), broken(MIDDLE, 'hash')],
+        // Back to the unkeyed version after the key existed, or a version there is none of.
+        ['hash_version 1', entry(sql`hash_version = 1`), broken(MIDDLE, 'version')],
+        ['hash_version 3', entry(sql`hash_version = 3`), broken(MIDDLE, 'version')],
+        // The document row's head: the trail must end there, and bear out its status and title.
+        ['documents.audit_seq', head(sql`audit_seq = audit_seq - 1`), broken(5, 'head')],
+        [
+          'documents.audit_hash',
+          (id) =>
+            head(sql`audit_hash = (select hash from audit_entries where document_id = ${id} and seq = ${MIDDLE})`)(id),
+          broken(5, 'head'),
+        ],
+        ['documents.status', head(sql`status = 'completed'`), broken(4, 'status')],
+        ['documents.title', head(sql`title = 'Another title'`), broken(1, 'title')],
+      ];
+      // Erased (POST /v1/erasure), the middle entry has no salt to check its fields against: its
+      // commitment answers to the chain alone, and any personal field written back does not hold.
+      const erased: Case[] = [
+        ['personal', entry(sql`personal = ${'0'.repeat(64)}`), broken(MIDDLE, 'hash')],
+        ['actor', entry(sql`actor = 'mallory@example.com'`), broken(MIDDLE, 'hash')],
+        ['ip', entry(sql`ip = '203.0.113.9'`), broken(MIDDLE, 'hash')],
+        ['user_agent', entry(sql`user_agent = 'forged/1'`), broken(MIDDLE, 'hash')],
+        ['detail', entry(sql`detail = ${'{"reason":"forged"}'}`), broken(MIDDLE, 'hash')],
+        ['salt', entry(sql`salt = ${'ab'.repeat(16)}`), broken(MIDDLE, 'hash')],
+      ];
+
+      const raw = openDialect(parseDatabaseUrl(service.database.url));
+      const got: Record<string, unknown> = {};
+      const expected: Record<string, unknown> = {};
+      try {
+        for (const [name, change, verdict, erase] of [
+          ...live.map((c) => [...c, false] as const),
+          ...erased.map(([column, ...rest]) => [`${column}, erased`, ...rest, true] as const),
+        ]) {
+          const n = randomBytes(4).toString('hex');
+          const [a, b] = [`a-${n}@example.com`, `b-${n}@example.com`];
+          const doc = await created({ title: 'Tampered', signers: [{ email: a }, { email: b }] });
+          await step(`/v1/documents/${doc.id}/send`);
+          await step(`/v1/documents/${doc.id}/signers/${doc.signers[0]?.id}/sign`);
+          await step(`/v1/documents/${doc.id}/signers/${doc.signers[1]?.id}/decline`, { reason: 'wrong address' });
+          if (erase) {
+            const res = await json('POST', '/v1/erasure', { signer_email: a });
+            expect(res.statusCode, res.body).toBe(200);
+          }
+          const verify = async () => (await json('GET', `/v1/documents/${doc.id}/audit/verify`)).json();
+          // Before the change: the chain verifies, and the middle entry holds what it should.
+          expect(await verify(), name).toEqual({ valid: true, entries: 4, first_broken: null });
+          const before = (await json('GET', `/v1/documents/${doc.id}/audit/entries`)).json().entries;
+          expect(before[MIDDLE - 1], name).toMatchObject(
+            erase
+              ? { action: 'signed', actor: null, ip: null, user_agent: null, detail: null, salt: null }
+              : {
+                  action: 'signed',
+                  actor: a,
+                  ip: '127.0.0.1',
+                  user_agent: 'documents-test/1',
+                  detail: { signer_id: doc.signers[0]?.id },
+                  salt: expect.stringMatching(/^[0-9a-f]{32}$/),
+                },
+          );
+
+          const result = await change(doc.id).execute(raw.db);
+          expect(Number(result.numAffectedRows), name).toBe(1);
+          expected[name] = verdict;
+          got[name] = await verify();
+          // Whoever holds the audit link sees the same.
+          expect((await openLink(doc.audit_url)).json().verification, name).toEqual(got[name]);
+        }
+      } finally {
+        await raw.close();
+      }
+      // All at once, so that a failure names every column that is not caught as expected.
+      expect(got).toEqual(expected);
+    });
   });
 });
 
@@ -675,20 +784,24 @@ describe('audit links that expire (COUNTERSIGN_AUDIT_LINK_TTL)', () => {
     expectError(await open(service, stretched.toString()), 403, 'forbidden');
     await service.close();
 
-    // Links that last a millisecond: past their expiry, the answer says so.
-    service = await startTestService(sqliteDialect, { auditLinkTtlMs: 1 });
-    const s = service;
+    // Links that last 1.5 s: the same link opens until its expiry and is refused from then on, in
+    // words that say so. The server reads this process's clock.
+    service = await startTestService(sqliteDialect, { auditLinkTtlMs: 1_500 });
     const short = (
-      await s.request({
+      await service.request({
         method: 'POST',
         url: '/v1/documents',
         payload: { title: 'Brief', signers: [{ email: 'b@example.com' }] },
       })
     ).json() as { audit_url: string };
-    const expired = await eventually('the link to expire', async () => {
-      const res = await open(s, short.audit_url);
-      return res.statusCode === 403 ? res : undefined;
-    });
+    const shortExp = Number(new URL(short.audit_url).searchParams.get('exp'));
+    expect(shortExp).toBeGreaterThan(Date.now());
+    const opened = await open(service, short.audit_url);
+    expect(opened.statusCode, opened.body).toBe(200);
+    expect(opened.json().verification).toEqual({ valid: true, entries: 1, first_broken: null });
+    while (Date.now() < shortExp) await sleep(shortExp - Date.now());
+    const expired = await open(service, short.audit_url);
+    expectError(expired, 403, 'forbidden');
     expect(expired.json().error.message).toBe('this audit link has expired: ask the sender for a new one');
   });
 });

@@ -1,6 +1,7 @@
 // Tokens, scopes, limits, signing-secret rotation and tenant isolation, on every dialect.
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from './helpers/api-client.js';
 import { DIALECTS, dialectLabel } from './helpers/databases.js';
 import { type Receiver, startReceiver } from './helpers/receiver.js';
 import { startTestService, type TestService } from './helpers/service.js';
@@ -132,15 +133,23 @@ describe.each(DIALECTS)('security on $name', (dialect) => {
         .toBeGreaterThan(Date.now() - 60_000);
     });
 
-    it('refuses a revoked token at once and an expired token', async () => {
+    it('refuses a revoked token at once and an expiring one from its expiry on, each admitted until then', async () => {
       const t = await service.tokenFor('acme');
       expect((await service.request({ method: 'GET', url: '/v1/events', token: t.token })).statusCode).toBe(200);
       await service.store.revokeToken(t.id, Date.now());
       const res = await service.request({ method: 'GET', url: '/v1/events', token: t.token });
       expect(res.statusCode).toBe(401);
       expect(res.json().error.message).toContain('invalid or expired');
-      const expired = await service.tokenFor('acme', { expiresAt: Date.now() - 1 });
-      expect((await service.request({ method: 'GET', url: '/v1/events', token: expired.token })).statusCode).toBe(401);
+      // The same token admitted until its expiry and refused from then on, by the server's clock (this
+      // process's): nothing else changes between the two requests.
+      const expiresAt = Date.now() + 1_500;
+      const expiring = await service.tokenFor('acme', { expiresAt });
+      const before = await service.request({ method: 'GET', url: '/v1/events', token: expiring.token });
+      expect(before.statusCode, before.body).toBe(200);
+      while (Date.now() < expiresAt) await sleep(expiresAt - Date.now());
+      const after = await service.request({ method: 'GET', url: '/v1/events', token: expiring.token });
+      expect(after.statusCode).toBe(401);
+      expect(after.json().error.message).toContain('invalid or expired');
     });
 
     it('refuses JSON nested deeper than 32 levels with a 400 and stores nothing', async () => {
