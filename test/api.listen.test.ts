@@ -296,13 +296,18 @@ describe.each(DIALECTS)('listen sessions on $name', (dialect) => {
     });
 
     it('keeps at most 10 deliveries unanswered on a stream, and writes the rest as answers come', async () => {
-      const { open, stream, publish, answer } = await start();
+      const { open, stream, publish, answer } = await start({ listen: { pingMs: 50, pollMs: 50 } });
       const session = await open();
       const sse = await stream(session);
       for (let i = 0; i < 12; i++) await publish();
       const written: Delivery[] = [];
       for (let i = 0; i < 10; i++) written.push(await sse.next<Delivery>('delivery'));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Pings written after the tenth delivery, with polls between them: the hub has gone on
+      // writing to this stream, and wrote no eleventh.
+      const tenth = sse.events.length;
+      await eventually('two pings after the tenth delivery', async () =>
+        sse.events.slice(tenth).filter((e) => e.event === 'ping').length >= 2 ? true : undefined,
+      );
       expect(sse.events.filter((e) => e.event === 'delivery')).toHaveLength(10);
       for (const d of written.slice(0, 2)) {
         await answer(session, { delivery_id: d.delivery_id, attempt: 1, status_code: 200 });
