@@ -372,12 +372,26 @@ describe.each(DIALECTS)('retention on $name', (dialect) => {
             await new Promise((resolve) => setTimeout(resolve, 5));
           }
         })();
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        const purge = new RetentionPurge(svc.store, 7 * DAY, pino({ level: 'silent' }), {
+        await expect.poll(() => published.length, { timeout: 15_000 }).toBeGreaterThan(0);
+        const publishedBefore = published.length;
+        // After its first batch the purge goes on only once a publish has been answered since it
+        // began: publishes are answered while it runs however the machine schedules the two.
+        let batches = 0;
+        const paced = new Proxy(svc.store, {
+          get(target, name) {
+            if (name !== 'purgeOlderThan') return Reflect.get(target, name, target);
+            return async (...args: Parameters<Store['purgeOlderThan']>) => {
+              if (batches++ > 0) {
+                await expect.poll(() => published.length, { timeout: 15_000 }).toBeGreaterThan(publishedBefore);
+              }
+              return target.purgeOlderThan(...args);
+            };
+          },
+        });
+        const purge = new RetentionPurge(paced, 7 * DAY, pino({ level: 'silent' }), {
           batchSize: 100,
           pauseMs: 5,
         });
-        const publishedBefore = published.length;
         const totals = await purge.run();
         const publishedDuring = published.length - publishedBefore;
         purgeDone = true;
