@@ -2,9 +2,8 @@
 // SQLite and PostgreSQL: `purge --dry-run` changes nothing, `purge` prints what it removed, two
 // purges at once remove each row once, a bad --older-than or COUNTERSIGN_RETENTION is a usage
 // error, and `serve` purges in the background and says so in one log line.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../src/store/open.js';
@@ -13,7 +12,6 @@ import { killAllServe, makeWorkspace, runCli, startServe, type Workspace } from 
 import { DIALECTS, dialectLabel, type TestDatabase } from './helpers/databases.js';
 import { callbackRow, LEASE_MS, result, SETTINGS } from './helpers/store-fixtures.js';
 
-const run = promisify(execFile);
 const DAY = 86_400_000;
 const SIGNER = 'retention.signer@example.com';
 
@@ -84,32 +82,81 @@ async function olderThan(url: string, ageMs: number): Promise<number> {
   }
 }
 
+interface PurgeTotals {
+  events: number;
+  deliveries: number;
+  attempts: number;
+}
+
+/** A purge running in a child process, paced by the test through its stdin. */
+interface PurgeChild {
+  /** Resolves once the child has written this word on stderr. */
+  said(word: 'ready' | 'removed'): Promise<void>;
+  /** Lets the child go on from where it waits. */
+  go(): void;
+  totals: Promise<PurgeTotals>;
+}
+
 /**
  * Runs purgeOlderThan (7 days, `limit` events a call) to the end in a separate Node process, on the
- * build, from `startAt` (epoch ms) on.
+ * build. It says "ready" once its store is open and waits for a go; then purges until it has
+ * removed something, says "removed" and waits for a go again; then purges the rest.
  */
-async function purgeInChild(
-  env: NodeJS.ProcessEnv,
-  limit: number,
-  startAt: number,
-): Promise<{ events: number; deliveries: number; attempts: number }> {
+function purgeInChild(env: NodeJS.ProcessEnv, limit: number): PurgeChild {
   const built = (file: string) => JSON.stringify(resolve(import.meta.dirname, '../dist/store', file));
   const script = [
     `import { openStore } from ${built('kysely-store.js')};`,
     `import { openDialect, parseDatabaseUrl } from ${built('open.js')};`,
     'const store = await openStore(openDialect(parseDatabaseUrl(process.env.DATABASE_URL)));',
+    "const go = () => new Promise((r) => process.stdin.once('data', r));",
     'const totals = { events: 0, deliveries: 0, attempts: 0 };',
     'const cutoff = Date.now() - 7 * 86_400_000;',
     'let after;',
-    // Both begin at the same moment, and pause between transactions as the background purge does.
-    `await new Promise((r) => setTimeout(r, ${startAt} - Date.now()));`,
+    'let said = false;',
+    "process.stderr.write('ready\\n');",
+    'await go();',
     'try {',
-    `  do { const b = await store.purgeOlderThan(cutoff, ${limit}, after); totals.events += b.events; totals.deliveries += b.deliveries; totals.attempts += b.attempts; after = b.next; await new Promise((r) => setTimeout(r, 2)); } while (after);`,
+    // Pausing between transactions as the background purge does.
+    `  do { const b = await store.purgeOlderThan(cutoff, ${limit}, after); totals.events += b.events; totals.deliveries += b.deliveries; totals.attempts += b.attempts; after = b.next;`,
+    "    if (!said && totals.events > 0) { said = true; process.stderr.write('removed\\n'); await go(); process.stdin.destroy(); }",
+    '    await new Promise((r) => setTimeout(r, 2)); } while (after);',
     '} finally { await store.close(); }',
     'process.stdout.write(JSON.stringify(totals));',
   ].join('\n');
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env, timeout: 60_000 });
-  return JSON.parse(stdout) as { events: number; deliveries: number; attempts: number };
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const listeners = new Set<() => void>();
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+    for (const listener of listeners) listener();
+  });
+  const exited = new Promise<number | null>((resolveExit) => child.once('close', resolveExit));
+  return {
+    said: (word) =>
+      new Promise((resolveSaid, reject) => {
+        const check = () => {
+          if (err.split('\n').includes(word)) {
+            listeners.delete(check);
+            resolveSaid();
+          }
+        };
+        listeners.add(check);
+        check();
+        exited.then(() => reject(new Error(`the purge child exited before saying ${word}:\n${err}`)));
+      }),
+    go: () => child.stdin.write('go\n'),
+    totals: exited.then((code) => {
+      if (code !== 0) throw new Error(`the purge child exited with ${code}:\n${err}`);
+      return JSON.parse(out) as PurgeTotals;
+    }),
+  };
 }
 
 /** `removed 3 events, 3 deliveries and 3 attempts created before …` -> the three numbers. */
@@ -171,9 +218,15 @@ describe.each(DIALECTS)('countersign purge on $name', (dialect) => {
       await seed(url, { finished: 3000, unfinished: 0, recent: 0 });
       // Store-level loops of 20 events a transaction (the built store, as `serve` runs it), so the
       // two processes' transactions interleave; `purge` itself, at 500 a transaction, is done
-      // before a second process has started.
-      const startAt = Date.now() + 2000;
-      const [a, b] = await Promise.all([purgeInChild(env, 20, startAt), purgeInChild(env, 20, startAt)]);
+      // before a second process has started. Paced by what the children say, not by the clock:
+      // both begin once both are ready, and neither finishes before both have removed something.
+      const children = [purgeInChild(env, 20), purgeInChild(env, 20)];
+      for (const phase of ['ready', 'removed'] as const) {
+        await Promise.all(children.map((child) => child.said(phase)));
+        for (const child of children) child.go();
+      }
+      const [a, b] = await Promise.all(children.map((child) => child.totals));
+      if (!a || !b) throw new Error('two purges expected');
       const split = `split ${JSON.stringify([a, b])}`;
       expect(a.events + b.events, split).toBe(3000);
       expect(a.deliveries + b.deliveries, split).toBe(3000);
