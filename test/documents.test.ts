@@ -10,6 +10,7 @@ import {
   type AuditEntry,
   canonicalJson,
   chainEntry,
+  entryHashKeyed,
   entryHashV1,
   erasedEntry,
   GENESIS_HASH,
@@ -27,6 +28,7 @@ import { startTestService, type TestService } from './helpers/service.js';
 
 describe('the audit chain', () => {
   const KEY = { key: Buffer.alloc(32, 7), since: Date.UTC(2026, 0, 1) };
+  const DOC = 'doc_1';
   const facts = (seq: number, actor = 'tok_1') => ({
     seq,
     at: Date.UTC(2026, 11, 4, 9, 0, seq),
@@ -40,13 +42,14 @@ describe('the audit chain', () => {
     const out: AuditEntry[] = [];
     let prev = GENESIS_HASH;
     for (let seq = 1; seq <= n; seq++) {
-      const entry = chainEntry(KEY.key, prev, facts(seq));
+      const entry = chainEntry(KEY.key, DOC, prev, facts(seq));
       out.push(entry);
       prev = entry.hash;
     }
     return out;
   }
   const head = (entries: AuditEntry[]) => ({
+    documentId: DOC,
     seq: entries.length,
     hash: entries[entries.length - 1]?.hash ?? GENESIS_HASH,
   });
@@ -69,16 +72,26 @@ describe('the audit chain', () => {
 
   it('hashes an entry exactly so: a fixed vector pins the format, the time included', () => {
     const salt = '00112233445566778899aabbccddeeff';
-    const entry = chainEntry(KEY.key, GENESIS_HASH, facts(1), salt);
+    const entry = chainEntry(KEY.key, DOC, GENESIS_HASH, facts(1), salt);
     expect(entry.personal).toBe(
       createHash('sha256')
         .update(salt)
         .update('{"actor":"tok_1","detail":{"signer_id":"sgn_1"},"ip":"10.0.0.1","user_agent":"curl/8"}')
         .digest('hex'),
     );
-    const text = `{"action":"signed","at":"2026-12-04T09:00:01.000Z","personal":"${entry.personal}","seq":1,"v":2}`;
+    const text = `{"action":"signed","at":"2026-12-04T09:00:01.000Z","document":"doc_1","personal":"${entry.personal}","seq":1,"v":3}`;
+    expect(entry.v).toBe(3);
     expect(entry.hash).toBe(createHmac('sha256', KEY.key).update(GENESIS_HASH).update(text).digest('hex'));
-    expect(entry.hash).toBe('f9830702987aa4f499be118050c29d8cc307f45fcdbcb0a9728d2699f7aa1f3c');
+    expect(entry.hash).toBe('a64b31ed0dede0f730472f0e9f151f552d77d71f95e7b66814b1529d8a1b000e');
+    // Entries made in version 2 (before the document was in the text) verify as they were made.
+    const v2Text = `{"action":"signed","at":"2026-12-04T09:00:01.000Z","personal":"${entry.personal}","seq":1,"v":2}`;
+    const v2 = {
+      ...entry,
+      v: 2 as const,
+      hash: createHmac('sha256', KEY.key).update(GENESIS_HASH).update(v2Text).digest('hex'),
+    };
+    expect(v2.hash).toBe('f9830702987aa4f499be118050c29d8cc307f45fcdbcb0a9728d2699f7aa1f3c');
+    expect(verifyChain([v2], head([v2]), KEY).valid).toBe(true);
     // Each field of the text is in the hash: the time above all, for a trail of signatures.
     for (const changed of [
       { at: entry.at + 1 },
@@ -88,12 +101,17 @@ describe('the audit chain', () => {
     ]) {
       expect(verifyChain([{ ...entry, ...changed }], head([entry]), KEY).valid, JSON.stringify(changed)).toBe(false);
     }
+    // And the document: the same entry under another document's head does not verify.
+    expect(verifyChain([entry], { ...head([entry]), documentId: 'doc_2' }, KEY).firstBroken).toEqual({
+      seq: 1,
+      reason: 'hash',
+    });
   });
 
   it('verifies an intact chain and names the first entry that does not hold', () => {
     const entries = chain(4);
     expect(verifyChain(entries, head(entries), KEY)).toEqual({ valid: true, entries: 4, firstBroken: null });
-    expect(verifyChain([], { seq: 0, hash: GENESIS_HASH }, KEY)).toEqual({
+    expect(verifyChain([], { documentId: DOC, seq: 0, hash: GENESIS_HASH }, KEY)).toEqual({
       valid: true,
       entries: 0,
       firstBroken: null,
@@ -107,6 +125,7 @@ describe('the audit chain', () => {
     const rehashed = entries.map((e) => ({ ...e }));
     rehashed[1] = chainEntry(
       KEY.key,
+      DOC,
       entries[0]?.hash as string,
       { ...facts(2), actor: 'mallory@example.com' },
       entries[1]?.salt as string,
@@ -150,15 +169,25 @@ describe('the audit chain', () => {
     const legacy = rehashedWithoutKey(chain(2));
     expect(verifyChain(legacy, head(legacy), before)).toEqual({ valid: true, entries: 2, firstBroken: null });
     // A keyed entry may follow unkeyed ones; an unkeyed one may not follow a keyed one.
-    const third = chainEntry(KEY.key, legacy[1]?.hash as string, facts(3));
+    const third = chainEntry(KEY.key, DOC, legacy[1]?.hash as string, facts(3));
     const mixed = [...legacy, third];
     expect(verifyChain(mixed, head(mixed), before).valid).toBe(true);
     let prev = third.hash;
-    const fourth = { ...chainEntry(KEY.key, prev, facts(4)), v: 1 as const };
+    const fourth = { ...chainEntry(KEY.key, DOC, prev, facts(4)), v: 1 as const };
     fourth.hash = entryHashV1(prev, fourth);
     prev = fourth.hash;
     const downgraded = [...mixed, fourth];
     expect(verifyChain(downgraded, head(downgraded), before).firstBroken).toEqual({ seq: 4, reason: 'version' });
+    // Nor may an entry keyed without its document (version 2) follow one keyed with it.
+    const withoutDocument = { ...chainEntry(KEY.key, DOC, third.hash, facts(4)), v: 2 as const };
+    withoutDocument.hash = entryHashKeyed(KEY.key, third.hash, withoutDocument);
+    const back = [...mixed, withoutDocument];
+    expect(verifyChain(back, head(back), before).firstBroken).toEqual({ seq: 4, reason: 'version' });
+    // The other way round is how a trail begun before version 3 goes on.
+    const first = { ...chainEntry(KEY.key, DOC, GENESIS_HASH, facts(1)), v: 2 as const };
+    first.hash = entryHashKeyed(KEY.key, GENESIS_HASH, first);
+    const upgraded = [first, chainEntry(KEY.key, DOC, first.hash, facts(2))];
+    expect(verifyChain(upgraded, head(upgraded), KEY)).toEqual({ valid: true, entries: 2, firstBroken: null });
   });
 
   it('holds the document’s status and title to what the chain committed to', () => {
@@ -166,7 +195,7 @@ describe('the audit chain', () => {
     const entries = (['created', 'sent', 'declined'] as const).map((action, i) => {
       const detail: Record<string, string> =
         action === 'created' ? { title: 'NDA', signers: '1' } : { signer_id: 'sgn_1' };
-      const entry = chainEntry(KEY.key, prev, { ...facts(i + 1), action, detail });
+      const entry = chainEntry(KEY.key, DOC, prev, { ...facts(i + 1), action, detail });
       prev = entry.hash;
       return entry;
     });
@@ -678,9 +707,11 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
         ['personal', entry(sql`personal = ${'0'.repeat(64)}`), broken(MIDDLE, 'hash')],
         ['prev_hash', entry(sql`prev_hash = ${'0'.repeat(64)}`), broken(MIDDLE, 'prev_hash')],
         ['hash', entry(sql`hash = ${'f'.repeat(64)}`), broken(MIDDLE, 'hash')],
-        // Back to the unkeyed version after the key existed, or a version there is none of.
+        // Back to the unkeyed version after the key existed, to the keyed one without the
+        // document after an entry with it, or to a version there is none of.
         ['hash_version 1', entry(sql`hash_version = 1`), broken(MIDDLE, 'version')],
-        ['hash_version 3', entry(sql`hash_version = 3`), broken(MIDDLE, 'version')],
+        ['hash_version 2', entry(sql`hash_version = 2`), broken(MIDDLE, 'version')],
+        ['hash_version 4', entry(sql`hash_version = 4`), broken(MIDDLE, 'version')],
         // The document row's head: the trail must end there, and bear out its status and title.
         ['documents.audit_seq', head(sql`audit_seq = audit_seq - 1`), broken(5, 'head')],
         [
@@ -750,6 +781,34 @@ describe.each(DIALECTS)('documents on $name', (dialect) => {
       }
       // All at once, so that a failure names every column that is not caught as expected.
       expect(got).toEqual(expected);
+    });
+
+    it('catches a whole trail moved, head and all, onto another document', async () => {
+      const make = async () => {
+        const doc = await created({ title: 'Moved', signers: [{ email: 'a@example.com' }] });
+        await step(`/v1/documents/${doc.id}/send`);
+        return doc;
+      };
+      const [from, onto] = [await make(), await make()];
+      await step(`/v1/documents/${from.id}/signers/${from.signers[0]?.id}/sign`);
+      const verify = async (id: string) => (await json('GET', `/v1/documents/${id}/audit/verify`)).json();
+      expect(await verify(from.id)).toEqual({ valid: true, entries: 4, first_broken: null });
+      const raw = openDialect(parseDatabaseUrl(service.database.url));
+      try {
+        // What someone with write access to the database could do: put the signed trail of one
+        // document, its head, status and title in place of another's. Each entry's hash names
+        // its document, so the moved trail breaks at its first entry.
+        await sql`delete from audit_entries where document_id = ${onto.id}`.execute(raw.db);
+        await sql`update audit_entries set document_id = ${onto.id} where document_id = ${from.id}`.execute(raw.db);
+        await sql`update documents set
+          audit_seq = (select audit_seq from documents where id = ${from.id}),
+          audit_hash = (select audit_hash from documents where id = ${from.id}),
+          status = (select status from documents where id = ${from.id})
+          where id = ${onto.id}`.execute(raw.db);
+        expect(await verify(onto.id)).toEqual({ valid: false, entries: 4, first_broken: { seq: 1, reason: 'hash' } });
+      } finally {
+        await raw.close();
+      }
     });
   });
 });

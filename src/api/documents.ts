@@ -134,13 +134,13 @@ const EntryView = Type.Object({
   }),
   prev_hash: Type.String(),
   v: Type.Integer({
-    enum: [1, 2],
+    enum: [1, 2, 3],
     description:
-      '2: hash is HMAC-SHA256 under the database’s chain key (sealed by the master key); 1: plain SHA-256, for entries made before the key existed',
+      '3: hash is HMAC-SHA256 under the database’s chain key (sealed by the master key), over a text naming the document; 2: the same without the document (entries made before version 3); 1: plain SHA-256, for entries made before the key existed',
   }),
   hash: Type.String({
     description:
-      'v 2: HMAC-SHA256 (hex) under the chain key of prev_hash and the canonical JSON of seq, at (RFC 3339, ms), action, personal and v; v 1: SHA-256 of the same without v',
+      'v 3: HMAC-SHA256 (hex) under the chain key of prev_hash and the canonical JSON of seq, at (RFC 3339, ms), action, personal, v and document (the document id); v 2: the same without document; v 1: SHA-256 of prev_hash and the canonical JSON without v and document',
   }),
 });
 
@@ -160,7 +160,7 @@ const PublicEntryView = Type.Object({
   detail: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()], Erasable),
   personal: Type.String({ description: 'the commitment to the entry’s personal fields (see the authenticated trail)' }),
   prev_hash: Type.String(),
-  v: Type.Integer({ enum: [1, 2] }),
+  v: Type.Integer({ enum: [1, 2, 3] }),
   hash: Type.String(),
 });
 
@@ -302,7 +302,7 @@ function context(request: FastifyRequest, links: AuditLinks): StepContext {
 
 /** The document as its row says, for the chain to bear out. */
 function headOf(doc: DocumentRecord): ChainHead {
-  return { seq: doc.auditSeq, hash: doc.auditHash, status: doc.status, title: doc.title };
+  return { documentId: doc.id, seq: doc.auditSeq, hash: doc.auditHash, status: doc.status, title: doc.title };
 }
 
 export function documentRoutes(ctx: AppContext, links: AuditLinks): FastifyPluginAsync {

@@ -3,12 +3,15 @@
 // any stored entry breaks the chain at that entry, and the document row keeps the head (the last
 // hash and sequence number), so cutting entries off the end is caught too. Pure: no I/O.
 //
-// Two versions. Version 2 (every entry made since the chain key existed) is an HMAC-SHA256 under
-// the chain key, a random key sealed by the master key: someone who can write the database but
-// holds no master key cannot recompute a hash, so cannot rewrite the trail and its head and have
-// it verify. Version 1 (entries made before) is plain SHA-256 and verifies as it always did; a
-// version-1 entry dated after the key was made, or after a version-2 entry, does not verify, so a
-// rewrite cannot fall back to the unkeyed form.
+// Three versions. Version 3 (every entry made now) is an HMAC-SHA256 under the chain key, a random
+// key sealed by the master key, over a text that names the entry's document: someone who can write
+// the database but holds no master key cannot recompute a hash, so cannot rewrite the trail and
+// its head and have it verify, nor move a whole trail, head and all, onto another document.
+// Version 2 is the same without the document (entries made before version 3); version 1 (entries
+// made before the key existed) is plain SHA-256. Old entries verify as they always did, but a
+// version-1 entry dated after the key was made, or after a keyed entry, does not verify, and a
+// version-2 entry after a version-3 one does not either: a rewrite cannot fall back to an older
+// form.
 //
 // What is personal in an entry (the actor, the client's IP and user agent, the detail, which may
 // hold a decline reason) enters the chain as a salted commitment: SHA-256 of a random per-entry
@@ -48,10 +51,13 @@ export interface ChainKey {
   since: number;
 }
 
-export type HashVersion = 1 | 2;
+export type HashVersion = 1 | 2 | 3;
 
 export interface AuditEntry extends Omit<AuditFacts, 'actor' | 'ip' | 'user_agent' | 'detail'> {
-  /** 1: SHA-256 (entries made before the chain key existed); 2: HMAC-SHA256 under the chain key. */
+  /**
+   * 3: HMAC-SHA256 under the chain key, the document named; 2: the same without the document;
+   * 1: SHA-256 (entries made before the chain key existed).
+   */
   v: HashVersion;
   /** Null once erased, as are ip, user_agent and detail. */
   actor: string | null;
@@ -101,51 +107,63 @@ export function personalCommitment(
   return createHash('sha256').update(salt).update(text).digest('hex');
 }
 
-/** What an entry's hash covers, as canonical JSON (the time as RFC 3339 with milliseconds). */
-export function entryText(entry: Pick<AuditEntry, 'v' | 'seq' | 'at' | 'action' | 'personal'>): string {
+type Hashed = Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>;
+
+/**
+ * What an entry's hash covers, as canonical JSON (the time as RFC 3339 with milliseconds): from
+ * version 2 on with the version, from version 3 on with the document's id.
+ */
+export function entryText(entry: Hashed & { v: HashVersion }, documentId?: string): string {
   const fields = {
     seq: entry.seq,
     at: new Date(entry.at).toISOString(),
     action: entry.action,
     personal: entry.personal,
   };
-  return canonicalJson(entry.v === 1 ? fields : { ...fields, v: entry.v });
+  if (entry.v === 1) return canonicalJson(fields);
+  if (entry.v === 2) return canonicalJson({ ...fields, v: 2 });
+  if (documentId === undefined) throw new Error('a version-3 entry is hashed with its document id');
+  return canonicalJson({ ...fields, v: 3, document: documentId });
 }
 
 /** Version 1: SHA-256 over the previous hash and the entry's text. */
-export function entryHashV1(prevHash: string, entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>): string {
+export function entryHashV1(prevHash: string, entry: Hashed): string {
   return createHash('sha256')
     .update(prevHash)
     .update(entryText({ ...entry, v: 1 }))
     .digest('hex');
 }
 
-/** Version 2: HMAC-SHA256 under the chain key over the previous hash and the entry's text. */
-export function entryHashV2(
+/** Versions 2 and 3: HMAC-SHA256 under the chain key over the previous hash and the entry's text. */
+export function entryHashKeyed(
   key: Buffer,
   prevHash: string,
-  entry: Pick<AuditEntry, 'seq' | 'at' | 'action' | 'personal'>,
+  entry: Hashed & { v: 2 | 3 },
+  documentId?: string,
 ): string {
-  return createHmac('sha256', key)
-    .update(prevHash)
-    .update(entryText({ ...entry, v: 2 }))
-    .digest('hex');
+  return createHmac('sha256', key).update(prevHash).update(entryText(entry, documentId)).digest('hex');
 }
 
-function entryHash(key: Buffer, prevHash: string, entry: AuditEntry): string {
-  return entry.v === 1 ? entryHashV1(prevHash, entry) : entryHashV2(key, prevHash, entry);
+function entryHash(key: Buffer, prevHash: string, entry: AuditEntry, documentId: string): string {
+  return entry.v === 1
+    ? entryHashV1(prevHash, entry)
+    : entryHashKeyed(key, prevHash, { ...entry, v: entry.v }, documentId);
 }
 
-/** The next entry (version 2) of a chain whose head is `prevHash`, with a fresh salt unless one is given. */
+/**
+ * The next entry (version 3) of the chain of document `documentId` whose head is `prevHash`, with
+ * a fresh salt unless one is given.
+ */
 export function chainEntry(
   key: Buffer,
+  documentId: string,
   prevHash: string,
   facts: AuditFacts,
   salt = randomBytes(16).toString('hex'),
 ): AuditEntry {
   const personal = personalCommitment(salt, facts);
-  const entry = { ...facts, v: 2 as const, salt, personal };
-  return { ...entry, prev_hash: prevHash, hash: entryHashV2(key, prevHash, entry) };
+  const entry = { ...facts, v: 3 as const, salt, personal };
+  return { ...entry, prev_hash: prevHash, hash: entryHashKeyed(key, prevHash, entry, documentId) };
 }
 
 /** The document status a trail's actions add up to. */
@@ -169,6 +187,8 @@ export type ChainBreak =
 
 /** The document as its row says, which the chain must bear out. */
 export interface ChainHead {
+  /** The document's id, which version-3 entries are hashed with. */
+  documentId: string;
   seq: number;
   hash: string;
   /** The document's status and title; left out, they are not checked. */
@@ -192,7 +212,8 @@ export interface ChainVerdict {
  */
 export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: ChainKey): ChainVerdict {
   let prev = GENESIS_HASH;
-  let keyed = false;
+  /** The newest hash version seen so far in the chain: no entry after it may use an older one. */
+  let newest = 1;
   for (const [i, entry] of entries.entries()) {
     const broken = (reason: 'sequence' | 'prev_hash' | 'hash' | 'version'): ChainVerdict => ({
       valid: false,
@@ -200,12 +221,13 @@ export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: Ch
       firstBroken: { seq: entry.seq, reason },
     });
     if (entry.seq !== i + 1) return broken('sequence');
-    // Unkeyed only before the key existed, and never after a keyed entry: no fall-back to SHA-256.
-    if (entry.v === 1 && (keyed || entry.at >= chainKey.since)) return broken('version');
-    if (entry.v !== 1 && entry.v !== 2) return broken('version');
-    if (entry.v === 2) keyed = true;
+    if (entry.v !== 1 && entry.v !== 2 && entry.v !== 3) return broken('version');
+    // Unkeyed only before the key existed; never an older form after a newer one.
+    if (entry.v === 1 && entry.at >= chainKey.since) return broken('version');
+    if (entry.v < newest) return broken('version');
+    newest = entry.v;
     if (entry.prev_hash !== prev) return broken('prev_hash');
-    if (!sameText(entryHash(chainKey.key, prev, entry), entry.hash)) return broken('hash');
+    if (!sameText(entryHash(chainKey.key, prev, entry, head.documentId), entry.hash)) return broken('hash');
     // An erased entry (no salt) has nothing left to check against its commitment; any other must
     // hold exactly the fields it committed to.
     if (entry.salt !== null && personalCommitment(entry.salt, entry as AuditFacts) !== entry.personal) {

@@ -145,7 +145,7 @@ async function appendEntries(
   const rows: AuditEntriesTable[] = [];
   for (const step of steps) {
     seq += 1;
-    const entry = chainEntry(context.chainKey, hash, {
+    const entry = chainEntry(context.chainKey, doc.id, hash, {
       seq,
       at: context.now,
       actor: step.actor,
