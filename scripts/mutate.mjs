@@ -26,7 +26,7 @@ export const GROUPS = {
       'test/domain.test.ts',
       'test/domain.input.test.ts',
       'test/ssrf.address-policy.test.ts',
-      'test/documents.test.ts',
+      'test/audit-chain.test.ts',
     ],
   },
   transitions: {
