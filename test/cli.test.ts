@@ -143,6 +143,7 @@ describe('token commands next to a running server', () => {
     const row = listed.stdout.split('\n').find((line) => line.startsWith(`${id}\t`));
     expect(row?.split('\t')[4]).toBe(expires);
 
+    // A wait for the clock to pass the expiry, not a race: a slower machine only waits less.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiredBy - Date.now()) + 100));
     const refused = await api(server, token);
     expect(refused.status).toBe(401);
