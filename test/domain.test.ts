@@ -67,6 +67,24 @@ describe('retry policy', () => {
     expect(parseRetryAfter('nonsense', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });
+
+  it('names the malformed schedule entry as written, without its spaces, and refuses an empty schedule', () => {
+    expect(() => parseRetrySchedule('0, soon ,5m')).toThrow(
+      new Error('invalid retry schedule entry "soon" (use e.g. 0,5s,5m,2h)'),
+    );
+    expect(() => parseRetrySchedule('')).toThrow('invalid retry schedule entry ""');
+    expect(() => parseRetrySchedule('0,,5s')).toThrow('invalid retry schedule entry ""');
+  });
+
+  it('reads Retry-After seconds with surrounding spaces, and only all-digit values as seconds', () => {
+    const now = Date.parse('2025-12-18T12:00:00Z');
+    expect(parseRetryAfter(' 120 ', now)).toBe(120_000);
+    expect(parseRetryAfter('0', now)).toBe(0);
+    // Digits with something before or after them are neither delta-seconds nor a date.
+    for (const value of ['120abc', 'abc120', '120 seconds', '1e3', '0x10']) {
+      expect(parseRetryAfter(value, now), value).toBeUndefined();
+    }
+  });
 });
 
 describe('Standard Webhooks signing', () => {
@@ -202,6 +220,55 @@ describe('rate limits', () => {
     expect(limiter.take('a', 4_002).allowed).toBe(true);
     expect(() => new FixedWindowLimiter(0, 1_000)).toThrow(RangeError);
   });
+
+  it('counts requests that arrive in the same millisecond', () => {
+    const limiter = new FixedWindowLimiter(3, 10_000);
+    expect([1, 2, 3, 4, 5].map(() => limiter.take('tok_a', 1_000))).toEqual([
+      { allowed: true, limit: 3, remaining: 2, resetInMs: 10_000 },
+      { allowed: true, limit: 3, remaining: 1, resetInMs: 10_000 },
+      { allowed: true, limit: 3, remaining: 0, resetInMs: 10_000 },
+      { allowed: false, limit: 3, remaining: 0, resetInMs: 10_000 },
+      { allowed: false, limit: 3, remaining: 0, resetInMs: 10_000 },
+    ]);
+  });
+
+  it('allows exactly max requests of any burst inside one window, however they are spread', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 1, maxLength: 60 }),
+        (max, windowMs, fractions) => {
+          const limiter = new FixedWindowLimiter(max, windowMs);
+          const start = 1_000_000;
+          const times = [start, ...fractions.map((f) => start + Math.floor(f * windowMs))].sort((a, b) => a - b);
+          const decisions = times.map((t) => limiter.take('k', t));
+          expect(decisions.filter((d) => d.allowed)).toHaveLength(Math.min(max, times.length));
+          decisions.forEach((d, i) => {
+            expect(d.allowed).toBe(i < max);
+            expect(d.remaining).toBe(Math.max(0, max - i - 1));
+            expect(d.resetInMs).toBe(start + windowMs - (times[i] as number));
+          });
+        },
+      ),
+    );
+  });
+
+  it('refuses a limit or window that is not positive', () => {
+    for (const [max, windowMs] of [
+      [0, 1_000],
+      [-1, 1_000],
+      [Number.NaN, 1_000],
+      [10, 0],
+      [10, -1_000],
+      [10, Number.NaN],
+    ] as const) {
+      expect(() => new FixedWindowLimiter(max, windowMs), `${max}/${windowMs}`).toThrow(
+        new RangeError('max and windowMs must be positive'),
+      );
+    }
+    expect(new FixedWindowLimiter(1, 1).take('k', 0).allowed).toBe(true);
+  });
 });
 
 describe('secrets at rest', () => {
@@ -257,6 +324,92 @@ describe('secrets at rest', () => {
     expect(box.openAny(legacy, HERE)).toBe('legacy');
     const resealed = box.seal(box.openAny(legacy, HERE), HERE);
     expect(box.open(resealed, HERE)).toBe('legacy');
+  });
+
+  it('refuses a master key that is not 32 bytes', () => {
+    for (const length of [0, 16, 31, 33, 64]) {
+      expect(() => new SecretBox(Buffer.alloc(length, 7)), String(length)).toThrow('the master key must be 32 bytes');
+    }
+  });
+
+  it('keeps callbacks and settings apart: each account, purpose and setting name opens only its own', () => {
+    const box = new SecretBox(randomBytes(32));
+    const places = [
+      callbackSeal('password', 'acc_1'),
+      callbackSeal('bearer_token', 'acc_1'),
+      callbackSeal('signing_secret', 'acc_1'),
+      callbackSeal('password', 'acc_2'),
+      // Same purpose, row and account as the callback's signing secret: only the table differs.
+      subscriptionSeal('signing_secret', { id: 'acc_1', account_id: 'acc_1' }),
+      settingSeal('audit_link_key'),
+      settingSeal('master_key_check'),
+    ];
+    places.forEach((sealedFor, i) => {
+      const sealed = box.seal(`secret ${i}`, sealedFor);
+      places.forEach((openedAs, j) => {
+        if (i === j) expect(box.open(sealed, openedAs)).toBe(`secret ${i}`);
+        else expect(() => box.open(sealed, openedAs), `${i} as ${j}`).toThrow(/sealed for another row/);
+      });
+    });
+  });
+
+  it('keeps the stored form stable, so values sealed by earlier releases still open', () => {
+    // The v2 form, built here independently of SecretBox: `v2.<keyId>.<iv>.<ciphertext+tag>`, keyId
+    // the first 8 base64url characters of the key's SHA-256, AES-256-GCM over the UTF-8 text with
+    // associated data `countersign sealed v2\n<purpose>\n<table>\n<row>\n<account>`.
+    const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+    const box = new SecretBox(key);
+    expect(box.keyId).toBe('Yw3NKWbE');
+    const sealedBefore = (plaintext: string, where: string) => {
+      const iv = Buffer.alloc(12, 9);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      cipher.setAAD(Buffer.from(`countersign sealed v2\n${where}`, 'utf8'));
+      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+      return `v2.Yw3NKWbE.${iv.toString('base64url')}.${body.toString('base64url')}`;
+    };
+    const secret = 'pässwörd ✓ 秘密';
+    for (const [context, where] of [
+      [
+        subscriptionSeal('secret_token', { id: 'sub_1', account_id: 'acc_1' }),
+        'secret_token\nsubscriptions\nsub_1\nacc_1',
+      ],
+      [callbackSeal('bearer_token', 'acc_1'), 'bearer_token\ncallbacks\nacc_1\nacc_1'],
+      [settingSeal('audit_link_key'), 'setting\ncountersign_settings\naudit_link_key\n-'],
+    ] as const) {
+      expect(box.open(sealedBefore(secret, where), context), where).toBe(secret);
+      expect(box.open(box.seal(secret, context), context)).toBe(secret);
+    }
+  });
+
+  it('tells a value sealed under another master key, or malformed, from one sealed for another row', () => {
+    const box = new SecretBox(randomBytes(32));
+    const good = box.seal('secret', HERE);
+    const [, keyId, iv, body] = good.split('.');
+    const otherKey = new SecretBox(randomBytes(32)).seal('secret', HERE);
+    for (const sealed of [
+      otherKey,
+      `v3.${keyId}.${iv}.${body}`,
+      `v2.${keyId}.${iv}`,
+      `v2.${keyId}.${iv}.`,
+      `v2.${keyId}..${body}`,
+      `v2.${keyId}`,
+      'v2',
+      '',
+    ]) {
+      expect(() => box.open(sealed, HERE), sealed).toThrow(
+        new Error('secret was sealed under another master key or is corrupt'),
+      );
+      expect(() => box.openAny(sealed, HERE), sealed).toThrow(
+        new Error('secret was sealed under another master key or is corrupt'),
+      );
+    }
+    // A legacy value of another master key is refused the same way when it is re-sealed.
+    expect(() => box.openAny(`v1.${otherKey.slice(3)}`, HERE)).toThrow(
+      new Error('secret was sealed under another master key or is corrupt'),
+    );
+    expect(() => box.open(good, callbackSeal('signing_secret', 'acc_1'))).toThrow(
+      new Error('secret does not open here: it was sealed for another row, or under another master key'),
+    );
   });
 });
 
