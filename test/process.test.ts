@@ -28,6 +28,9 @@ import {
 import { DIALECTS, dialectLabel, sqliteDialect, type TestDatabase } from './helpers/databases.js';
 import { gate, type Receiver, startReceiver } from './helpers/receiver.js';
 
+/** Each test starts and stops real processes, several seconds each on a loaded machine. */
+const PROCESS_TEST = { timeout: 120_000 };
+
 const workspaces: Workspace[] = [];
 const databases: TestDatabase[] = [];
 const receivers: Receiver[] = [];
@@ -88,7 +91,7 @@ function lines(text: string): string[] {
   return text.split('\n').filter((line) => line.trim() !== '');
 }
 
-describe('a process that cannot start', () => {
+describe('a process that cannot start', PROCESS_TEST, () => {
   it('exits 1 with one line when its port is taken, prints no token, and leaves the database without an account', async () => {
     const workspace = await workspaceOn(sqliteDialect);
     const port = await takenPort();
@@ -229,7 +232,7 @@ describe('a process that cannot start', () => {
   }
 });
 
-describe('a running server whose master key stops fitting the database', () => {
+describe('a running server whose master key stops fitting the database', PROCESS_TEST, () => {
   it('says so and exits 1 within a heartbeat', async () => {
     const workspace = await workspaceOn(sqliteDialect);
     const server = await startServe(workspace.env);
@@ -247,14 +250,14 @@ describe('a running server whose master key stops fitting the database', () => {
     const exit = await eventually(
       'the server to exit',
       async () => (server.child.exitCode === null ? undefined : server.child.exitCode),
-      20_000,
+      60_000,
     );
     expect(exit).toBe(1);
     expect(server.stderr()).toContain('countersign: the master key was changed while this process ran');
-  }, 30_000);
+  });
 });
 
-describe('a receiver slower than the lease', () => {
+describe('a receiver slower than the lease', PROCESS_TEST, () => {
   it('gets exactly one request per attempt', async () => {
     // Held open until the serving process has renewed the lease: the request outlasts the first
     // lease by as long as the test likes, not by a delay that must beat a clock.
@@ -311,10 +314,10 @@ describe('a receiver slower than the lease', () => {
     const detail = await api(server, 'GET', `/v1/deliveries/${delivery.id}`);
     expect(detail.json).toMatchObject({ attempt_count: 1, attempts: [{ number: 1, status_code: 200 }] });
     expect(receiver.requests).toHaveLength(1);
-  }, 60_000);
+  });
 });
 
-describe('the logs of a running server', () => {
+describe('the logs of a running server', PROCESS_TEST, () => {
   it('writes an access line per request by default, and none with COUNTERSIGN_ACCESS_LOG=off', async () => {
     const workspace = await workspaceOn(sqliteDialect);
     const on = await startServe(workspace.env);
