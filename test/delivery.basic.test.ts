@@ -147,9 +147,18 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
       let peakOverall = 0;
       const peaks = new Map<string, number>();
       const active = new Map<string, number>();
-      // Every request is held until three are in flight at once, so the limits are reached however
-      // slowly the machine runs; then all are answered, and every later one at once.
+      // Every request is held until three are in flight at once and the dispatcher has started no
+      // more than arrived, so the limits are reached however slowly the machine runs and a send
+      // past them would be seen; then all are answered, and every later one at once.
+      const metrics = new Metrics({ defaults: false });
+      const sending = async () =>
+        Number(/^countersign_dispatcher_sending (\d+)$/m.exec(await metrics.registry.metrics())?.[1]);
       let held: (() => void)[] | undefined = [];
+      const releaseOnceAllArrived = async () => {
+        if (!held || (await sending()) !== inFlight) return;
+        for (const release of held.splice(0)) release();
+        held = undefined;
+      };
       const servers: Server[] = [];
       const origins: string[] = [];
       for (const name of ['a', 'b']) {
@@ -167,9 +176,7 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
             };
             if (!held) return answer();
             held.push(answer);
-            if (inFlight < 3) return;
-            for (const release of held.splice(0)) release();
-            held = undefined;
+            if (inFlight >= 3) void releaseOnceAllArrived();
           });
         });
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -183,6 +190,7 @@ describe.each(DIALECTS)('send concurrency on $name', (dialect) => {
       const dispatcher = new Dispatcher(service.store, service.secrets, config, pino({ level: 'silent' }), {
         targetPolicy: { allowInsecure: true },
         resolve: offlineResolver,
+        metrics,
       });
       try {
         for (const origin of origins) {
