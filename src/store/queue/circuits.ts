@@ -62,10 +62,19 @@ export async function trippedCircuits(db: Kysely<Database>, keys: string[]): Pro
 }
 
 /** The circuits of these endpoints, closed ones included, by endpoint (endpoints never failed have none). */
-export async function circuitsOf(db: Kysely<Database>, keys: string[]): Promise<Map<string, CircuitRow>> {
+/**
+ * The circuits of these endpoints. `lock` (PostgreSQL, in a transaction that writes them back)
+ * holds their rows, in endpoint order so that two writers cannot deadlock, until it commits.
+ */
+export async function circuitsOf(db: Kysely<Database>, keys: string[], lock = false): Promise<Map<string, CircuitRow>> {
   const found = new Map<string, CircuitRow>();
-  for (const part of chunk([...new Set(keys)], 500)) {
-    const rows = await db.selectFrom('endpoint_circuits').selectAll().where('endpoint', 'in', part).execute();
+  for (const part of chunk([...new Set(keys)].sort(), 500)) {
+    const rows = await db
+      .selectFrom('endpoint_circuits')
+      .selectAll()
+      .where('endpoint', 'in', part)
+      .$if(lock, (q) => q.orderBy('endpoint').forUpdate())
+      .execute();
     for (const row of rows) found.set(row.endpoint, row);
   }
   return found;
@@ -79,6 +88,7 @@ export async function circuitsOf(db: Kysely<Database>, keys: string[]): Promise<
  */
 export async function applyVerdicts(
   trx: Kysely<Database>,
+  dialect: Pick<StoreDialect, 'name'>,
   results: AttemptResult[],
   now: number,
   settings: CircuitSettings,
@@ -101,7 +111,9 @@ export async function applyVerdicts(
   }
   if (byEndpoint.size === 0) return { changes: [], released: 0 };
 
-  const stored = await circuitsOf(trx, [...byEndpoint.keys()]);
+  // Held until this batch commits (PostgreSQL): each circuit is read, moved on and written back
+  // whole, and a probe asked for meanwhile (probeNow, which holds the row too) must not be lost.
+  const stored = await circuitsOf(trx, [...byEndpoint.keys()], dialect.name === 'postgres');
   const changes: CircuitChange[] = [];
   let released = 0;
   for (const [key, { accountId, verdicts, retried }] of byEndpoint) {

@@ -136,7 +136,7 @@ export async function recordAttempts(
         .execute();
     }
     const disabled = await updateSubscriptionHealth(trx, results, now, settings);
-    const circuits = settings.circuit ? await applyVerdicts(trx, results, now, settings.circuit) : undefined;
+    const circuits = settings.circuit ? await applyVerdicts(trx, dialect, results, now, settings.circuit) : undefined;
     const keys: OrderKey[] = [];
     for (const r of finished) {
       if (r.order_key !== null && r.subscription_id !== null) {
