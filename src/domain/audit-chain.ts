@@ -74,8 +74,8 @@ export interface AuditEntry extends Omit<AuditFacts, 'actor' | 'ip' | 'user_agen
 
 /**
  * JSON with object keys sorted at every level and no white space: one text for one value,
- * whichever order its keys were built in. Only the shapes an entry holds (objects, strings,
- * finite numbers, null) are allowed.
+ * whichever order its keys were built in. Only JSON's own shapes are allowed (objects, lists,
+ * strings, booleans, finite numbers, null).
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
