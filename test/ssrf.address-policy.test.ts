@@ -3,9 +3,12 @@
 // plain values; the resolving and connecting halves are in ssrf.guard.test.ts.
 import { describe, expect, it } from 'vitest';
 import {
+  allowListFrom,
   checkAddress,
+  describeRefusal,
   type ForbiddenKind,
   formatAddress,
+  parseCidr,
   parseCidrList,
   parseIpLiteral,
 } from '../src/domain/address-policy.js';
@@ -181,8 +184,50 @@ describe('the SSRF address policy', () => {
     }
   });
 
+  it('reads the odd but valid literal forms, and only those', () => {
+    const text = (s: string) => {
+      const ip = parseIpLiteral(s);
+      return ip && formatAddress(ip);
+    };
+    expect(text(' 127.0.0.1 ')).toBe('127.0.0.1');
+    expect(text('\t[::1]\n')).toBe('::1');
+    // A zone id is dropped whole, even one with dots or colons in it.
+    expect(text('fe80::1%1.2')).toBe('fe80::1');
+    expect(text('fe80::1%a:b')).toBe('fe80::1');
+    expect(text('[fe80::2%eth0]')).toBe('fe80::2');
+    // A dotted tail after six full groups, or after ::
+    expect(text('1:2:3:4:5:6:1.2.3.4')).toBe('1:2:3:4:5:6:102:304');
+    expect(text('0:0:0:0:0:ffff:127.0.0.1')).toBe('::ffff:127.0.0.1');
+    expect(text('1::1.2.3.4')).toBe('1::102:304');
+    expect(text('FE80::ABCD')).toBe('fe80::abcd');
+    // Half a bracket pair, a fifth part (even a zero), radix prefixes where they do not lead
+    for (const host of ['[::1', '::1]', '1::1]', '1.2.3.4.0', '120x1', '0178', '1.2.3.09', '0x1.0x100.1']) {
+      expect(parseIpLiteral(host), host).toBeUndefined();
+    }
+  });
+
   it('refuses a resolver answer that is not an IP address at all', () => {
-    expect(checkAddress('not-an-address')).toMatchObject({ allowed: false, reason: 'not an IP address' });
+    expect(checkAddress('not-an-address')).toEqual({
+      allowed: false,
+      address: 'not-an-address',
+      kind: 'reserved',
+      reason: 'not an IP address',
+    });
+  });
+
+  it('words a refusal for a literal host apart from one for a name that resolved to the address', () => {
+    const verdict = { address: '10.0.0.1', reason: 'a private address (RFC 1918)' };
+    expect(describeRefusal('10.0.0.1', verdict)).toBe('10.0.0.1 is a private address (RFC 1918)');
+    expect(describeRefusal('0xa.1', verdict)).toBe('10.0.0.1 is a private address (RFC 1918)');
+    expect(describeRefusal('db.internal', verdict)).toBe(
+      'db.internal resolves to 10.0.0.1, a private address (RFC 1918)',
+    );
+    expect(describeRefusal('10.0.0.2', verdict)).toBe('10.0.0.2 resolves to 10.0.0.1, a private address (RFC 1918)');
+    const v6 = { address: 'fe80::1', reason: 'an IPv6 link-local address' };
+    expect(describeRefusal('[fe80::1]', v6)).toBe('fe80::1 is an IPv6 link-local address');
+    expect(describeRefusal('[FE80:0::1]', v6)).toBe('fe80::1 is an IPv6 link-local address');
+    // Only the brackets around an IPv6 literal are dropped.
+    expect(describeRefusal('a[b]c', v6)).toBe('a[b]c resolves to fe80::1, an IPv6 link-local address');
   });
 
   it('formats addresses canonically (RFC 5952, IPv4-mapped shown dotted)', () => {
@@ -322,6 +367,46 @@ describe('the operator allow-list (COUNTERSIGN_ALLOWED_TARGET_CIDRS)', () => {
       '::1/128',
     ]);
     expect(allow('')).toEqual([]);
+  });
+
+  it('keeps address families apart, and sees through IPv4-mapped addresses only', () => {
+    expect(checkAddress('::1', allow('0.0.0.0/0'))).toMatchObject({ allowed: false, kind: 'loopback' });
+    expect(checkAddress('fe80::1', allow('0.0.0.0/0'))).toMatchObject({ allowed: false, kind: 'link-local' });
+    expect(checkAddress('127.0.0.1', allow('::/0'))).toMatchObject({ allowed: false, kind: 'loopback' });
+    expect(checkAddress('10.0.0.1', allow('0.0.0.0/0'))).toMatchObject({ allowed: true, allowListed: true });
+    expect(checkAddress('::ffff:127.0.0.1', allow('127.0.0.0/8'))).toMatchObject({ allowed: true, allowListed: true });
+    const loopback = allow('127.0.0.0/8');
+    for (const host of ['::127.0.0.1', '::ffff:0:127.0.0.1', '64:ff9b::127.0.0.1', '2002:7f00:1::1']) {
+      expect(checkAddress(host, loopback), host).toMatchObject({ allowed: false, kind: 'loopback' });
+    }
+  });
+
+  it('compiles a configured list once, and an absent or empty one to nothing', () => {
+    const configured = ['127.0.0.1/32', 'fd00::/8'];
+    const list = allowListFrom(configured);
+    expect(list.map((c) => c.text)).toEqual(['127.0.0.1/32', 'fd00::/8']);
+    expect(allowListFrom(configured)).toBe(list);
+    expect(allowListFrom(undefined)).toEqual([]);
+    expect(allowListFrom([])).toEqual([]);
+    expect(checkAddress('127.0.0.1', allowListFrom(undefined))).toMatchObject({ allowed: false, kind: 'loopback' });
+  });
+
+  it('reads one CIDR strictly: trimmed, prefix 0 up to the family width, in plain digits', () => {
+    expect(parseCidr(' 10.0.0.0/8 ')).toEqual({ family: 4, value: 0x0a00_0000n, prefix: 8, text: '10.0.0.0/8' });
+    expect(parseCidr('0.0.0.0/0')).toMatchObject({ prefix: 0, text: '0.0.0.0/0' });
+    expect(parseCidr('::/0')).toMatchObject({ family: 6, prefix: 0, text: '::/0' });
+    expect(parseCidr('2001:DB8::/32')).toEqual({
+      family: 6,
+      value: 0x2001_0db8n << 96n,
+      prefix: 32,
+      text: '2001:db8::/32',
+    });
+    expect(parseCidr('10.1.2.3')).toMatchObject({ prefix: 32, text: '10.1.2.3/32' });
+    for (const text of ['10.0.0.0/+8', '10.0.0.0/8.0', '10.0.0.0/ 8', '10.0.0.0/0x8', '10.0.0.0/-0', '10.0.0.0/1000']) {
+      expect(() => parseCidr(text), text).toThrow(/prefix length outside 0-32/);
+    }
+    expect(() => parseCidr('fd00::1/8')).toThrow('"fd00::1/8" has host bits set; did you mean fd00::/8?');
+    expect(() => parseCidr('10.0.0.1/8')).toThrow('"10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?');
   });
 
   it('refuses CIDRs it cannot read, naming the bad one', () => {
