@@ -102,12 +102,12 @@ function parseInetAton(text: string): IpAddress | undefined {
 
 function parseAtonPart(part: string): number | undefined {
   let n: number;
-  // Stryker disable next-line MethodExpression: parseInt(…, 16) skips a leading 0x itself, so the slice changes no value
+  // Stryker disable MethodExpression: parseInt(…, 16) skips a leading 0x itself and a leading 0 adds nothing to a base-8 value, so neither slice changes a value
   if (/^0x[0-9a-f]*$/i.test(part)) n = part.length === 2 ? 0 : Number.parseInt(part.slice(2), 16);
-  // Stryker disable next-line MethodExpression: a leading 0 adds nothing to a base-8 value, so the slice changes no value
   else if (/^0[0-7]*$/.test(part)) n = part.length === 1 ? 0 : Number.parseInt(part.slice(1), 8);
   else if (/^[1-9][0-9]*$/.test(part)) n = Number(part);
   else return undefined;
+  // Stryker restore MethodExpression
   // Stryker disable next-line ConditionalExpression,LogicalOperator: defence in depth; parseInetAton refuses every value this would let through anyway (a leading part over 255, a last part over what its bytes hold), and the regexes leave no NaN
   return Number.isSafeInteger(n) && n <= 0xffff_ffff ? n : undefined;
 }
