@@ -47,7 +47,7 @@ export const GROUPS = {
   auth: {
     what: 'auth and scopes',
     mutate: ['src/api/auth.ts', 'src/domain/tokens.ts'],
-    tests: ['test/security.scopes.test.ts', 'test/security.test.ts', 'test/domain.test.ts'],
+    tests: ['test/auth.test.ts', 'test/security.scopes.test.ts', 'test/security.test.ts', 'test/domain.test.ts'],
   },
 };
 

@@ -30,6 +30,7 @@ export function hashToken(token: string): string {
 /** `storedHash` is the hex hash as stored, or its bytes (callers checking often decode it once). */
 export function tokenMatches(token: string, storedHash: string | Buffer): boolean {
   const presented = hash('sha256', token, 'buffer');
+  // Stryker disable next-line ConditionalExpression: Buffer.from(aBuffer, 'hex') copies the bytes and ignores the encoding, so decoding a Buffer too gives the same bytes
   const stored = typeof storedHash === 'string' ? Buffer.from(storedHash, 'hex') : storedHash;
   return presented.length === stored.length && timingSafeEqual(presented, stored);
 }
