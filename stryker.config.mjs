@@ -13,6 +13,8 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   tempDirName: '.stryker-tmp',
+  // Not copied into the sandbox: other runs' temp dirs (which may vanish mid-copy) and reports.
+  ignorePatterns: ['/.stryker-tmp*', '/reports'],
   cleanTempDir: 'always',
   thresholds: { high: 90, low: 85, break: null },
 };
