@@ -88,6 +88,8 @@ export function canonicalJson(value: unknown): string {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) =>
+        // Equivalent mutant, left to survive (a disable comment would also hide `a >= b` here,
+        // which the tests kill): `a <= b` orders the same, an object's keys being distinct.
         a < b
           ? -1
           : // Stryker disable next-line EqualityOperator,ConditionalExpression: V8's sort (insertion sort and TimSort alike) only asks whether the answer is below 0, so a 1 turned into 0 (the `a > b` test made true, false, >= or <=) orders an object's distinct keys the same; checked over random key sets
@@ -258,6 +260,8 @@ export function verifyChain(entries: AuditEntry[], head: ChainHead, chainKey: Ch
     return invalid({ seq: entries.length, reason: 'status' });
   }
   const created = entries[0];
+  // Equivalent mutant, left to survive: `created.salt !== null` made true changes nothing, since an
+  // erased entry that got this far has no detail (checked above) and so no title either.
   const committedTitle = created?.action === 'created' && created.salt !== null ? created.detail?.title : undefined;
   if (head.title !== undefined && committedTitle !== undefined && committedTitle !== head.title) {
     return invalid({ seq: 1, reason: 'title' });
@@ -312,5 +316,7 @@ export function checkAuditLink(
   now: number,
 ): AuditLinkVerdict {
   if (!sameText(auditLinkSig(key, documentId, epoch, link.expiresAt), link.sig)) return 'forged';
+  // Equivalent mutant, left to survive: `link.expiresAt !== undefined` made true changes nothing,
+  // `now >= undefined` being false.
   return link.expiresAt !== undefined && now >= link.expiresAt ? 'expired' : 'valid';
 }
