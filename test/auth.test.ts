@@ -1,3 +1,7 @@
+// Bearer-token authentication (src/api/auth.ts) and the tokens it checks (src/domain/tokens.ts):
+// which Authorization headers name a token, the one 401 every refusal gets, expiry to the
+// millisecond, revocation of a cached token, and how often a token's last use is written, all
+// through the real app on a real SQLite store.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Scope } from '../src/api/auth.js';
 import { hashToken, issueToken, TOKEN_PREFIX, tokenLookup, tokenMatches } from '../src/domain/tokens.js';
