@@ -26,7 +26,9 @@ export const GROUPS = {
       'test/domain.test.ts',
       'test/domain.input.test.ts',
       'test/ssrf.address-policy.test.ts',
+      'test/ssrf.address-policy.table.test.ts',
       'test/audit-chain.test.ts',
+      'test/classify.test.ts',
     ],
   },
   transitions: {
