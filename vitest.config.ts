@@ -33,7 +33,9 @@ export default defineConfig(async () => {
     test: {
       include: ['test/**/*.test.ts'],
       globalSetup: ['test/helpers/global-setup.ts'],
-      testTimeout: 30_000,
+      // A guard against a test that hangs, not a measure of speed: tests that start real processes
+      // (the CLI, crash tests) take several times longer on a loaded machine (README, Testing).
+      testTimeout: 120_000,
       hookTimeout: 60_000,
       pool: 'forks' as const,
       // Two cores: more files at once only makes timing-sensitive delivery tests flaky. `npm test`
