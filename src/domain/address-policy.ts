@@ -78,12 +78,8 @@ export function parseIpLiteral(text: string): IpAddress | undefined {
 /** The inet_aton(3) grammar: one to four parts, each decimal, octal (leading 0) or hex (0x). */
 function parseInetAton(text: string): IpAddress | undefined {
   const parts = text.split('.');
-  if (
-    parts.length > 4 ||
-    // Stryker disable next-line ConditionalExpression: split() always gives at least one part, so this half is never true
-    parts.length < 1
-  )
-    return undefined;
+  // split() gives at least one part.
+  if (parts.length > 4) return undefined;
   const numbers: number[] = [];
   for (const part of parts) {
     const n = parseAtonPart(part);
