@@ -17,8 +17,6 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { ALL_SCOPES } from '../src/api/auth.js';
-import { issueToken } from '../src/domain/tokens.js';
 import { openStore } from '../src/store/kysely-store.js';
 import { openDialect } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
@@ -34,6 +32,7 @@ import {
 } from './helpers/browser.js';
 import { killAllServe, makeWorkspace, type ServeProcess, startServe, type Workspace } from './helpers/cli-process.js';
 import { type Receiver, type Responder, startReceiver } from './helpers/receiver.js';
+import { addToken } from './helpers/tokens.js';
 
 /** Committed screenshots (one per screen at 1280 px), shown in the README. Written when asked for. */
 const DOCS_UI = resolve(import.meta.dirname, '../docs/ui');
@@ -140,18 +139,8 @@ describe('the portal in a real browser', () => {
 
   async function newTenant(): Promise<Tenant> {
     const { accountId, token } = await withStore(async (store) => {
-      const now = Date.now();
-      const account = await store.ensureAccount(`test-${randomUUID()}`, now);
-      const issued = issueToken();
-      await store.createToken({
-        accountId: account.id,
-        lookup: issued.lookup,
-        hash: issued.hash,
-        scopes: ALL_SCOPES,
-        expiresAt: null,
-        now,
-      });
-      return { accountId: account.id, token: issued.token };
+      const account = await store.ensureAccount(`test-${randomUUID()}`, Date.now());
+      return { accountId: account.id, ...(await addToken(store, account.id)) };
     });
     const api = (path: string, init?: ApiInit) => call(token, path, init);
     return {
@@ -602,12 +591,8 @@ describe('the portal in a real browser', () => {
     const other = await newTenant();
     const otherSubId = await subscribe(other, `${receiver.url}/globex`, 'document.sent');
     // A portal link of this account that has expired.
-    const expired = issueToken();
-    await withStore((store) =>
-      store.createToken({
-        accountId: tenant.accountId,
-        lookup: expired.lookup,
-        hash: expired.hash,
+    const expired = await withStore((store) =>
+      addToken(store, tenant.accountId, {
         scopes: ['read', 'write'],
         kind: 'portal',
         expiresAt: Date.now() - 1000,

@@ -3,19 +3,19 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { ALL_SCOPES, type Scope } from '../../src/api/auth.js';
+import type { Scope } from '../../src/api/auth.js';
 import { buildApp } from '../../src/app.js';
 import { type DispatcherConfig, loadConfig } from '../../src/config.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import type { Resolver } from '../../src/delivery/guarded-lookup.js';
 import type { ListenSettings } from '../../src/delivery/listen-hub.js';
 import { SecretBox } from '../../src/domain/secret-box.js';
-import { issueToken } from '../../src/domain/tokens.js';
 import type { Metrics } from '../../src/metrics.js';
 import { openStore } from '../../src/store/kysely-store.js';
 import { openDialect, parseDatabaseUrl } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import type { DialectUnderTest, TestDatabase } from './databases.js';
+import { addToken } from './tokens.js';
 
 export interface TestService {
   app: FastifyInstance;
@@ -142,18 +142,8 @@ export async function startTestService(
   await dispatcher?.start();
 
   const tokenFor = async (account: string, opts: { scopes?: Scope[]; expiresAt?: number | null } = {}) => {
-    const now = Date.now();
-    const acc = await store.ensureAccount(account, now);
-    const issued = issueToken();
-    const { id } = await store.createToken({
-      accountId: acc.id,
-      lookup: issued.lookup,
-      hash: issued.hash,
-      scopes: opts.scopes ?? ALL_SCOPES,
-      expiresAt: opts.expiresAt ?? null,
-      now,
-    });
-    return { token: issued.token, id, accountId: acc.id };
+    const acc = await store.ensureAccount(account, Date.now());
+    return { ...(await addToken(store, acc.id, opts)), accountId: acc.id };
   };
   const main = await tokenFor('acme');
 
